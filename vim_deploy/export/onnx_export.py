@@ -1,0 +1,154 @@
+"""PyTorch Vim -> ONNX with one custom node per selective scan.
+
+The model is traced with torch.onnx's TorchScript exporter (``dynamo=False``), where
+``vim_deploy.ops.selective_scan`` emits each scan as one ``vim_deploy::VimSelectiveScan`` node
+through an autograd Function's ``symbolic``. The dynamo exporter is not used: it is known to drop
+custom ops silently. Every export is checked afterwards (node count, full checker, shape
+inference), so a silent drop cannot pass.
+
+Scan modes (``scan_impl``):
+  * ``plugin``   custom node only (TensorRT with our plugin library);
+  * ``function`` custom node plus an ONNX local function of the same name whose body is the
+                 portable scan (onnxruntime runs it; TensorRT >= 10.7 prefers the plugin);
+  * ``portable`` the function inlined: standard ONNX ops only.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import onnx
+import torch
+
+from vim_deploy import __version__
+from vim_deploy.errors import VimDeployError
+from vim_deploy.export import graph_cleanup
+from vim_deploy.export.portable_scan import build_scan_function
+from vim_deploy.io_utils import atomic_write_bytes, check_writable
+from vim_deploy.models import create_model, get_cfg, resolve_name
+from vim_deploy.ops import schema
+
+SUPPORTED_OPSETS = (17, 18)
+SCAN_IMPLS = ("plugin", "function", "portable")
+PRECISIONS = ("fp32", "fp16")
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+@dataclass
+class ExportConfig:
+    model: str = "vim_tiny"
+    output: str = "vim_tiny.onnx"
+    checkpoint: str | None = None
+    use_ema: bool = False
+    unsafe_load: bool = False
+    img_size: int | None = None
+    precision: str = "fp32"
+    opset: int = 17
+    scan_impl: str = "plugin"
+    bidirectional: str = "reverse"
+    dynamic_batch: bool = True
+    batch_size: int = 1
+    seed: int = 0
+
+
+@dataclass
+class ExportResult:
+    path: str
+    model: str
+    precision: str
+    scan_impl: str
+    opset: int
+    img_size: int
+    num_scan_nodes: int
+    num_nodes: int
+    size_bytes: int
+    seconds: float
+    op_histogram: dict = field(default_factory=dict)
+
+
+def validate_config(cfg: ExportConfig) -> None:
+    """Reject bad options before any work (one-line errors)."""
+    resolve_name(cfg.model)
+    if cfg.opset not in SUPPORTED_OPSETS:
+        raise VimDeployError(f"opset {cfg.opset} is not supported.",
+                             f"Use one of {', '.join(map(str, SUPPORTED_OPSETS))} (17 is the default; TensorRT 10.3 parses both).")
+    if cfg.scan_impl not in SCAN_IMPLS:
+        raise VimDeployError(f"unknown scan implementation '{cfg.scan_impl}'.", f"Use one of {', '.join(SCAN_IMPLS)}.")
+    if cfg.precision not in PRECISIONS:
+        raise VimDeployError(f"unsupported export precision '{cfg.precision}'.", f"Use one of {', '.join(PRECISIONS)}.")
+    if cfg.bidirectional not in ("reverse", "flip"):
+        raise VimDeployError(f"unknown backward-branch form '{cfg.bidirectional}'.", "Use 'reverse' or 'flip'.")
+    if cfg.batch_size < 1:
+        raise VimDeployError(f"batch size must be >= 1, got {cfg.batch_size}.")
+    check_writable(cfg.output)
+
+
+def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
+    """Export ``cfg.model`` to ``cfg.output`` (written atomically) and return a summary."""
+    validate_config(cfg)
+    say = progress or (lambda msg: None)
+    t0 = time.perf_counter()
+    official = resolve_name(cfg.model)
+    say(f"building {cfg.model} ({'checkpoint ' + cfg.checkpoint if cfg.checkpoint else 'seeded weights, seed %d' % cfg.seed})")
+    model = create_model(cfg.model, checkpoint=cfg.checkpoint, img_size=cfg.img_size, use_ema=cfg.use_ema,
+                         seed=cfg.seed, unsafe_load=cfg.unsafe_load, bidirectional=cfg.bidirectional)
+    model.set_precision(cfg.precision).requires_grad_(False)
+    img = model.patch_embed.img_size[0]
+    dummy = torch.randn(cfg.batch_size, 3, img, img)
+
+    say(f"tracing with torch {torch.__version__} (opset {cfg.opset}, {cfg.precision})")
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (dummy,), buf, dynamo=False, opset_version=cfg.opset,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if cfg.dynamic_batch else None,
+            do_constant_folding=True, custom_opsets={schema.OP_DOMAIN: schema.OP_DOMAIN_VERSION},
+        )
+    proto = onnx.load_from_string(buf.getvalue())
+
+    say("cleaning the graph (constant folding, dead nodes, names)")
+    proto = graph_cleanup.cleanup(proto)
+    n_scans = graph_cleanup.count_scan_nodes(proto)
+    expected = 2 * len(model.layers)
+    if n_scans != expected:
+        raise VimDeployError(f"internal error: the traced graph has {n_scans} scan nodes, expected {expected}.",
+                             "The exporter dropped or duplicated custom ops; please report this with your torch version.")
+
+    if cfg.scan_impl in ("function", "portable"):
+        proto.functions.append(build_scan_function(cfg.opset))
+    if cfg.scan_impl == "portable":
+        say("inlining the portable scan")
+        proto = graph_cleanup.inline_scan_functions(proto)
+
+    pcfg = get_cfg(official)
+    graph_cleanup.set_metadata(proto, {
+        "model_name": official,
+        "model_alias": cfg.model,
+        "checkpoint": os.path.basename(cfg.checkpoint) if cfg.checkpoint else f"seeded-random(seed={cfg.seed})",
+        "img_size": str(img),
+        "precision": cfg.precision,
+        "scan_impl": cfg.scan_impl,
+        "scan_op": f"{schema.OP_DOMAIN}::{schema.OP_NAME} v{schema.PLUGIN_VERSION}",
+        "bidirectional": cfg.bidirectional,
+        "preprocessing": (f"resize {int(round(img / pcfg['crop_pct']))} {pcfg['interpolation']}, center crop {img}, "
+                          f"RGB in [0,1], normalize mean={list(pcfg['mean'])} std={list(pcfg['std'])}, NCHW float32"),
+        "num_classes": str(model.num_classes),
+        "producer": f"vim-deploy {__version__} (torch {torch.__version__})",
+    })
+    proto.producer_name, proto.producer_version = "vim-deploy", __version__
+
+    say("checking (full checker and shape inference)")
+    proto = graph_cleanup.check_and_infer(proto)
+    data = proto.SerializeToString()
+    atomic_write_bytes(cfg.output, data)
+    return ExportResult(
+        path=cfg.output, model=official, precision=cfg.precision, scan_impl=cfg.scan_impl, opset=cfg.opset,
+        img_size=img, num_scan_nodes=graph_cleanup.count_scan_nodes(proto), num_nodes=len(proto.graph.node),
+        size_bytes=len(data), seconds=time.perf_counter() - t0, op_histogram=graph_cleanup.op_histogram(proto),
+    )

@@ -1,0 +1,38 @@
+"""The contract of the custom ONNX node that carries one selective scan.
+
+Exporter, ONNX reference implementation, portable ONNX function and the TensorRT plugin
+(``plugins/selective_scan/selectiveScanPlugin.h``) must agree on everything here; a test reads
+the C++ header and checks that the name, version and attributes match.
+
+Inputs (mamba_ssm ``selective_scan_fn`` layout):
+
+====  ============  ==========  =========================================
+ #    name          shape       dtype
+====  ============  ==========  =========================================
+ 0    u             (B, D, L)   T  (float32 | float16 | bfloat16)
+ 1    delta         (B, D, L)   T
+ 2    A             (D, N)      float32   (already ``-exp(A_log)``)
+ 3    B             (B, N, L)   T
+ 4    C             (B, N, L)   T
+ 5    D             (D,)        float32
+ 6    z             (B, D, L)   T
+ 7    delta_bias    (D,)        float32
+====  ============  ==========  =========================================
+
+Output 0: ``y`` (B, D, L) of type T, ``y = (scan(u) + D * u) * silu(z)`` with the state kept in
+float32. Attributes (all INT, so TensorRT's ONNX parser hands them to the plugin as kINT32):
+``delta_softplus`` (apply softplus to ``delta + delta_bias``) and ``reverse`` (scan from the last
+token to the first, so Vim's backward branch needs no flips). ``plugin_version`` and
+``plugin_namespace`` are read by TensorRT's parser to pick the plugin creator.
+"""
+
+OP_NAME = "VimSelectiveScan"
+OP_DOMAIN = "vim_deploy"
+OP_DOMAIN_VERSION = 1
+PLUGIN_VERSION = "1"
+PLUGIN_NAMESPACE = ""
+
+INPUT_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+FLOAT32_INPUTS = ("A", "D", "delta_bias")
+OUTPUT_NAMES = ("y",)
+INT_ATTRIBUTES = {"delta_softplus": 1, "reverse": 0}
