@@ -1,0 +1,54 @@
+"""`vim-deploy export`: PyTorch Vim -> ONNX."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from vim_deploy import log
+from vim_deploy.cli.options import Progress, logging_options, model_options
+from vim_deploy.export import PRECISIONS, SCAN_IMPLS, ExportConfig, export_onnx
+from vim_deploy.io_utils import atomic_write_text, check_writable
+
+
+@click.command("export")
+@model_options()
+@click.option("--output", "-o", default=None, help="Output .onnx path [default: <model>[_fp16][_<scan-impl>].onnx].")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="fp16: half-precision weights and activations, fp32 residual/norms/scan state "
+                   "(TensorRT 11 is strongly typed: precision lives in the ONNX).")
+@click.option("--scan-impl", type=click.Choice(SCAN_IMPLS), default="plugin", show_default=True,
+              help="plugin: one VimSelectiveScan custom node per scan (TensorRT + our plugin); "
+                   "function: custom node + ONNX local function (runs on onnxruntime too); "
+                   "portable: standard ONNX ops only.")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (17 or 18).")
+@click.option("--img-size", type=int, default=None, help="Input resolution [default: the model's, 224]. "
+              "Any size with (size - patch) divisible by the stride; pos_embed is resampled.")
+@click.option("--static-batch", is_flag=True, help="Fix the batch axis instead of a dynamic 'batch' axis.")
+@click.option("--batch-size", type=int, default=1, show_default=True, help="Batch of the traced input (the fixed batch with --static-batch).")
+@click.option("--bidirectional", type=click.Choice(["reverse", "flip"]), default="reverse", show_default=True,
+              help="Backward branch as reverse scans (no flips in the graph) or literally flip -> scan -> flip.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Weight seed when no checkpoint is given.")
+@click.option("--report-json", type=click.Path(dir_okay=False), default=None, help="Write an export summary (JSON).")
+@logging_options
+def export_cmd(model, checkpoint, use_ema, unsafe_load, output, precision, scan_impl, opset, img_size, static_batch,
+               batch_size, bidirectional, seed, report_json):
+    """Export a Vim model to ONNX; each selective scan becomes one VimSelectiveScan node."""
+    if output is None:
+        output = f"{model}{'_fp16' if precision == 'fp16' else ''}{'' if scan_impl == 'plugin' else '_' + scan_impl}.onnx"
+    if report_json:
+        check_writable(report_json)
+    if checkpoint is None:
+        log.warning(f"no --checkpoint given: exporting {model} with SEEDED RANDOM weights (seed {seed}). "
+                    "The graph is structurally real but its predictions are meaningless.")
+    cfg = ExportConfig(model=model, output=output, checkpoint=checkpoint, use_ema=use_ema, unsafe_load=unsafe_load,
+                       img_size=img_size, precision=precision, opset=opset, scan_impl=scan_impl,
+                       bidirectional=bidirectional, dynamic_batch=not static_batch, batch_size=batch_size, seed=seed)
+    log.info(f"RUNNING | export {model} -> {output}")
+    res = export_onnx(cfg, progress=Progress())
+    log.passed(f"wrote {res.path}: {res.num_scan_nodes} VimSelectiveScan nodes ({res.scan_impl}), {res.num_nodes} nodes, "
+               f"{res.size_bytes / 2**20:.1f} MiB, opset {res.opset}, {res.precision}, {res.img_size}x{res.img_size} "
+               f"| Runtime: {res.seconds:.1f}s")
+    if report_json:
+        atomic_write_text(report_json, json.dumps(res.__dict__, indent=2) + "\n")

@@ -1,0 +1,57 @@
+"""Reusable click options, one decorator per concern (model, logging), shared by all commands."""
+
+from __future__ import annotations
+
+import functools
+
+import click
+
+from vim_deploy import log
+
+
+def model_options(default_model: str | None = "vim_tiny"):
+    """--model, --checkpoint, --ema, --unsafe-load, --img-size, --seed."""
+
+    def deco(fn):
+        @click.option("--model", "-m", default=default_model, show_default=True,
+                      help="Registered model: vim_tiny, vim_small, vim_base, vim_tiny_stride8, vim_small_stride8 "
+                           "or an official hustvl/Vim name (`vim-deploy models`).")
+        @click.option("--checkpoint", "-c", type=click.Path(dir_okay=True), default=None,
+                      help="hustvl/Vim .pth checkpoint (its 'model' entry, or a bare state_dict). "
+                           "Without it, weights are seeded random (a warning says so).")
+        @click.option("--ema", "use_ema", is_flag=True, help="Load the checkpoint's 'model_ema' entry instead of 'model'.")
+        @click.option("--unsafe-load", is_flag=True,
+                      help="Allow full pickle when reading the checkpoint (only for files you trust).")
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return deco
+
+
+def logging_options(fn):
+    """-v/--verbose and -q/--quiet (counted)."""
+
+    @click.option("-v", "--verbose", count=True, help="More output (repeatable).")
+    @click.option("-q", "--quiet", count=True, help="Less output: warnings and errors only.")
+    @functools.wraps(fn)
+    def wrapper(*args, verbose: int = 0, quiet: int = 0, **kwargs):
+        log.configure(verbose - quiet)
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+class Progress:
+    """Step messages with elapsed time: `[  2.1s] tracing ...`."""
+
+    def __init__(self):
+        import time
+
+        self._time = time.perf_counter
+        self.t0 = self._time()
+
+    def __call__(self, msg: str) -> None:
+        log.info(f"[{self._time() - self.t0:6.1f}s] {msg}")

@@ -1,0 +1,156 @@
+"""`vim-deploy validate` for ONNX graphs: PyTorch fp32 reference vs each graph, on the CPU.
+
+The reference is always the fp32 PyTorch model with the weights the graph was exported from (the
+file's metadata names the model, resolution, precision and checkpoint or seed). Each graph runs on
+the backend that can execute it here: onnxruntime for portable/function graphs, onnx's
+ReferenceEvaluator plus our NumPy scan op for plugin graphs (bare custom nodes). A PyTorch row at
+the graph's precision (same precision policy, no ONNX) is reported beside it, so precision loss and
+graph bugs can be told apart.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from vim_deploy import __version__
+from vim_deploy.errors import VimDeployError
+from vim_deploy.models import create_model, get_cfg, resolve_name
+from vim_deploy.validate.compare import THRESHOLDS, compare_logits, judge
+from vim_deploy.validate.inputs import load_images, random_batches
+from vim_deploy.validate.runners import TorchRunner, metadata, runner_for_onnx
+
+
+@dataclass
+class ValidateConfig:
+    onnx: list[str] = field(default_factory=list)
+    model: str | None = None
+    checkpoint: str | None = None
+    use_ema: bool = False
+    unsafe_load: bool = False
+    precision: str = "fp32"  # only used when the graphs are exported on the fly
+    num_random: int = 8
+    batch_size: int = 4
+    images: str | None = None
+    seed: int = 1234  # input seed
+    model_seed: int = 0  # weight seed for graphs exported on the fly without a checkpoint
+    thresholds: dict = field(default_factory=dict)  # overrides, e.g. {"min_cosine": 0.9999}
+
+
+def _graph_infos(cfg: ValidateConfig, tmpdir: str, say) -> list[tuple[str, dict]]:
+    from vim_deploy.export import ExportConfig, export_onnx
+
+    if cfg.onnx:
+        out = []
+        for p in cfg.onnx:
+            from vim_deploy.validate.runners import load_onnx
+
+            meta = metadata(load_onnx(p))
+            if "model_name" not in meta:
+                raise VimDeployError(f"'{p}' has no vim-deploy metadata (model_name).",
+                                     "Validate files written by `vim-deploy export`.")
+            out.append((p, meta))
+        return out
+    model = cfg.model or "vim_tiny"
+    out = []
+    for impl in ("plugin", "portable"):
+        path = os.path.join(tmpdir, f"{model}_{impl}_{cfg.precision}.onnx")
+        say(f"exporting {model} ({impl}, {cfg.precision}) to a temporary file")
+        export_onnx(ExportConfig(model=model, output=path, checkpoint=cfg.checkpoint, use_ema=cfg.use_ema,
+                                 unsafe_load=cfg.unsafe_load, precision=cfg.precision, scan_impl=impl,
+                                 seed=cfg.model_seed))
+        out.append((path, metadata(__import__("onnx").load(path))))
+    return out
+
+
+def _reference_model(cfg: ValidateConfig, meta: dict):
+    name = meta["model_name"]
+    if cfg.model and resolve_name(cfg.model) != name:
+        raise VimDeployError(f"--model {cfg.model} differs from the graph's model '{name}'.",
+                             "Drop --model (it is read from the ONNX metadata) or pass the matching graph.")
+    ckpt_meta = meta.get("checkpoint", "")
+    seed = 0
+    if ckpt_meta.startswith("seeded-random"):
+        if cfg.checkpoint:
+            raise VimDeployError("the graph was exported with seeded random weights, but --checkpoint was given.",
+                                 "Re-export with --checkpoint, or drop it here.")
+        seed = int(ckpt_meta.split("seed=")[1].rstrip(")"))
+    elif not cfg.checkpoint:
+        raise VimDeployError(f"the graph was exported from checkpoint '{ckpt_meta}'; pass it with --checkpoint.")
+    return create_model(name, checkpoint=cfg.checkpoint, img_size=int(meta["img_size"]), use_ema=cfg.use_ema,
+                        seed=seed, unsafe_load=cfg.unsafe_load)
+
+
+def _run_all(runner, batches: list[np.ndarray]) -> tuple[np.ndarray, float]:
+    t = time.perf_counter()
+    out = np.concatenate([runner.run(b) for b in batches])
+    return out, time.perf_counter() - t
+
+
+def run_validation(cfg: ValidateConfig, progress=None) -> dict:
+    """Run every comparison and return the report (see :mod:`vim_deploy.validate.report`)."""
+    say = progress or (lambda msg: None)
+    if cfg.num_random < 0 or cfg.batch_size < 1:
+        raise VimDeployError("--num-random must be >= 0 and --batch-size >= 1.")
+    if cfg.num_random == 0 and not cfg.images:
+        raise VimDeployError("nothing to validate on: --num-random 0 and no --images.")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vim-deploy-validate-") as tmp:
+        graphs = _graph_infos(cfg, tmp, say)
+        ref_key, ref_logits, inputs_desc = None, None, None
+        for path, meta in graphs:
+            key = (meta["model_name"], meta.get("checkpoint"), meta["img_size"])
+            if key != ref_key:
+                say(f"building the fp32 PyTorch reference ({meta['model_name']} @ {meta['img_size']})")
+                model = _reference_model(cfg, meta)
+                img = int(meta["img_size"])
+                batches = list(random_batches(cfg.num_random, cfg.batch_size, img, cfg.seed))
+                inputs_desc = {"random": cfg.num_random, "images": [], "seed": cfg.seed, "img_size": img}
+                if cfg.images:
+                    pcfg = get_cfg(meta["model_name"])
+                    pics, names = load_images(cfg.images, img, pcfg["crop_pct"], pcfg["mean"], pcfg["std"])
+                    batches += [pics[i:i + cfg.batch_size] for i in range(0, len(pics), cfg.batch_size)]
+                    inputs_desc["images"] = names
+                ref = TorchRunner(model, "fp32")
+                say("running the reference")
+                ref_logits, _ = _run_all(ref, batches)
+                ref_key = key
+                prec = meta.get("precision", "fp32")
+                if prec != "fp32":
+                    tr = TorchRunner(_reference_model(cfg, meta), prec)
+                    say(f"running PyTorch at {prec} (same precision policy as the graph)")
+                    out, secs = _run_all(tr, batches)
+                    rows.append(_row(tr.name, None, "pytorch", prec, out, ref_logits, secs, cfg))
+            runner, kind, _ = runner_for_onnx(path)
+            say(f"running {os.path.basename(path)} ({kind} graph) on {runner.name}")
+            out, secs = _run_all(runner, batches)
+            rows.append(_row(runner.name, path if cfg.onnx else os.path.basename(path), kind,
+                             meta.get("precision", "fp32"), out, ref_logits, secs, cfg))
+    return {
+        "tool": f"vim-deploy {__version__}",
+        "command": "validate",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+                    "cpu_count": os.cpu_count()},
+        "model": graphs[0][1]["model_name"],
+        "checkpoint": graphs[0][1].get("checkpoint"),
+        "reference": "pytorch-fp32",
+        "inputs": inputs_desc,
+        "results": rows,
+        "passed": all(r["passed"] for r in rows),
+    }
+
+
+def _row(backend, path, kind, precision, out, ref, secs, cfg) -> dict:
+    m = compare_logits(out, ref)
+    th = dict(THRESHOLDS.get(precision, THRESHOLDS["fp32"]), **cfg.thresholds)
+    why = judge(m, th)
+    return {"backend": backend, "onnx": path, "graph": kind, "precision": precision, "metrics": m.as_dict(),
+            "thresholds": th, "passed": not why, "why": why, "seconds": round(secs, 3)}
