@@ -20,13 +20,22 @@ def check_writable(path: str | os.PathLike) -> None:
         raise VimDeployError(f"cannot write '{path}': folder '{parent}' is not writable.")
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise VimDeployError(f"cannot write '{path}': the file exists and is read-only.")
+    try:  # os.access says yes to root on read-only or virtual file systems: probe for real
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise VimDeployError(f"cannot write '{path}': {e.strerror or e}.") from None
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = os.fspath(path)
     check_writable(path)
     parent = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + ".", dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + ".", dir=parent)
+    except OSError as e:
+        raise VimDeployError(f"cannot write '{path}': {e.strerror or e}.") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -9,6 +9,7 @@ import click
 from vim_deploy import log
 from vim_deploy.cli.options import Progress, logging_options, model_options
 from vim_deploy.export import PRECISIONS, SCAN_IMPLS, ExportConfig, export_onnx
+from vim_deploy.export.onnx_export import validate_config
 from vim_deploy.io_utils import atomic_write_text, check_writable
 
 
@@ -39,12 +40,13 @@ def export_cmd(model, checkpoint, use_ema, unsafe_load, output, precision, scan_
         output = f"{model}{'_fp16' if precision == 'fp16' else ''}{'' if scan_impl == 'plugin' else '_' + scan_impl}.onnx"
     if report_json:
         check_writable(report_json)
-    if checkpoint is None:
-        log.warning(f"no --checkpoint given: exporting {model} with SEEDED RANDOM weights (seed {seed}). "
-                    "The graph is structurally real but its predictions are meaningless.")
     cfg = ExportConfig(model=model, output=output, checkpoint=checkpoint, use_ema=use_ema, unsafe_load=unsafe_load,
                        img_size=img_size, precision=precision, opset=opset, scan_impl=scan_impl,
                        bidirectional=bidirectional, dynamic_batch=not static_batch, batch_size=batch_size, seed=seed)
+    validate_config(cfg)
+    if checkpoint is None:
+        log.warning(f"no --checkpoint given: exporting {model} with SEEDED RANDOM weights (seed {seed}). "
+                    "The graph is structurally real but its predictions are meaningless.")
     log.info(f"RUNNING | export {model} -> {output}")
     res = export_onnx(cfg, progress=Progress())
     log.passed(f"wrote {res.path}: {res.num_scan_nodes} VimSelectiveScan nodes ({res.scan_impl}), {res.num_nodes} nodes, "

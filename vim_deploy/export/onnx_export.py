@@ -16,6 +16,7 @@ Scan modes (``scan_impl``):
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 import warnings
@@ -53,6 +54,7 @@ class ExportConfig:
     dynamic_batch: bool = True
     batch_size: int = 1
     seed: int = 0
+    model_kwargs: dict = field(default_factory=dict)  # architecture overrides (e.g. depth=2 in tests)
 
 
 @dataclass
@@ -95,7 +97,8 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
     official = resolve_name(cfg.model)
     say(f"building {cfg.model} ({'checkpoint ' + cfg.checkpoint if cfg.checkpoint else 'seeded weights, seed %d' % cfg.seed})")
     model = create_model(cfg.model, checkpoint=cfg.checkpoint, img_size=cfg.img_size, use_ema=cfg.use_ema,
-                         seed=cfg.seed, unsafe_load=cfg.unsafe_load, bidirectional=cfg.bidirectional)
+                         seed=cfg.seed, unsafe_load=cfg.unsafe_load, bidirectional=cfg.bidirectional,
+                         **cfg.model_kwargs)
     model.set_precision(cfg.precision).requires_grad_(False)
     img = model.patch_embed.img_size[0]
     dummy = torch.randn(cfg.batch_size, 3, img, img)
@@ -139,6 +142,7 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
         "preprocessing": (f"resize {int(round(img / pcfg['crop_pct']))} {pcfg['interpolation']}, center crop {img}, "
                           f"RGB in [0,1], normalize mean={list(pcfg['mean'])} std={list(pcfg['std'])}, NCHW float32"),
         "num_classes": str(model.num_classes),
+        "model_overrides": json.dumps(cfg.model_kwargs, sort_keys=True),
         "producer": f"vim-deploy {__version__} (torch {torch.__version__})",
     })
     proto.producer_name, proto.producer_version = "vim-deploy", __version__

@@ -39,19 +39,26 @@ def read_checkpoint(path: str | os.PathLike, unsafe: bool = False) -> dict:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
+        if "Unsupported global" in str(e):
+            glob = str(e).split("Unsupported global:")[-1].split("was not an allowed global")[0].strip(" :.")
             raise VimDeployError(
-                f"checkpoint '{path}' holds Python objects that are not loaded by default ({first[:160]}).",
+                f"checkpoint '{path}' pickles Python objects that are not loaded by default ({glob[:120]}).",
                 "If you trust the file, pass --unsafe-load (full pickle).",
             ) from None
-        raise VimDeployError(f"checkpoint '{path}' is corrupt: {first[:200]}.", "Download it again.") from None
+        raise VimDeployError(f"checkpoint '{path}' is corrupt (not a PyTorch pickle).", "Download it again.") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise VimDeployError(
-            f"checkpoint '{path}' is not a readable PyTorch checkpoint (truncated or corrupt?): {first[:200]}.",
-            "Download it again; a complete file of a Vim-Ti checkpoint is ~28 MB.",
+            f"checkpoint '{path}' is not a readable PyTorch checkpoint: {_first_sentence(e)}.",
+            "The file is probably truncated or corrupt: download it again.",
         ) from None
+    except Exception as e:  # torch.load on arbitrary bytes can raise nearly anything (IndexError, ...)
+        raise VimDeployError(f"checkpoint '{path}' is corrupt ({type(e).__name__} while unpickling).",
+                             "Download it again.") from None
+
+
+def _first_sentence(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text.split(". ")[0].rstrip(".")[:160]
 
 
 def unwrap_state_dict(checkpoint, use_ema: bool = False) -> dict[str, torch.Tensor]:

@@ -11,6 +11,7 @@ graph bugs can be told apart.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import tempfile
@@ -85,7 +86,7 @@ def _reference_model(cfg: ValidateConfig, meta: dict):
     elif not cfg.checkpoint:
         raise VimDeployError(f"the graph was exported from checkpoint '{ckpt_meta}'; pass it with --checkpoint.")
     return create_model(name, checkpoint=cfg.checkpoint, img_size=int(meta["img_size"]), use_ema=cfg.use_ema,
-                        seed=seed, unsafe_load=cfg.unsafe_load)
+                        seed=seed, unsafe_load=cfg.unsafe_load, **json.loads(meta.get("model_overrides") or "{}"))
 
 
 def _run_all(runner, batches: list[np.ndarray]) -> tuple[np.ndarray, float]:
@@ -104,9 +105,9 @@ def run_validation(cfg: ValidateConfig, progress=None) -> dict:
     rows = []
     with tempfile.TemporaryDirectory(prefix="vim-deploy-validate-") as tmp:
         graphs = _graph_infos(cfg, tmp, say)
-        ref_key, ref_logits, inputs_desc = None, None, None
+        ref_key, ref_logits, inputs_desc, torch_rows_done = None, None, None, set()
         for path, meta in graphs:
-            key = (meta["model_name"], meta.get("checkpoint"), meta["img_size"])
+            key = (meta["model_name"], meta.get("checkpoint"), meta["img_size"], meta.get("model_overrides"))
             if key != ref_key:
                 say(f"building the fp32 PyTorch reference ({meta['model_name']} @ {meta['img_size']})")
                 model = _reference_model(cfg, meta)
@@ -122,12 +123,14 @@ def run_validation(cfg: ValidateConfig, progress=None) -> dict:
                 say("running the reference")
                 ref_logits, _ = _run_all(ref, batches)
                 ref_key = key
-                prec = meta.get("precision", "fp32")
-                if prec != "fp32":
-                    tr = TorchRunner(_reference_model(cfg, meta), prec)
-                    say(f"running PyTorch at {prec} (same precision policy as the graph)")
-                    out, secs = _run_all(tr, batches)
-                    rows.append(_row(tr.name, None, "pytorch", prec, out, ref_logits, secs, cfg))
+                torch_rows_done = {"fp32"}
+            prec = meta.get("precision", "fp32")
+            if prec not in torch_rows_done:
+                torch_rows_done.add(prec)
+                tr = TorchRunner(_reference_model(cfg, meta), prec)
+                say(f"running PyTorch at {prec} (same precision policy as the graph)")
+                out, secs = _run_all(tr, batches)
+                rows.append(_row(tr.name, None, "pytorch", prec, out, ref_logits, secs, cfg))
             runner, kind, _ = runner_for_onnx(path)
             say(f"running {os.path.basename(path)} ({kind} graph) on {runner.name}")
             out, secs = _run_all(runner, batches)

@@ -26,7 +26,7 @@ def to_markdown(report: dict) -> str:
         verdict = "PASSED" if r["passed"] else "FAILED: " + "; ".join(r["why"])
         lines.append(
             f"| {r['backend']} | {r['graph']}{' (' + str(r['onnx']) + ')' if r['onnx'] else ''} | {r['precision']} | "
-            f"{m["cosine_min"]:.8f} | {m["rel_l2"]:.2e} | {m['max_abs']:.2e} | {m['top1_agreement']:.1%} | "
+            f"{m['cosine_min']:.8f} | {m['rel_l2']:.2e} | {m['max_abs']:.2e} | {m['top1_agreement']:.1%} | "
             f"{m['top5_agreement']:.1%} | {r['seconds']:.2f} | {verdict} |")
     lines += ["", "Thresholds (per precision, candidate vs the fp32 PyTorch reference):", ""]
     seen = set()

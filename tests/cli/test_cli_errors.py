@@ -1,0 +1,94 @@
+"""Bad input: one line on stderr, exit status 1 (2 for flag errors), no traceback, no output file."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from vim_deploy.models import create_model
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "vim_deploy", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpts")
+    torch.save({"model": create_model("vim_small").state_dict(), "epoch": 1}, d / "small.pth")
+    data = (d / "small.pth").read_bytes()
+    (d / "trunc.pth").write_bytes(data[: len(data) // 3])
+    (d / "junk.pth").write_bytes(b"this is not a checkpoint\n" * 200)
+    (d / "empty.pth").write_bytes(b"")
+    torch.save([1, 2, 3], d / "list.pth")
+    return d
+
+
+CASES = {
+    "missing checkpoint": (["--checkpoint", "{d}/nope.pth"], "does not exist"),
+    "truncated checkpoint": (["--checkpoint", "{d}/trunc.pth"], "truncated or corrupt"),
+    "corrupt checkpoint": (["--checkpoint", "{d}/junk.pth"], "corrupt"),
+    "empty checkpoint": (["--checkpoint", "{d}/empty.pth"], "empty"),
+    "not a state_dict": (["--checkpoint", "{d}/list.pth"], "not a state_dict"),
+    "other variant": (["--checkpoint", "{d}/small.pth"], "pass --model vim_small"),
+    "bad resolution": (["--img-size", "230"], "does not fit model"),
+    "unknown model": (["--model", "vim_tinny"], "unknown model 'vim_tinny'"),
+    "missing folder": (["-o", "{d}/no/such/dir/x.onnx"], "does not exist"),
+    "output is a folder": (["-o", "{d}"], "is a directory"),
+    "opset": (["--opset", "13"], "opset 13 is not supported"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_export_bad_input(case, ckpts, tmp_path):
+    args, expect = CASES[case]
+    args = [a.format(d=ckpts) for a in args]
+    if "-o" not in args:
+        args += ["-o", str(tmp_path / "out.onnx")]
+    before = sorted(os.listdir(ckpts))
+    r = run_cli("export", "-q", *args, cwd=tmp_path)
+    print(r.stderr)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("vim-deploy: error:")]
+    assert len(errors) == 1 and expect in errors[0]
+    assert not (tmp_path / "out.onnx").exists()
+    assert sorted(os.listdir(ckpts)) == before  # no temp files left behind
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")]
+
+
+def test_unwritable_output(tmp_path):
+    """A read-only folder (or, as root, who may write anywhere, a virtual file system)."""
+    if os.geteuid() == 0:
+        target = "/proc/vim-deploy-test.onnx"
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        target = str(ro / "x.onnx")
+    r = run_cli("export", "-q", "--model", "test_vim", "-o", target, cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "cannot write" in r.stderr
+    assert not os.path.exists(target)
+
+
+def test_bad_flag_value_is_usage_error(tmp_path):
+    r = run_cli("export", "--precision", "int3", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "int3" in r.stderr
+
+
+def test_validate_bad_onnx(tmp_path):
+    (tmp_path / "junk.onnx").write_bytes(b"\x00\x01garbage")
+    r = run_cli("validate", "-q", "--onnx", str(tmp_path / "junk.onnx"), cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "not a readable ONNX file" in r.stderr
+    r = run_cli("validate", "-q", "--onnx", str(tmp_path / "none.onnx"), cwd=tmp_path)
+    assert r.returncode == 1 and "does not exist" in r.stderr
+
+
+def test_export_success_writes_file(tmp_path):
+    r = run_cli("export", "--model", "test_vim", "-o", "t.onnx", "--report-json", "t.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "SEEDED RANDOM" in r.stderr and "PASSED | wrote t.onnx: 4 VimSelectiveScan nodes" in r.stderr
+    assert (tmp_path / "t.onnx").stat().st_size > 0 and (tmp_path / "t.json").exists()

@@ -1,0 +1,60 @@
+"""`validate` end to end on a tiny model: reports are written and failures fail."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vim_deploy.validate import compare_logits, judge
+from vim_deploy.validate.compare import THRESHOLDS
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "vim_deploy", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("g")
+    for impl in ("plugin", "portable"):
+        r = run_cli("export", "-q", "--model", "test_vim", "--scan-impl", impl, "-o", f"{impl}.onnx", cwd=d)
+        assert r.returncode == 0, r.stderr
+    r = run_cli("export", "-q", "--model", "test_vim", "--precision", "fp16", "-o", "plugin16.onnx", cwd=d)
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def test_validate_reports_pass(graphs):
+    r = run_cli("validate", "--onnx", "plugin.onnx", "--onnx", "portable.onnx", "--onnx", "plugin16.onnx",
+                "--images", "skimage", "--num-random", "4", "--report-json", "r.json", "--report-md", "r.md", cwd=graphs)
+    print(r.stdout, r.stderr)
+    assert r.returncode == 0
+    rep = json.loads((graphs / "r.json").read_text())
+    assert rep["passed"] and len(rep["inputs"]["images"]) == 6
+    rows = {(x["graph"], x["precision"], x["backend"]): x for x in rep["results"]}
+    assert rows[("plugin", "fp32", "onnx-reference+scan-op")]["metrics"]["cosine_min"] >= 0.99999
+    assert rows[("portable", "fp32", "onnxruntime-cpu")]["metrics"]["top1_agreement"] == 1.0
+    assert rows[("plugin", "fp16", "onnx-reference+scan-op")]["metrics"]["cosine_min"] >= 0.999
+    assert ("pytorch", "fp16", "pytorch-fp16") in rows
+    md = (graphs / "r.md").read_text()
+    assert "| onnx-reference+scan-op | plugin" in md and "PASSED" in md
+
+
+def test_validate_fails_on_impossible_threshold(graphs):
+    r = run_cli("validate", "--onnx", "portable.onnx", "--num-random", "2", "--min-cosine", "1.5", cwd=graphs)
+    assert r.returncode == 1 and "FAILED" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_metrics_detect_differences():
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((6, 10))
+    assert not judge(compare_logits(ref, ref), THRESHOLDS["fp32"])
+    noisy = ref + 0.01 * rng.standard_normal(ref.shape)
+    assert judge(compare_logits(noisy, ref), THRESHOLDS["fp32"])  # fp32 thresholds reject 1% noise
+    assert judge(compare_logits(np.full_like(ref, np.nan), ref), THRESHOLDS["fp16"])  # NaN never passes
+    swapped = ref.copy()
+    swapped[0] = -swapped[0]
+    assert compare_logits(swapped, ref).top1_agreement < 1.0
