@@ -117,8 +117,8 @@ class BiMambaMixer(nn.Module):
             setattr(self, f"A{suffix}_log", nn.Parameter(torch.log(A)))
             setattr(self, f"D{suffix}", nn.Parameter(torch.ones(self.d_inner)))
 
-    def _branch(self, x: torch.Tensor, z: torch.Tensor, backward: bool) -> torch.Tensor:
-        """One scan direction on (B, E, L) inputs, returning (B, E, L) in original token order."""
+    def _scan_args(self, x: torch.Tensor, z: torch.Tensor, backward: bool, flip: bool):
+        """Inputs of one direction's scan, (u, delta, A, B, C, D, z, delta_bias, reverse), (B, E, L) layout."""
         sfx = "_b" if backward else ""
         conv: nn.Conv1d = getattr(self, f"conv1d{sfx}")
         x_proj: nn.Linear = getattr(self, f"x_proj{sfx}")
@@ -126,10 +126,7 @@ class BiMambaMixer(nn.Module):
         A = -torch.exp(getattr(self, f"A{sfx}_log").float())
         D = getattr(self, f"D{sfx}").float()
         k = self.d_conv - 1
-        flip = backward and self.bidirectional == "flip"
-        reverse = backward and self.bidirectional == "reverse"
-        if flip:
-            x, z = x.flip(-1), z.flip(-1)
+        reverse = backward and not flip
         if reverse:  # causal conv over the flipped sequence == anti-causal conv with a flipped kernel
             x = F.conv1d(F.pad(x, (0, k)), conv.weight.flip(-1), conv.bias, groups=self.d_inner)
         else:
@@ -138,8 +135,15 @@ class BiMambaMixer(nn.Module):
         x_dbl = x_proj(x.transpose(1, 2))  # (B, L, R + 2N)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.linear(dt, dt_proj.weight).transpose(1, 2)  # bias goes to the scan in fp32
-        y = selective_scan(x, delta, A, B.transpose(1, 2), C.transpose(1, 2), D, z,
-                           dt_proj.bias.float(), delta_softplus=True, reverse=reverse,
+        return x, delta, A, B.transpose(1, 2), C.transpose(1, 2), D, z, dt_proj.bias.float(), reverse
+
+    def _branch(self, x: torch.Tensor, z: torch.Tensor, backward: bool) -> torch.Tensor:
+        """One scan direction on (B, E, L) inputs, returning (B, E, L) in original token order."""
+        flip = backward and self.bidirectional == "flip"
+        if flip:
+            x, z = x.flip(-1), z.flip(-1)
+        u, delta, A, B, C, D, z, bias, reverse = self._scan_args(x, z, backward, flip)
+        y = selective_scan(u, delta, A, B, C, D, z, bias, delta_softplus=True, reverse=reverse,
                            use_kernel=self.use_kernel)
         return y.flip(-1) if flip else y
 
@@ -147,9 +151,16 @@ class BiMambaMixer(nn.Module):
         """(B, L, C) -> (B, L, C)."""
         xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2E, L)
         x, z = xz.chunk(2, dim=1)
-        y = self._branch(x, z, backward=False) + self._branch(x, z, backward=True)
-        if self.if_divide_out:
-            y = y / 2
+        scale = 0.5 if self.if_divide_out else 1.0
+        if self.use_kernel and x.is_cuda and not torch.jit.is_tracing():
+            # Fast path: both directions in one fused launch (reverse form, no flips), scaled inside.
+            from vim_deploy.ops import kernels
+
+            fwd = self._scan_args(x, z, backward=False, flip=False)
+            bwd = self._scan_args(x, z, backward=True, flip=False)
+            y = kernels.selective_scan_multi([fwd, bwd], delta_softplus=True, out_scale=scale)
+        else:
+            y = (self._branch(x, z, backward=False) + self._branch(x, z, backward=True)) * scale
         return self.out_proj(y.transpose(1, 2))
 
 
