@@ -1,0 +1,191 @@
+"""Selective-scan benchmark: our CUDA kernel vs mamba_ssm's selective_scan_fwd vs the PyTorch reference.
+
+Vim shapes (fp16 inputs, fp32 state, dstate 16): tiny/small/base (E = 384/768/1536) at 224
+(L = 197) and 1248 (L = 6085), batch 1/8/128. For each shape:
+  * ours, fused bidirectional: one launch for both directions (what Vim's block needs);
+  * ours, two single-direction launches;
+  * mamba_ssm fwd x2 (two directions), when its extension is importable (bench/build_mamba_ssm.py);
+  * the PyTorch reference scan x2, where it takes less than a few seconds.
+Timing: CUDA events, warm-up, median of many runs, inputs rotated over several sets when they fit
+in L2. Ceilings measured in the same run: device copy bandwidth and exp() throughput. Roofline
+time = max(min bytes / bandwidth, exp count / exp rate); the report says which bound applies.
+
+Usage: python bench/bench_scan.py [--out DIR] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from vim_deploy.ops import kernels  # noqa: E402
+from vim_deploy.ops.selective_scan import selective_scan_ref  # noqa: E402
+
+WIDTH = {"tiny": 384, "small": 768, "base": 1536}
+
+
+def time_cuda(fn, reps=30, warmup=5):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) * 1e3)  # us
+    return statistics.median(times), times
+
+
+def copy_bandwidth():
+    x = torch.empty(2 ** 28, dtype=torch.float32, device="cuda").uniform_()
+    y = torch.empty_like(x)
+    t, _ = time_cuda(lambda: y.copy_(x), reps=20)
+    return 2 * x.numel() * 4 / (t * 1e-6)
+
+
+def exp_throughput():
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def chain(x_ptr, o_ptr, n_iter: tl.constexpr, BLOCK: tl.constexpr):
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        x = tl.load(x_ptr + offs)
+        for _ in range(n_iter):
+            x = tl.exp2(x * -0.5)
+        tl.store(o_ptr + offs, x)
+
+    n, iters = 2 ** 24, 256
+    x = torch.rand(n, device="cuda")
+    o = torch.empty_like(x)
+    t, _ = time_cuda(lambda: chain[(n // 1024,)](x, o, iters, BLOCK=1024), reps=10)
+    return n * iters / (t * 1e-6)
+
+
+def make(b, e, l, n, dtype, seed):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g, device="cuda")  # noqa: E731
+    return (r(b, e, l).to(dtype), (0.5 * r(b, e, l) - 1).to(dtype), -torch.exp(0.5 * r(e, n)),
+            r(b, n, l).to(dtype), r(b, n, l).to(dtype), r(e), r(b, e, l).to(dtype), 0.3 * r(e))
+
+
+def mamba_module():
+    try:
+        import selective_scan_cuda  # noqa: F401
+
+        return selective_scan_cuda
+    except ImportError:
+        return None
+
+
+def bench_shape(name, b, l, n=16, dtype=torch.float16, ceilings=None, mamba=None, with_ref=True, reps=30):
+    e = WIDTH[name]
+    bytes_per = torch.tensor([], dtype=dtype).element_size()
+    per_set = (5 * b * e * l + 4 * b * n * l) * bytes_per
+    sets = max(1, min(4, int(64e6 // max(per_set, 1)))) if per_set < 64e6 else 1
+    inputs = [(make(b, e, l, n, dtype, 2 * i), make(b, e, l, n, dtype, 2 * i + 1)) for i in range(sets)]
+    out = torch.empty(b, e, l, dtype=dtype, device="cuda")
+    k = [0]
+
+    def nxt():
+        k[0] = (k[0] + 1) % sets
+        return inputs[k[0]]
+
+    def ours_fused():
+        f, r = nxt()
+        kernels.selective_scan_multi([(*f, False), (*r, True)], True, 0.5, out=out)
+
+    def ours_two():
+        f, r = nxt()
+        kernels.selective_scan_multi([(*f, False)], True, 1.0)
+        kernels.selective_scan_multi([(*r, True)], True, 1.0)
+
+    row = {"model": name, "E": e, "batch": b, "L": l, "N": n, "dtype": str(dtype).replace("torch.", "")}
+    row["ours_fused_us"], _ = time_cuda(ours_fused, reps=reps)
+    row["ours_2x_single_us"], _ = time_cuda(ours_two, reps=reps)
+    row["chunks"] = kernels.load_library().vim_selective_scan_num_chunks(1, b, e, l, n, 2, 0)
+    if mamba is not None:
+        def mamba_two():
+            f, r = nxt()
+            for (u, d, A, B, C, D, z, bias) in (f, r):
+                mamba.fwd(u, d, A, B.unsqueeze(1), C.unsqueeze(1), D, z, bias, True)
+        row["mamba_ssm_2x_us"], _ = time_cuda(mamba_two, reps=reps)
+        u, d, A, B, C, D, z, bias = inputs[0][0]
+        theirs = mamba.fwd(u, d, A, B.unsqueeze(1), C.unsqueeze(1), D, z, bias, True)[-1]
+        mine = kernels.selective_scan_cuda(u, d, A, B, C, D, z, bias, True)
+        row["rel_diff_vs_mamba"] = ((mine.float() - theirs.float()).norm() / theirs.float().norm()).item()
+        row["speedup_vs_mamba"] = row["mamba_ssm_2x_us"] / row["ours_fused_us"]
+    if with_ref and b * e * l <= 8 * 768 * 197:
+        def ref_two():
+            f, r = nxt()
+            selective_scan_ref(*f, delta_softplus=True)
+            selective_scan_ref(*r, delta_softplus=True, reverse=True)
+        row["pytorch_ref_2x_us"], _ = time_cuda(ref_two, reps=3, warmup=1)
+        row["speedup_vs_ref"] = row["pytorch_ref_2x_us"] / row["ours_fused_us"]
+    exps = 2 * b * e * l * n
+    min_bytes = (6 * b * e * l + 4 * b * n * l) * bytes_per  # 2x(u, delta) + z + out, B/C x2
+    if ceilings:
+        t_bw = min_bytes / ceilings["copy_Bps"] * 1e6
+        t_exp = exps / ceilings["exp_per_s"] * 1e6
+        row["roofline_us"] = max(t_bw, t_exp)
+        row["bound"] = "exp" if t_exp >= t_bw else "bandwidth"
+        row["roofline_fraction"] = row["roofline_us"] / row["ours_fused_us"]
+        row["achieved_GBps"] = min_bytes / (row["ours_fused_us"] * 1e-6) / 1e9
+        row["achieved_exp_per_s"] = exps / (row["ours_fused_us"] * 1e-6)
+    del inputs
+    torch.cuda.empty_cache()
+    return row
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.environ.get("OUT", "."))
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    dev = torch.cuda.get_device_name()
+    ceilings = {"copy_Bps": copy_bandwidth(), "exp_per_s": exp_throughput()}
+    print(f"# {dev}: copy {ceilings['copy_Bps'] / 1e9:.0f} GB/s, exp {ceilings['exp_per_s']:.3e}/s", flush=True)
+    mamba = mamba_module()
+    print(f"# mamba_ssm selective_scan_cuda: {'yes' if mamba else 'not importable'}", flush=True)
+    shapes = [(m, b, 197) for m in ("tiny", "small", "base") for b in (1, 8, 128)]
+    shapes += [("tiny", 1, 6085), ("tiny", 8, 6085), ("small", 1, 6085), ("small", 8, 6085)]
+    if args.quick:
+        shapes = [("small", 128, 197), ("small", 1, 197), ("small", 8, 6085)]
+    rows = []
+    for m, b, l in shapes:
+        r = bench_shape(m, b, l, ceilings=ceilings, mamba=mamba)
+        rows.append(r)
+        print(json.dumps(r), flush=True)
+    report = {"device": dev, "date": datetime.date.today().isoformat(), "torch": torch.__version__,
+              "command": "python bench/bench_scan.py" + (" --quick" if args.quick else ""),
+              "ceilings": ceilings, "rows": rows}
+    with open(os.path.join(args.out, "bench_scan.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    hdr = "| model | batch | L | chunks | ours fused (us) | ours 2x single | mamba_ssm 2x | x vs mamba | PyTorch ref 2x | roofline (us, bound) | % roofline |"
+    lines = [f"Device: {dev}; copy {ceilings['copy_Bps'] / 1e9:.0f} GB/s; exp {ceilings['exp_per_s']:.3e}/s", "", hdr,
+             "|" + "---|" * 11]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['batch']} | {r['L']} | {r['chunks']} | {r['ours_fused_us']:.1f} | {r['ours_2x_single_us']:.1f} | "
+            f"{r.get('mamba_ssm_2x_us', float('nan')):.1f} | {r.get('speedup_vs_mamba', float('nan')):.2f} | "
+            f"{r.get('pytorch_ref_2x_us', float('nan')):.0f} | {r['roofline_us']:.1f} ({r['bound']}) | "
+            f"{100 * r['roofline_fraction']:.0f}% |")
+    md = "\n".join(lines) + "\n"
+    with open(os.path.join(args.out, "bench_scan.md"), "w") as f:
+        f.write(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
