@@ -10,7 +10,7 @@ MAMBA_BUILD=/tmp/mamba_build
 if ls .third_party/mamba_ssm-*.tar.gz >/dev/null 2>&1; then
   (MAX_JOBS=16 python3 bench/build_mamba_ssm.py .third_party/mamba_ssm-*.tar.gz $MAMBA_BUILD > "$OUT/mamba_build.log" 2>&1 &)
 fi
-python3 -m pytest -q -m gpu tests/gpu -x -p no:cacheprovider 2>&1 | tail -25 | tee "$OUT/gpu_tests.log"
+python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider 2>&1 | tail -25 | tee "$OUT/gpu_tests.log"
 compute-sanitizer --tool memcheck --error-exitcode 9 python3 - <<'PY' 2>&1 | tail -5 | tee "$OUT/memcheck.log"
 import torch
 from vim_deploy.ops import kernels
