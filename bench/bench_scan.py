@@ -7,7 +7,8 @@ Vim shapes (fp16 inputs, fp32 state, dstate 16): tiny/small/base (E = 384/768/15
   * mamba_ssm fwd x2 (two directions), when its extension is importable (bench/build_mamba_ssm.py);
   * the PyTorch reference scan x2, where it takes less than a few seconds.
 Timing: CUDA events, warm-up, median of many runs, inputs rotated over several sets when they fit
-in L2. Ceilings measured in the same run: device copy bandwidth and exp() throughput. Roofline
+in L2; the headline numbers are CUDA-graph replays (device time, for ours and mamba_ssm alike),
+eager numbers (with each call's host overhead) are reported beside them. Ceilings measured in the same run: device copy bandwidth and exp() throughput. Roofline
 time = max(min bytes / bandwidth, exp count / exp rate); the report says which bound applies.
 
 Usage: python bench/bench_scan.py [--out DIR] [--quick]
@@ -45,6 +46,28 @@ def time_cuda(fn, reps=30, warmup=5):
         b.synchronize()
         times.append(a.elapsed_time(b) * 1e3)  # us
     return statistics.median(times), times
+
+
+def time_graph(fn_for_set, sets, reps=30):
+    """Device time of fn via CUDA-graph replay (no Python/launch overhead), rotating input sets."""
+    graphs = []
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        for i in range(sets):  # warm-up outside capture (allocations, lazy init)
+            fn_for_set(i)
+    torch.cuda.synchronize()
+    for i in range(sets):
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            fn_for_set(i)
+        graphs.append(g)
+    k = [0]
+
+    def replay():
+        graphs[k[0] % sets].replay()
+        k[0] += 1
+
+    return time_cuda(replay, reps=reps)
 
 
 def copy_bandwidth():
@@ -98,29 +121,30 @@ def bench_shape(name, b, l, n=16, dtype=torch.float16, ceilings=None, mamba=None
     out = torch.empty(b, e, l, dtype=dtype, device="cuda")
     k = [0]
 
-    def nxt():
+    def nxt_i():
         k[0] = (k[0] + 1) % sets
-        return inputs[k[0]]
+        return k[0]
 
-    def ours_fused():
-        f, r = nxt()
+    def ours_fused(i):
+        f, r = inputs[i]
         kernels.selective_scan_multi([(*f, False), (*r, True)], True, 0.5, out=out)
 
-    def ours_two():
-        f, r = nxt()
+    def ours_two(i):
+        f, r = inputs[i]
         kernels.selective_scan_multi([(*f, False)], True, 1.0)
         kernels.selective_scan_multi([(*r, True)], True, 1.0)
 
     row = {"model": name, "E": e, "batch": b, "L": l, "N": n, "dtype": str(dtype).replace("torch.", "")}
-    row["ours_fused_us"], _ = time_cuda(ours_fused, reps=reps)
-    row["ours_2x_single_us"], _ = time_cuda(ours_two, reps=reps)
+    row["ours_fused_us"], _ = time_graph(ours_fused, sets, reps)
+    row["ours_2x_single_us"], _ = time_graph(ours_two, sets, reps)
+    row["ours_fused_eager_us"], _ = time_cuda(lambda: ours_fused(nxt_i()), reps=reps)
     row["chunks"] = kernels.load_library().vim_selective_scan_num_chunks(1, b, e, l, n, 2, 0)
     if mamba is not None:
-        def mamba_two():
-            f, r = nxt()
-            for (u, d, A, B, C, D, z, bias) in (f, r):
+        def mamba_two(i):
+            for (u, d, A, B, C, D, z, bias) in inputs[i]:
                 mamba.fwd(u, d, A, B.unsqueeze(1), C.unsqueeze(1), D, z, bias, True)
-        row["mamba_ssm_2x_us"], _ = time_cuda(mamba_two, reps=reps)
+        row["mamba_ssm_2x_us"], _ = time_graph(mamba_two, sets, reps)
+        row["mamba_ssm_2x_eager_us"], _ = time_cuda(lambda: mamba_two(nxt_i()), reps=reps)
         u, d, A, B, C, D, z, bias = inputs[0][0]
         theirs = mamba.fwd(u, d, A, B.unsqueeze(1), C.unsqueeze(1), D, z, bias, True)[-1]
         mine = kernels.selective_scan_cuda(u, d, A, B, C, D, z, bias, True)
@@ -128,7 +152,7 @@ def bench_shape(name, b, l, n=16, dtype=torch.float16, ceilings=None, mamba=None
         row["speedup_vs_mamba"] = row["mamba_ssm_2x_us"] / row["ours_fused_us"]
     if with_ref and b * e * l <= 8 * 768 * 197:
         def ref_two():
-            f, r = nxt()
+            f, r = inputs[nxt_i()]
             selective_scan_ref(*f, delta_softplus=True)
             selective_scan_ref(*r, delta_softplus=True, reverse=True)
         row["pytorch_ref_2x_us"], _ = time_cuda(ref_two, reps=3, warmup=1)

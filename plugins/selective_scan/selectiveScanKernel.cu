@@ -71,7 +71,9 @@ __device__ __forceinline__ __nv_bfloat16 fromFloat<__nv_bfloat16>(float v)
 
 __device__ __forceinline__ float softplus(float x)
 {
-    return x <= 20.f ? log1pf(__expf(x)) : x;
+    // log(1 + e^x) with fast intrinsics; log1p's series where e^x is small keeps the relative error low.
+    float const e = __expf(x);
+    return x > 20.f ? x : (e < 1e-3f ? e * (1.f - 0.5f * e) : __logf(1.f + e));
 }
 
 //! Per-launch constants, passed by value.
@@ -97,33 +99,57 @@ struct Tiles
     float dt[kRows][kTile + 1];
     float z[kRows][kTile + 1];
     float prev[kRows][kTile + 1];
-    float B[kMaxN][kTile];
-    float C[kMaxN][kTile];
+    float4 B[kTile][kMaxN / 4]; // token-major: a thread reads its states as 16-byte vectors
+    float4 C[kTile][kMaxN / 4];
 };
 
-//! Cooperative, coalesced load of a (rows x tile) slab of a (batch, dim, seqlen) tensor.
+//! Cooperative, coalesced load of a (rows x tile) slab of a (batch, dim, seqlen) tensor: thread
+//! `tid` handles column tid % kTile of rows tid / kTile + k * (kThreads / kTile).
 template <typename T, int kRows>
-__device__ __forceinline__ void loadRows(float (*dst)[kTile + 1], T const* src, int rowBase, int rowsValid, int seqlen,
-    int t0, int tValid)
+__device__ __forceinline__ void loadRows(float (*dst)[kTile + 1], T const* src, int64_t rowBase, int rowsValid,
+    int seqlen, int t0, int tValid)
 {
-    for (int e = threadIdx.x; e < kRows * kTile; e += kThreads)
+    constexpr int kStride = kThreads / kTile;
+    int const c = threadIdx.x % kTile;
+    int const r0 = threadIdx.x / kTile;
+    T const* p = src + (rowBase + r0) * seqlen + t0 + c;
+    bool const colOk = c < tValid;
+#pragma unroll
+    for (int k = 0; k < kRows / kStride; ++k)
     {
-        int const r = e / kTile;
-        int const c = e % kTile;
-        float v = 0.f;
-        if (r < rowsValid && c < tValid)
-        {
-            v = toFloat<T>(src[static_cast<int64_t>(rowBase + r) * seqlen + t0 + c]);
-        }
-        dst[r][c] = v;
+        int const r = r0 + k * kStride;
+        dst[r][c] = (colOk && r < rowsValid) ? toFloat<T>(p[static_cast<int64_t>(k) * kStride * seqlen]) : 0.f;
     }
 }
 
-//! Cooperative load of the (dstate x tile) slab of B or C for one batch.
-template <typename T, int kMaxN>
-__device__ __forceinline__ void loadStates(float (*dst)[kTile], T const* src, int b, int dstate, int seqlen, int t0,
-    int tValid)
+//! Store of a (rows x tile) slab, the mirror of loadRows.
+template <typename T, int kRows>
+__device__ __forceinline__ void storeRows(T* dst, float const (*src)[kTile + 1], int64_t rowBase, int rowsValid,
+    int seqlen, int t0, int tValid)
 {
+    constexpr int kStride = kThreads / kTile;
+    int const c = threadIdx.x % kTile;
+    int const r0 = threadIdx.x / kTile;
+    T* p = dst + (rowBase + r0) * seqlen + t0 + c;
+    if (c >= tValid)
+        return;
+#pragma unroll
+    for (int k = 0; k < kRows / kStride; ++k)
+    {
+        int const r = r0 + k * kStride;
+        if (r < rowsValid)
+        {
+            p[static_cast<int64_t>(k) * kStride * seqlen] = fromFloat<T>(src[r][c]);
+        }
+    }
+}
+
+//! Cooperative load of the (dstate x tile) slab of B or C for one batch, stored token-major.
+template <typename T, int kMaxN>
+__device__ __forceinline__ void loadStates(float4 (*dst)[kMaxN / 4], T const* src, int b, int dstate, int seqlen,
+    int t0, int tValid)
+{
+    float* d = reinterpret_cast<float*>(dst);
     for (int e = threadIdx.x; e < kMaxN * kTile; e += kThreads)
     {
         int const n = e / kTile;
@@ -133,7 +159,7 @@ __device__ __forceinline__ void loadStates(float (*dst)[kTile], T const* src, in
         {
             v = toFloat<T>(src[(static_cast<int64_t>(b) * dstate + n) * seqlen + t0 + c]);
         }
-        dst[n][c] = v;
+        d[c * kMaxN + n] = v;
     }
 }
 
@@ -142,7 +168,7 @@ __device__ __forceinline__ void loadStates(float (*dst)[kTile], T const* src, in
  * kOutputPass == true:  pass B (outputs), every direction of the call, in order.
  */
 template <typename T, int kSPT, int kLPC, bool kOutputPass>
-__global__ void __launch_bounds__(kThreads) selectiveScanKernel(KernelArgs const args)
+__global__ void __launch_bounds__(kThreads, 4) selectiveScanKernel(KernelArgs const args)
 {
     using Smem = Tiles<T, kSPT, kLPC>;
     constexpr int kRows = Smem::kRows;
@@ -167,7 +193,7 @@ __global__ void __launch_bounds__(kThreads) selectiveScanKernel(KernelArgs const
 
     for (int di = dirFirst; di < dirLast; ++di)
     {
-        ScanDirection const& P = args.dir[di];
+        ScanDirection const P = di == 0 ? args.dir[0] : args.dir[1];
         bool const reverse = P.reverse;
         // Per-thread constants: A pre-scaled by log2(e) so that exp(dt*A) = exp2(dt*A2).
         float A2[kSPT];
@@ -241,18 +267,36 @@ __global__ void __launch_bounds__(kThreads) selectiveScanKernel(KernelArgs const
                 }
                 sumDt += dt;
                 float const du = dt * uu;
-                float acc = 0.f;
+                float acc4[4] = {0.f, 0.f, 0.f, 0.f};
+                float4 const* Bq = &s.B[c][lane * (kSPT / 4)];
+                float4 const* Cq = &s.C[c][lane * (kSPT / 4)];
 #pragma unroll
-                for (int i = 0; i < kSPT; ++i)
+                for (int q = 0; q < kSPT / 4; ++q)
                 {
-                    int const n = lane * kSPT + i;
-                    float const a = exp2f(dt * A2[i]);
-                    h[i] = fmaf(a, h[i], du * s.B[n][c]);
+                    float4 const bq = Bq[q];
+                    float const bv[4] = {bq.x, bq.y, bq.z, bq.w};
+                    float cv[4] = {0.f, 0.f, 0.f, 0.f};
                     if (kOutputPass)
                     {
-                        acc = fmaf(h[i], s.C[n][c], acc);
+                        float4 const cq = Cq[q];
+                        cv[0] = cq.x;
+                        cv[1] = cq.y;
+                        cv[2] = cq.z;
+                        cv[3] = cq.w;
+                    }
+#pragma unroll
+                    for (int j = 0; j < 4; ++j)
+                    {
+                        int const i = 4 * q + j;
+                        float const a = exp2f(dt * A2[i]);
+                        h[i] = fmaf(a, h[i], du * bv[j]);
+                        if (kOutputPass)
+                        {
+                            acc4[j] = fmaf(h[i], cv[j], acc4[j]);
+                        }
                     }
                 }
+                float acc = (acc4[0] + acc4[1]) + (acc4[2] + acc4[3]);
                 if (kOutputPass)
                 {
 #pragma unroll
@@ -283,15 +327,7 @@ __global__ void __launch_bounds__(kThreads) selectiveScanKernel(KernelArgs const
             if (kOutputPass)
             {
                 __syncthreads();
-                for (int e = threadIdx.x; e < kRows * kTile; e += kThreads)
-                {
-                    int const r = e / kTile;
-                    int const c = e % kTile;
-                    if (r < rowsValid && c < tValid)
-                    {
-                        out[(rowBase + r) * args.seqlen + t0 + c] = fromFloat<T>(s.u[r][c]);
-                    }
-                }
+                storeRows<T, kRows>(out, s.u, rowBase, rowsValid, args.seqlen, t0, tValid);
             }
         }
 
