@@ -22,8 +22,10 @@ def cli():
 
 
 def _register():
-    from vim_deploy.cli import export, models, validate
+    from vim_deploy.cli import build, export, models, plugin, validate
 
+    cli.add_command(plugin.plugin_group)
+    cli.add_command(build.build_cmd)
     cli.add_command(export.export_cmd)
     cli.add_command(validate.validate_cmd)
     cli.add_command(models.models_cmd)

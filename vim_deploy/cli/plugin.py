@@ -1,0 +1,35 @@
+"""`vim-deploy plugin`: build the CUDA kernel library and the TensorRT plugin."""
+
+from __future__ import annotations
+
+import click
+
+from vim_deploy import log
+from vim_deploy.cli.options import logging_options
+from vim_deploy.trt.native_build import DEFAULT_BUILD_DIR, KERNELS_LIB, PLUGIN_LIB, build_native
+
+
+@click.group("plugin")
+def plugin_group():
+    """Native code: the selective-scan CUDA core and its TensorRT plugin."""
+
+
+@plugin_group.command("build")
+@click.option("--build-dir", default=str(DEFAULT_BUILD_DIR), show_default=True, help="CMake build folder.")
+@click.option("--tensorrt-root", default=None,
+              help="TensorRT folder with include/NvInferRuntime.h [default: TensorRT_ROOT, TENSORRT_INCLUDE_DIR, "
+                   "system include folders, a tensorrt pip wheel]. Without headers only the kernel library is built.")
+@click.option("--cuda-archs", default=None,
+              help="CMAKE_CUDA_ARCHITECTURES, e.g. '87-real' for Jetson Orin or '90-real' [default: 72;75;80;86;87;89;90 + PTX].")
+@click.option("--werror", is_flag=True, help="Treat compiler warnings in our sources as errors.")
+@logging_options
+def build_cmd(build_dir, tensorrt_root, cuda_archs, werror):
+    """Compile libvim_kernels.so (needs nvcc) and libvim_trt_plugin.so (also TensorRT headers)."""
+    log.info("RUNNING | plugin build")
+    built = build_native(build_dir, tensorrt_root, cuda_archs, werror, echo=log.info)
+    log.passed(f"{KERNELS_LIB}: {built[KERNELS_LIB]}")
+    if built[PLUGIN_LIB]:
+        log.passed(f"{PLUGIN_LIB}: {built[PLUGIN_LIB]} (load it with trtexec --dynamicPlugins=..., "
+                   "polygraphy --plugins ..., or IPluginRegistry.load_library)")
+    else:
+        log.warning(f"{PLUGIN_LIB} was NOT built: TensorRT headers not found. Pass --tensorrt-root.")

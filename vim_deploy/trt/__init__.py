@@ -1,0 +1,1 @@
+"""TensorRT side: native library build/discovery and (TensorRT-family) engine building."""

@@ -1,0 +1,215 @@
+"""ONNX -> serialized TensorRT engine, through whichever TensorRT-family package is installed.
+
+``tensorrt`` (TensorRT 10.x / 11.x) is preferred, ``tensorrt_rtx`` (TensorRT for RTX, same nvinfer1 API
+family) is the fallback; ``VIM_DEPLOY_TRT_BACKEND`` forces one. Our plugin library is loaded into
+the builder's plugin registry, the ONNX parser maps each ``VimSelectiveScan`` node to it.
+
+Precision: the exported ONNX carries it (``vim-deploy export --precision fp16``). Networks are built
+strongly typed where the backend supports it (TensorRT 11 and TensorRT-RTX always are), so the
+engine computes what the ONNX says. ``fp16=True`` on an fp32 ONNX is only possible with a weakly
+typed TensorRT 10 network (builder flag); elsewhere it is refused with what to do instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from vim_deploy.errors import VimDeployError
+from vim_deploy.io_utils import atomic_write_bytes, check_writable
+from vim_deploy.ops import schema
+
+BACKENDS = ("tensorrt", "tensorrt_rtx")
+
+
+@dataclass
+class BuildConfig:
+    onnx: str
+    output: str
+    plugin: str | None = None
+    batch: tuple[int, int, int] = (1, 1, 32)
+    fp16: bool = False
+    workspace_mib: int | None = None
+    timing_cache: str | None = None
+    hardware_compatibility: str | None = None  # "ampere+" (TensorRT 10+)
+    version_compatible: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def import_backend():
+    """The TensorRT Python module to build with, or a one-line error saying what to install."""
+    forced = os.environ.get("VIM_DEPLOY_TRT_BACKEND")
+    names = (forced,) if forced else BACKENDS
+    errors = []
+    for name in names:
+        try:
+            mod = importlib.import_module(name)
+            if name == "tensorrt_rtx":
+                _ensure_rtx_parser_can_load(mod)
+            return mod
+        except ImportError as e:
+            errors.append(f"{name}: {e}")
+    raise VimDeployError(
+        "no TensorRT Python package is installed (" + "; ".join(errors) + ").",
+        "Install TensorRT for your GPU (NVIDIA's `tensorrt` wheel or JetPack), or `pip install tensorrt-rtx` to "
+        "build plans on this machine; on Jetson, run the printed trtexec command on the board.",
+    )
+
+
+def _ensure_rtx_parser_can_load(mod) -> None:
+    """TensorRT-RTX's ONNX parser dlopens the unversioned libtensorrt_rtx.so, which the wheel lacks."""
+    try:
+        import tensorrt_rtx_libs  # noqa: F401
+
+        libdir = Path(tensorrt_rtx_libs.__file__).parent
+    except ImportError:
+        return
+    versioned = sorted(libdir.glob("libtensorrt_rtx.so.*"))
+    link = libdir / "libtensorrt_rtx.so"
+    if link.exists() or not versioned:
+        return
+    try:
+        link.symlink_to(versioned[0].name)
+    except OSError:
+        raise VimDeployError(
+            f"TensorRT-RTX's ONNX parser needs {link}, which is missing and cannot be created here.",
+            f"Run: ln -s {versioned[0].name} {link}",
+        ) from None
+
+
+def _onnx_input(path: str) -> tuple[str, list[int], dict]:
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception as e:  # noqa: BLE001  (protobuf decode errors)
+        raise VimDeployError(f"'{path}' is not a readable ONNX file ({type(e).__name__}).") from None
+    inp = model.graph.input[0]
+    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim]
+    meta = {p.key: p.value for p in model.metadata_props}
+    meta["_scan_nodes"] = sum(n.op_type == schema.OP_NAME for n in model.graph.node)
+    return inp.name, dims, meta
+
+
+def shape_str(dims) -> str:
+    return "x".join(str(d) for d in dims)
+
+
+def equivalent_commands(cfg: BuildConfig, input_name: str, dims: list[int], strongly_typed: bool,
+                        plugin: str | None) -> dict[str, str]:
+    lo, opt, hi = ([b] + dims[1:] for b in cfg.batch)
+    trtexec = ["trtexec", f"--onnx={cfg.onnx}", f"--saveEngine={cfg.output}",
+               f"--minShapes={input_name}:{shape_str(lo)}", f"--optShapes={input_name}:{shape_str(opt)}",
+               f"--maxShapes={input_name}:{shape_str(hi)}"]
+    poly = ["polygraphy", "convert", cfg.onnx, "--convert-to", "trt", "-o", cfg.output,
+            "--trt-min-shapes", f"{input_name}:[{','.join(map(str, lo))}]",
+            "--trt-opt-shapes", f"{input_name}:[{','.join(map(str, opt))}]",
+            "--trt-max-shapes", f"{input_name}:[{','.join(map(str, hi))}]"]
+    if plugin:
+        trtexec.append(f"--dynamicPlugins={plugin}")
+        poly += ["--plugins", plugin]
+    if strongly_typed:
+        trtexec.append("--stronglyTyped")
+        poly.append("--strongly-typed")
+    elif cfg.fp16:
+        trtexec.append("--fp16")
+        poly.append("--fp16")
+    if cfg.workspace_mib:
+        trtexec.append(f"--memPoolSize=workspace:{cfg.workspace_mib}M")
+        poly += ["--pool-limit", f"workspace:{cfg.workspace_mib}M"]
+    if cfg.timing_cache:
+        trtexec.append(f"--timingCacheFile={cfg.timing_cache}")
+        poly += ["--timing-cache", cfg.timing_cache]
+    return {"trtexec": shlex.join(trtexec), "polygraphy": shlex.join(poly)}
+
+
+def build_engine(cfg: BuildConfig, progress=None) -> dict:
+    """Build and write the plan (atomically); return the build report."""
+    say = progress or (lambda msg: None)
+    lo, opt, hi = cfg.batch
+    if not (1 <= lo <= opt <= hi):
+        raise VimDeployError(f"--batch {lo}:{opt}:{hi} must satisfy 1 <= min <= opt <= max.")
+    if not Path(cfg.onnx).is_file():
+        raise VimDeployError(f"ONNX file '{cfg.onnx}' does not exist.")
+    check_writable(cfg.output)
+    input_name, dims, meta = _onnx_input(cfg.onnx)
+    plugin = None
+    if meta["_scan_nodes"]:
+        from vim_deploy.trt.native_build import find_plugin_library
+
+        plugin = str(find_plugin_library(cfg.plugin))
+    trt = import_backend()
+    t0 = time.perf_counter()
+    say(f"{trt.__name__} {trt.__version__}: loading plugins and parsing {cfg.onnx}")
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    if plugin:
+        registry = builder.get_plugin_registry()
+        handle = registry.load_library(plugin)
+        if handle is None or not any(c.name == schema.OP_NAME for c in registry.all_creators):
+            raise VimDeployError(f"'{plugin}' did not register the {schema.OP_NAME} plugin in {trt.__name__}.",
+                                 "Rebuild it against this TensorRT's headers: vim-deploy plugin build --tensorrt-root ...")
+    flags = 0
+    typed_flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    always_typed = trt.__name__ == "tensorrt_rtx" or int(trt.__version__.split(".")[0]) >= 11
+    strongly_typed = always_typed or (typed_flag is not None and not cfg.fp16)
+    if cfg.fp16 and always_typed:
+        if meta.get("precision") != "fp16":
+            raise VimDeployError(
+                f"{trt.__name__} {trt.__version__} builds strongly typed networks: precision comes from the ONNX.",
+                "Export with `vim-deploy export --precision fp16` and build that file (without --fp16).")
+    if strongly_typed and typed_flag is not None and not always_typed:
+        flags |= 1 << int(typed_flag)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(cfg.onnx):
+        errs = "; ".join(parser.get_error(i).desc() for i in range(min(parser.num_errors, 3)))
+        raise VimDeployError(f"TensorRT's ONNX parser rejected '{cfg.onnx}': {errs}",
+                             "Was the plugin library built for this TensorRT? Is the file from `vim-deploy export`?")
+    plugin_types = {getattr(trt.LayerType, n) for n in ("PLUGIN_V3", "PLUGIN_V2", "PLUGIN") if hasattr(trt.LayerType, n)}
+    n_plugin = sum(network.get_layer(i).type in plugin_types for i in range(network.num_layers))
+    config = builder.create_builder_config()
+    if cfg.fp16 and not strongly_typed:
+        config.set_flag(trt.BuilderFlag.FP16)
+    if cfg.workspace_mib:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, cfg.workspace_mib << 20)
+    profile = builder.create_optimization_profile()
+    profile.set_shape(input_name, [lo] + dims[1:], [opt] + dims[1:], [hi] + dims[1:])
+    config.add_optimization_profile(profile)
+    if cfg.hardware_compatibility:
+        level = getattr(getattr(trt, "HardwareCompatibilityLevel", None), "AMPERE_PLUS", None)
+        if level is None:
+            raise VimDeployError(f"{trt.__name__} has no hardware-compatibility levels.")
+        config.hardware_compatibility_level = level
+    if cfg.version_compatible:
+        flag = getattr(trt.BuilderFlag, "VERSION_COMPATIBLE", None)
+        if flag is None:
+            raise VimDeployError(f"{trt.__name__} cannot build version-compatible engines.")
+        config.set_flag(flag)
+        if plugin:
+            config.plugins_to_serialize = [plugin]
+    cache = None
+    if cfg.timing_cache and hasattr(config, "create_timing_cache"):
+        blob = Path(cfg.timing_cache).read_bytes() if Path(cfg.timing_cache).is_file() else b""
+        cache = config.create_timing_cache(blob)
+        config.set_timing_cache(cache, ignore_mismatch=False)
+    say(f"building ({network.num_layers} layers, {n_plugin} plugin layers, batch {lo}:{opt}:{hi})")
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise VimDeployError("TensorRT failed to build the engine (see the messages above).")
+    data = bytes(plan)
+    atomic_write_bytes(cfg.output, data)
+    if cache is not None:
+        atomic_write_bytes(cfg.timing_cache, bytes(config.get_timing_cache().serialize()))
+    return {
+        "backend": trt.__name__, "backend_version": trt.__version__, "onnx": cfg.onnx, "plan": cfg.output,
+        "plan_bytes": len(data), "layers": network.num_layers, "plugin_layers": n_plugin, "plugin_library": plugin,
+        "strongly_typed": strongly_typed, "onnx_precision": meta.get("precision"), "model": meta.get("model_name"),
+        "input": input_name, "profile": {"min": [lo] + dims[1:], "opt": [opt] + dims[1:], "max": [hi] + dims[1:]},
+        "seconds": round(time.perf_counter() - t0, 2),
+        "equivalent_commands": equivalent_commands(cfg, input_name, dims, strongly_typed, plugin),
+    }
