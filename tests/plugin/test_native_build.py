@@ -1,0 +1,52 @@
+"""The CUDA core compiles with nvcc (CMake, as `vim-deploy plugin build` runs it) and its C ABI
+answers on a machine without a GPU: sizes, chunking and argument validation need no device."""
+
+import ctypes
+import shutil
+
+import pytest
+
+from vim_deploy.trt.native_build import KERNELS_LIB, build_native
+
+pytestmark = pytest.mark.skipif(shutil.which("nvcc") is None or shutil.which("cmake") is None,
+                                reason="nvcc and cmake are needed to compile the kernel library")
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    d = tmp_path_factory.mktemp("native")
+    built = build_native(d, cuda_archs="90-real", werror=True, echo=lambda m: None)
+    assert built[KERNELS_LIB] is not None
+    lib = ctypes.CDLL(str(built[KERNELS_LIB]))
+    lib.vim_selective_scan_workspace_size.restype = ctypes.c_size_t
+    lib.vim_last_error.restype = ctypes.c_char_p
+    return lib
+
+
+def test_abi_version(lib):
+    assert lib.vim_kernels_abi_version() == 1
+
+
+def test_chunking_and_workspace(lib):
+    # explicit chunk count: workspace = dirs * batch * dim * chunks * (dstate + 1) floats, 256-byte aligned
+    ws = lib.vim_selective_scan_workspace_size(1, 2, 192, 1000, 16, 2, 8)
+    assert ws == -(-(2 * 2 * 192 * 8 * 17 * 4) // 256) * 256
+    assert lib.vim_selective_scan_workspace_size(1, 2, 192, 1000, 16, 1, 1) == 0
+    assert lib.vim_selective_scan_num_chunks(1, 1, 192, 100, 16, 1, 500) == 100  # never more chunks than tokens
+
+
+def test_bad_arguments_are_rejected_without_touching_the_gpu(lib):
+    null2 = (ctypes.c_void_p * 2)()
+    rev = (ctypes.c_int * 2)()
+    rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 300, 1, 1, null2, null2, null2, null2, null2, null2, null2,
+                                    null2, rev, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, None,
+                                    ctypes.c_size_t(0), None)
+    assert rc == -1 and b"dstate" in lib.vim_last_error()
+    rc = lib.vim_selective_scan_fwd(7, 2, 192, 197, 16, 1, 1, null2, null2, null2, null2, null2, null2, null2,
+                                    null2, rev, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, None,
+                                    ctypes.c_size_t(0), None)
+    assert rc == -1 and b"dtype" in lib.vim_last_error()
+    rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, null2, null2, null2, null2, null2, null2, null2,
+                                    null2, rev, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, None,
+                                    ctypes.c_size_t(0), None)
+    assert rc == -1 and b"must not be null" in lib.vim_last_error()
