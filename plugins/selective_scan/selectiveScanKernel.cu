@@ -29,8 +29,18 @@ namespace vim
 namespace
 {
 
-constexpr int kThreads = 128;
-constexpr int kTile = 16;
+// Block size and token-tile length (overridable at compile time for tuning experiments).
+#ifndef VIM_SCAN_THREADS
+#define VIM_SCAN_THREADS 64 // small blocks: more independent blocks per SM overlap their tile-load phases
+#endif
+#ifndef VIM_SCAN_TILE
+#define VIM_SCAN_TILE 16
+#endif
+#ifndef VIM_SCAN_MIN_BLOCKS
+#define VIM_SCAN_MIN_BLOCKS (512 / VIM_SCAN_THREADS)
+#endif
+constexpr int kThreads = VIM_SCAN_THREADS;
+constexpr int kTile = VIM_SCAN_TILE;
 constexpr float kLog2e = 1.4426950408889634f;
 
 template <typename T>
@@ -168,7 +178,7 @@ __device__ __forceinline__ void loadStates(float4 (*dst)[kMaxN / 4], T const* sr
  * kOutputPass == true:  pass B (outputs), every direction of the call, in order.
  */
 template <typename T, int kSPT, int kLPC, bool kOutputPass>
-__global__ void __launch_bounds__(kThreads, 4) selectiveScanKernel(KernelArgs const args)
+__global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKernel(KernelArgs const args)
 {
     using Smem = Tiles<T, kSPT, kLPC>;
     constexpr int kRows = Smem::kRows;
