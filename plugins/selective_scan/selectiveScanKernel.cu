@@ -36,11 +36,15 @@ namespace
 #ifndef VIM_SCAN_TILE
 #define VIM_SCAN_TILE 16
 #endif
+#ifndef VIM_SCAN_TOKEN_UNROLL
+#define VIM_SCAN_TOKEN_UNROLL 2
+#endif
 #ifndef VIM_SCAN_MIN_BLOCKS
 #define VIM_SCAN_MIN_BLOCKS (512 / VIM_SCAN_THREADS)
 #endif
 constexpr int kThreads = VIM_SCAN_THREADS;
 constexpr int kTile = VIM_SCAN_TILE;
+constexpr int kTokenUnroll = VIM_SCAN_TOKEN_UNROLL;
 constexpr float kLog2e = 1.4426950408889634f;
 
 template <typename T>
@@ -266,9 +270,9 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
             }
             __syncthreads();
 
-            for (int jj = 0; jj < tValid; ++jj)
-            {
-                int const c = reverse ? tValid - 1 - jj : jj;
+            // One token step. Full tiles run a partly unrolled loop so that the next token's
+            // softplus / exp work (independent of the state) overlaps this token's state update.
+            auto step = [&](int const c) {
                 float const uu = s.u[row][c];
                 float dt = s.dt[row][c] + bias;
                 if (args.deltaSoftplus)
@@ -332,6 +336,21 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
                         }
                         s.u[row][c] = y; // u[row][c] is not read again
                     }
+                }
+                        };
+            if (tValid == kTile)
+            {
+#pragma unroll(kTokenUnroll)
+                for (int jj = 0; jj < kTile; ++jj)
+                {
+                    step(reverse ? kTile - 1 - jj : jj);
+                }
+            }
+            else
+            {
+                for (int jj = 0; jj < tValid; ++jj)
+                {
+                    step(reverse ? tValid - 1 - jj : jj);
                 }
             }
             if (kOutputPass)
