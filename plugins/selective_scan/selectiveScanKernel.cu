@@ -37,10 +37,12 @@ namespace
 #define VIM_SCAN_TILE 16
 #endif
 #ifndef VIM_SCAN_TOKEN_UNROLL
-#define VIM_SCAN_TOKEN_UNROLL 2
+#define VIM_SCAN_TOKEN_UNROLL 4
 #endif
 #ifndef VIM_SCAN_MIN_BLOCKS
-#define VIM_SCAN_MIN_BLOCKS (512 / VIM_SCAN_THREADS)
+// 6 x 64 threads per SM leaves 168 registers a thread: no spills (8 blocks capped at 128 and spilled,
+// 1.5x slower on the H100, bench/RESULTS.md).
+#define VIM_SCAN_MIN_BLOCKS (384 / VIM_SCAN_THREADS)
 #endif
 constexpr int kThreads = VIM_SCAN_THREADS;
 constexpr int kTile = VIM_SCAN_TILE;
