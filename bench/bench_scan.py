@@ -112,7 +112,8 @@ def mamba_module():
         return None
 
 
-def bench_shape(name, b, l, n=16, dtype=torch.float16, ceilings=None, mamba=None, with_ref=True, reps=30):
+def bench_shape(name, b, l, n=16, dtype=torch.float16, ceilings=None, mamba=None, with_ref=True, reps=30,
+                explore=False):
     e = WIDTH[name]
     bytes_per = torch.tensor([], dtype=dtype).element_size()
     per_set = (5 * b * e * l + 4 * b * n * l) * bytes_per
@@ -138,7 +139,15 @@ def bench_shape(name, b, l, n=16, dtype=torch.float16, ceilings=None, mamba=None
     row["ours_fused_us"], _ = time_graph(ours_fused, sets, reps)
     row["ours_2x_single_us"], _ = time_graph(ours_two, sets, reps)
     row["ours_fused_eager_us"], _ = time_cuda(lambda: ours_fused(nxt_i()), reps=reps)
-    row["chunks"] = kernels.load_library().vim_selective_scan_num_chunks(1, b, e, l, n, 2, 0)
+    lib = kernels.load_library()
+    row["chunks"] = lib.vim_selective_scan_num_chunks(1, b, e, l, n, 2, 0, 0)
+    row["lanes"] = lib.vim_selective_scan_lanes(1, b, e, l, n, 2, 0, 0)
+    if explore:  # other (chunks, lanes) choices, to tune the launcher's heuristics
+        for ch, ln in ((1, 1), (1, 4), (2, 4), (4, 4), (8, 1), (0, 1), (0, 2), (0, 4)):
+            def cfg_run(i, ch=ch, ln=ln):
+                f, r = inputs[i]
+                kernels.selective_scan_multi([(*f, False), (*r, True)], True, 0.5, num_chunks=ch, out=out, lanes=ln)
+            row[f"ours_fused_c{ch}_l{ln}_us"], _ = time_graph(cfg_run, sets, reps)
     if mamba is not None:
         def mamba_two(i):
             for (u, d, A, B, C, D, z, bias) in inputs[i]:
@@ -176,6 +185,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--explore", action="store_true", help="also time other (chunks, lanes) launch choices")
     args = ap.parse_args()
     dev = torch.cuda.get_device_name()
     ceilings = {"copy_Bps": copy_bandwidth(), "exp_per_s": exp_throughput()}
@@ -188,7 +198,7 @@ def main():
         shapes = [("small", 128, 197), ("small", 1, 197), ("small", 8, 6085)]
     rows = []
     for m, b, l in shapes:
-        r = bench_shape(m, b, l, ceilings=ceilings, mamba=mamba)
+        r = bench_shape(m, b, l, ceilings=ceilings, mamba=mamba, explore=args.explore)
         rows.append(r)
         print(json.dumps(r), flush=True)
     report = {"device": dev, "date": datetime.date.today().isoformat(), "torch": torch.__version__,
@@ -196,12 +206,12 @@ def main():
               "ceilings": ceilings, "rows": rows}
     with open(os.path.join(args.out, "bench_scan.json"), "w") as f:
         json.dump(report, f, indent=2)
-    hdr = "| model | batch | L | chunks | ours fused (us) | ours 2x single | mamba_ssm 2x | x vs mamba | PyTorch ref 2x | roofline (us, bound) | % roofline |"
+    hdr = "| model | batch | L | chunks/lanes | ours fused (us) | ours 2x single | mamba_ssm 2x | x vs mamba | PyTorch ref 2x | roofline (us, bound) | % roofline |"
     lines = [f"Device: {dev}; copy {ceilings['copy_Bps'] / 1e9:.0f} GB/s; exp {ceilings['exp_per_s']:.3e}/s", "", hdr,
              "|" + "---|" * 11]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['batch']} | {r['L']} | {r['chunks']} | {r['ours_fused_us']:.1f} | {r['ours_2x_single_us']:.1f} | "
+            f"| {r['model']} | {r['batch']} | {r['L']} | {r['chunks']}/{r['lanes']} | {r['ours_fused_us']:.1f} | {r['ours_2x_single_us']:.1f} | "
             f"{r.get('mamba_ssm_2x_us', float('nan')):.1f} | {r.get('speedup_vs_mamba', float('nan')):.2f} | "
             f"{r.get('pytorch_ref_2x_us', float('nan')):.0f} | {r['roofline_us']:.1f} ({r['bound']}) | "
             f"{100 * r['roofline_fraction']:.0f}% |")

@@ -404,30 +404,75 @@ cudaError_t launchTyped(KernelArgs const& args, cudaStream_t stream)
 }
 
 template <typename T>
-cudaError_t launchForState(KernelArgs const& args, cudaStream_t stream)
+cudaError_t launchForLayout(KernelArgs const& args, int spt, int lpc, cudaStream_t stream)
 {
-    int const n = args.dstate;
-    if (n <= 4)
-        return launchTyped<T, 4, 1>(args, stream);
-    if (n <= 8)
-        return launchTyped<T, 8, 1>(args, stream);
-    if (n <= 16)
-        return launchTyped<T, 16, 1>(args, stream);
-    if (n <= 32)
-        return launchTyped<T, 16, 2>(args, stream);
-    if (n <= 64)
-        return launchTyped<T, 16, 4>(args, stream);
-    if (n <= 128)
-        return launchTyped<T, 16, 8>(args, stream);
-    return launchTyped<T, 16, 16>(args, stream);
+    switch (lpc * 100 + spt)
+    {
+    case 104: return launchTyped<T, 4, 1>(args, stream);
+    case 108: return launchTyped<T, 8, 1>(args, stream);
+    case 116: return launchTyped<T, 16, 1>(args, stream);
+    case 204: return launchTyped<T, 4, 2>(args, stream);
+    case 208: return launchTyped<T, 8, 2>(args, stream);
+    case 216: return launchTyped<T, 16, 2>(args, stream);
+    case 404: return launchTyped<T, 4, 4>(args, stream);
+    case 416: return launchTyped<T, 16, 4>(args, stream);
+    case 816: return launchTyped<T, 16, 8>(args, stream);
+    case 1616: return launchTyped<T, 16, 16>(args, stream);
+    default: return cudaErrorInvalidConfiguration;
+    }
 }
 
-int lanesPerChannel(int dstate)
+//! Fewest lanes a channel needs (at most 16 states a thread).
+int baseLanes(int dstate)
 {
     return dstate <= 16 ? 1 : (dstate <= 32 ? 2 : (dstate <= 64 ? 4 : (dstate <= 128 ? 8 : 16)));
 }
 
+int statesPerThread(int dstate, int lanes)
+{
+    int const need = (dstate + lanes - 1) / lanes;
+    return need <= 4 ? 4 : (need <= 8 ? 8 : 16);
+}
+
+int smCountOf(SelectiveScanParams const& p)
+{
+    int sm = p.smCount;
+    if (sm <= 0)
+    {
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess
+            || cudaDeviceGetAttribute(&sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+        {
+            sm = 108;
+        }
+    }
+    return sm;
+}
+
+//! Threads per SM below which the exp unit starves (tuned on the H100, bench/RESULTS.md).
+constexpr int64_t kTargetThreadsPerSm = 512;
+
 } // namespace
+
+int32_t selectiveScanChooseLanes(SelectiveScanParams const& p)
+{
+    int const base = baseLanes(p.dstate);
+    if (p.lanesPerChannel > 0)
+    {
+        int const asked = p.lanesPerChannel >= 4 ? 4 : (p.lanesPerChannel >= 2 ? 2 : 1);
+        return p.dstate <= 16 ? asked : base; // splitting is offered for dstate <= 16 only
+    }
+    // Few channels in flight (small batch): spread a channel's states over up to 4 lanes (N <= 16)
+    // before cutting the sequence into chunks, which costs a second pass over the tokens.
+    int lanes = base;
+    int64_t const want = static_cast<int64_t>(smCountOf(p)) * kTargetThreadsPerSm;
+    while (p.dstate <= 16 && lanes < 4 && static_cast<int64_t>(p.batch) * p.dim * lanes < want
+        && (p.dstate + lanes * 2 - 1) / (lanes * 2) >= 2)
+    {
+        lanes *= 2;
+    }
+    return lanes;
+}
 
 char const* selectiveScanValidate(SelectiveScanParams const& p)
 {
@@ -456,19 +501,10 @@ int32_t selectiveScanChooseChunks(SelectiveScanParams const& p)
 {
     if (p.numChunks > 0)
         return std::min(p.numChunks, p.seqlen);
-    int sm = p.smCount;
-    if (sm <= 0)
-    {
-        int dev = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-        {
-            sm = 108;
-        }
-    }
-    // Enough resident warps to keep the exp unit busy: ~512 threads per SM. Below that, cut the
-    // sequence (each extra chunk costs a second pass over the tokens, so only when it pays).
-    int64_t const threads = static_cast<int64_t>(p.batch) * p.dim * lanesPerChannel(p.dstate);
-    int64_t const want = static_cast<int64_t>(sm) * 512;
+    // Enough resident warps to keep the exp unit busy. Below that, cut the sequence (each extra
+    // chunk costs a second pass over the tokens, so only when it pays).
+    int64_t const threads = static_cast<int64_t>(p.batch) * p.dim * selectiveScanChooseLanes(p);
+    int64_t const want = static_cast<int64_t>(smCountOf(p)) * kTargetThreadsPerSm;
     if (threads >= want)
         return 1;
     int64_t const byWork = (want + threads - 1) / threads;
@@ -513,11 +549,13 @@ cudaError_t selectiveScanForward(SelectiveScanParams const& p, void* workspace, 
         args.hEnd = static_cast<float*>(workspace);
         args.sumDt = args.hEnd + rows * p.dstate;
     }
+    int const lanes = selectiveScanChooseLanes(p);
+    int const spt = statesPerThread(p.dstate, lanes);
     switch (p.dtype)
     {
-    case ScanDType::kFLOAT: return launchForState<float>(args, stream);
-    case ScanDType::kHALF: return launchForState<__half>(args, stream);
-    case ScanDType::kBF16: return launchForState<__nv_bfloat16>(args, stream);
+    case ScanDType::kFLOAT: return launchForLayout<float>(args, spt, lanes, stream);
+    case ScanDType::kHALF: return launchForLayout<__half>(args, spt, lanes, stream);
+    case ScanDType::kBF16: return launchForLayout<__nv_bfloat16>(args, spt, lanes, stream);
     }
     return cudaErrorInvalidValue;
 }

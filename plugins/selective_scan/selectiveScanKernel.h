@@ -62,7 +62,11 @@ struct SelectiveScanParams
     void* out{nullptr};
     int32_t numChunks{0};       //!< sequence chunks; 0 = choose (see selectiveScanChooseChunks)
     int32_t smCount{0};         //!< used when choosing chunks; 0 = query the current device
+    int32_t lanesPerChannel{0}; //!< lanes sharing a channel's states (1, 2, 4; N <= 16); 0 = choose
 };
+
+//! Lanes per channel the launcher will use (states of a channel split over 1..16 threads).
+int32_t selectiveScanChooseLanes(SelectiveScanParams const& p);
 
 //! Number of sequence chunks the launcher will use for these sizes (>= 1).
 int32_t selectiveScanChooseChunks(SelectiveScanParams const& p);

@@ -13,7 +13,7 @@ namespace
 thread_local std::string gLastError;
 
 vim::SelectiveScanParams makeParams(int dtype, int batch, int dim, int seqlen, int dstate, int deltaSoftplus,
-    int numDirections, int numChunks)
+    int numDirections, int numChunks, int lanesPerChannel)
 {
     vim::SelectiveScanParams p{};
     p.dtype = static_cast<vim::ScanDType>(dtype);
@@ -24,6 +24,7 @@ vim::SelectiveScanParams makeParams(int dtype, int batch, int dim, int seqlen, i
     p.deltaSoftplus = deltaSoftplus != 0;
     p.numDirections = numDirections;
     p.numChunks = numChunks;
+    p.lanesPerChannel = lanesPerChannel;
     return p;
 }
 } // namespace
@@ -33,7 +34,7 @@ extern "C"
 
 __attribute__((visibility("default"))) int vim_kernels_abi_version()
 {
-    return 1;
+    return 2; // 2: lanesPerChannel argument
 }
 
 __attribute__((visibility("default"))) char const* vim_last_error()
@@ -42,15 +43,24 @@ __attribute__((visibility("default"))) char const* vim_last_error()
 }
 
 __attribute__((visibility("default"))) int vim_selective_scan_num_chunks(int dtype, int batch, int dim, int seqlen,
-    int dstate, int numDirections, int numChunks)
+    int dstate, int numDirections, int numChunks, int lanesPerChannel)
 {
-    return vim::selectiveScanChooseChunks(makeParams(dtype, batch, dim, seqlen, dstate, 1, numDirections, numChunks));
+    return vim::selectiveScanChooseChunks(
+        makeParams(dtype, batch, dim, seqlen, dstate, 1, numDirections, numChunks, lanesPerChannel));
+}
+
+__attribute__((visibility("default"))) int vim_selective_scan_lanes(int dtype, int batch, int dim, int seqlen,
+    int dstate, int numDirections, int numChunks, int lanesPerChannel)
+{
+    return vim::selectiveScanChooseLanes(
+        makeParams(dtype, batch, dim, seqlen, dstate, 1, numDirections, numChunks, lanesPerChannel));
 }
 
 __attribute__((visibility("default"))) size_t vim_selective_scan_workspace_size(int dtype, int batch, int dim,
-    int seqlen, int dstate, int numDirections, int numChunks)
+    int seqlen, int dstate, int numDirections, int numChunks, int lanesPerChannel)
 {
-    return vim::selectiveScanWorkspaceSize(makeParams(dtype, batch, dim, seqlen, dstate, 1, numDirections, numChunks));
+    return vim::selectiveScanWorkspaceSize(
+        makeParams(dtype, batch, dim, seqlen, dstate, 1, numDirections, numChunks, lanesPerChannel));
 }
 
 //! Direction i uses u[i], delta[i], A[i], B[i], C[i], D[i], z[i], deltaBias[i], reverse[i] (arrays of 2).
@@ -58,14 +68,15 @@ __attribute__((visibility("default"))) int vim_selective_scan_fwd(int dtype, int
     int dstate, int deltaSoftplus, int numDirections, void const* const* u, void const* const* delta,
     float const* const* A, void const* const* B, void const* const* C, float const* const* D,
     void const* const* z, float const* const* deltaBias, int const* reverse, float outScale, void* out,
-    int numChunks, void* workspace, size_t workspaceBytes, void* stream)
+    int numChunks, int lanesPerChannel, void* workspace, size_t workspaceBytes, void* stream)
 {
     if (dtype < 0 || dtype > 2)
     {
         gLastError = "dtype must be 0 (fp32), 1 (fp16) or 2 (bf16)";
         return -1;
     }
-    vim::SelectiveScanParams p = makeParams(dtype, batch, dim, seqlen, dstate, deltaSoftplus, numDirections, numChunks);
+    vim::SelectiveScanParams p
+        = makeParams(dtype, batch, dim, seqlen, dstate, deltaSoftplus, numDirections, numChunks, lanesPerChannel);
     p.outScale = outScale;
     p.out = out;
     for (int i = 0; i < numDirections && i < 2; ++i)

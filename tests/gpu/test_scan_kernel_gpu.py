@@ -45,9 +45,9 @@ def rel(a, b):
     return ((a.double() - b).norm() / b.norm()).item()
 
 
-def run_kernel(k, dirs, scale=1.0, num_chunks=0):
+def run_kernel(k, dirs, scale=1.0, num_chunks=0, lanes=0):
     out = torch.full_like(dirs[0][0], float("nan"))
-    k.selective_scan_multi(dirs, True, scale, num_chunks, out=out)
+    k.selective_scan_multi(dirs, True, scale, num_chunks, out=out, lanes=lanes)
     torch.cuda.synchronize()
     assert torch.isfinite(out).all(), "unwritten (NaN-poisoned) or non-finite outputs"
     return out
@@ -87,11 +87,13 @@ def test_fused_bidirectional(shape, dtype):
 
 
 @pytest.mark.parametrize("chunks", [1, 2, 7, 64])
-def test_forced_chunking_agrees(chunks):
+@pytest.mark.parametrize("lanes", [1, 2, 4])
+@pytest.mark.parametrize("n", [16, 5])
+def test_forced_chunking_and_lanes_agree(chunks, lanes, n):
     k = kernels()
-    args = make(2, 160, 1000, 16, torch.float32, seed=chunks)
+    args = make(2, 160, 1000, n, torch.float32, seed=chunks * 10 + lanes)
     for reverse in (False, True):
-        out = run_kernel(k, [(*args, reverse)], num_chunks=chunks)
+        out = run_kernel(k, [(*args, reverse)], num_chunks=chunks, lanes=lanes)
         assert rel(out, ref64(args, reverse)) <= 1e-5
 
 

@@ -24,29 +24,31 @@ def lib(tmp_path_factory):
 
 
 def test_abi_version(lib):
-    assert lib.vim_kernels_abi_version() == 1
+    assert lib.vim_kernels_abi_version() == 2
 
 
 def test_chunking_and_workspace(lib):
     # explicit chunk count: workspace = dirs * batch * dim * chunks * (dstate + 1) floats, 256-byte aligned
-    ws = lib.vim_selective_scan_workspace_size(1, 2, 192, 1000, 16, 2, 8)
+    ws = lib.vim_selective_scan_workspace_size(1, 2, 192, 1000, 16, 2, 8, 0)
     assert ws == -(-(2 * 2 * 192 * 8 * 17 * 4) // 256) * 256
-    assert lib.vim_selective_scan_workspace_size(1, 2, 192, 1000, 16, 1, 1) == 0
-    assert lib.vim_selective_scan_num_chunks(1, 1, 192, 100, 16, 1, 500) == 100  # never more chunks than tokens
+    assert lib.vim_selective_scan_workspace_size(1, 2, 192, 1000, 16, 1, 1, 0) == 0
+    assert lib.vim_selective_scan_num_chunks(1, 1, 192, 100, 16, 1, 500, 0) == 100  # never more chunks than tokens
+    assert lib.vim_selective_scan_lanes(1, 1, 192, 100, 16, 1, 0, 2) == 2  # asked
+    assert lib.vim_selective_scan_lanes(1, 1, 192, 100, 64, 1, 0, 2) == 4  # dstate 64 needs 4 lanes anyway
 
 
 def test_bad_arguments_are_rejected_without_touching_the_gpu(lib):
     null2 = (ctypes.c_void_p * 2)()
     rev = (ctypes.c_int * 2)()
     rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 300, 1, 1, null2, null2, null2, null2, null2, null2, null2,
-                                    null2, rev, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, None,
+                                    null2, rev, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, None,
                                     ctypes.c_size_t(0), None)
     assert rc == -1 and b"dstate" in lib.vim_last_error()
     rc = lib.vim_selective_scan_fwd(7, 2, 192, 197, 16, 1, 1, null2, null2, null2, null2, null2, null2, null2,
-                                    null2, rev, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, None,
+                                    null2, rev, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, None,
                                     ctypes.c_size_t(0), None)
     assert rc == -1 and b"dtype" in lib.vim_last_error()
     rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, null2, null2, null2, null2, null2, null2, null2,
-                                    null2, rev, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, None,
+                                    null2, rev, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, None,
                                     ctypes.c_size_t(0), None)
     assert rc == -1 and b"must not be null" in lib.vim_last_error()

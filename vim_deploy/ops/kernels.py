@@ -22,6 +22,7 @@ from vim_deploy.errors import VimDeployError
 _REPO = Path(__file__).resolve().parents[2]
 _CANDIDATES = (_REPO / "build" / "libvim_kernels.so", _REPO / "plugins" / "build" / "libvim_kernels.so")
 _DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+ABI_VERSION = 2
 _lib = None
 
 
@@ -49,12 +50,16 @@ def load_library():
         ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
         ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp),
         ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(ctypes.c_int),
-        ctypes.c_float, vp, ctypes.c_int, vp, ctypes.c_size_t, vp,
+        ctypes.c_float, vp, ctypes.c_int, ctypes.c_int, vp, ctypes.c_size_t, vp,
     ]
+    for name in ("vim_selective_scan_workspace_size", "vim_selective_scan_num_chunks", "vim_selective_scan_lanes"):
+        getattr(lib, name).argtypes = [ctypes.c_int] * 8
     lib.vim_selective_scan_workspace_size.restype = ctypes.c_size_t
-    lib.vim_selective_scan_workspace_size.argtypes = [ctypes.c_int] * 7
     lib.vim_selective_scan_num_chunks.restype = ctypes.c_int
-    lib.vim_selective_scan_num_chunks.argtypes = [ctypes.c_int] * 7
+    lib.vim_selective_scan_lanes.restype = ctypes.c_int
+    if lib.vim_kernels_abi_version() != ABI_VERSION:
+        raise VimDeployError(f"{path} has C ABI {lib.vim_kernels_abi_version()}, this package needs {ABI_VERSION}.",
+                             "Rebuild it: vim-deploy plugin build")
     lib.vim_last_error.restype = ctypes.c_char_p
     _lib = lib
     del fp
@@ -75,7 +80,7 @@ def _prep(u, delta, A, B, C, D, z, delta_bias):
 
 
 def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: float = 1.0,
-                         num_chunks: int = 0, out: torch.Tensor | None = None) -> torch.Tensor:
+                         num_chunks: int = 0, out: torch.Tensor | None = None, lanes: int = 0) -> torch.Tensor:
     """One launch over 1 or 2 directions, each a tuple ``(u, delta, A, B, C, D, z, delta_bias, reverse)``.
 
     Two directions give ``(y_0 + y_1) * out_scale`` (Vim's fused bidirectional branch).
@@ -91,14 +96,14 @@ def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: flo
         out = torch.empty_like(u0)
     elif out.shape != u0.shape or out.dtype != u0.dtype or not out.is_contiguous():
         raise VimDeployError("selective scan kernel: `out` must be a contiguous tensor shaped and typed like u.")
-    ws_bytes = lib.vim_selective_scan_workspace_size(code, batch, dim, seqlen, dstate, nd, num_chunks)
+    ws_bytes = lib.vim_selective_scan_workspace_size(code, batch, dim, seqlen, dstate, nd, num_chunks, lanes)
     ws = torch.empty(max(ws_bytes, 1), dtype=torch.uint8, device=u0.device)
     arr = lambda i: (ctypes.c_void_p * 2)(*[_ptr(d[i]) for d in dirs] + [None] * (2 - nd))  # noqa: E731
     rev = (ctypes.c_int * 2)(*[int(d[8]) for d in dirs] + [0] * (2 - nd))
     stream = torch.cuda.current_stream(u0.device).cuda_stream
     rc = lib.vim_selective_scan_fwd(code, batch, dim, seqlen, dstate, int(delta_softplus), nd,
                                     arr(0), arr(1), arr(2), arr(3), arr(4), arr(5), arr(6), arr(7), rev,
-                                    float(out_scale), out.data_ptr(), num_chunks, ws.data_ptr(), ws_bytes, stream)
+                                    float(out_scale), out.data_ptr(), num_chunks, lanes, ws.data_ptr(), ws_bytes, stream)
     if rc != 0:
         raise VimDeployError(f"selective scan kernel failed: {lib.vim_last_error().decode()} (code {rc}).")
     return out
