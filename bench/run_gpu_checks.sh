@@ -27,7 +27,7 @@ tail -2 "$OUT/mamba_build.log"
 export PYTHONPATH=$MAMBA_BUILD:$PYTHONPATH
 cp $MAMBA_BUILD/selective_scan_cuda.so "$OUT/" 2>/dev/null || true
 [ -d .third_party/Vim ] && [ -z "${SKIP_PARITY:-}" ] && python3 tools/official_parity.py .third_party/Vim --out "$OUT" 2>&1 | grep -v Warning | tail -8
-python3 bench/bench_scan.py --out "$OUT" 2>&1 | tail -25
+python3 bench/bench_scan.py --out "$OUT" ${BENCH_ARGS:-} 2>&1 | tail -25
 if [ -n "${NCU:-}" ]; then
   cuobjdump -sass build/libvim_kernels.so 2>/dev/null | awk '/Function : .*selectiveScanKernelI6__halfLi16ELi1ELb1/{p=1} p&&/Function : /&&!/Li16ELi1ELb1/{p=0} p' > "$OUT/sass_half16.txt"
   ncu --section SpeedOfLight --section WarpStateStats --section InstructionStats --section Occupancy --section ComputeWorkloadAnalysis \
