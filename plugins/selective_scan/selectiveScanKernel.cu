@@ -462,16 +462,20 @@ int32_t selectiveScanChooseLanes(SelectiveScanParams const& p)
         int const asked = p.lanesPerChannel >= 4 ? 4 : (p.lanesPerChannel >= 2 ? 2 : 1);
         return p.dstate <= 16 ? asked : base; // splitting is offered for dstate <= 16 only
     }
-    // Few channels in flight (small batch): spread a channel's states over up to 4 lanes (N <= 16)
-    // before cutting the sequence into chunks, which costs a second pass over the tokens.
-    int lanes = base;
-    int64_t const want = static_cast<int64_t>(smCountOf(p)) * kTargetThreadsPerSm;
-    while (p.dstate <= 16 && lanes < 4 && static_cast<int64_t>(p.batch) * p.dim * lanes < want
-        && (p.dstate + lanes * 2 - 1) / (lanes * 2) >= 2)
-    {
-        lanes *= 2;
-    }
-    return lanes;
+    // Launch shape from channels per SM (measured on the H100 over Vim's shapes, bench/RESULTS.md):
+    // plenty of channels -> one lane each; fewer -> split a channel's states over 2-4 lanes (no
+    // extra work) before the sequence is chunked (a second pass over the tokens); long sequences at
+    // moderate batch keep one lane so that chunks stay short.
+    if (p.dstate > 16)
+        return base;
+    double const perSm = static_cast<double>(p.batch) * p.dim / smCountOf(p);
+    if (perSm >= 256)
+        return 1;
+    if (perSm >= 64)
+        return 4;
+    if (p.seqlen >= 1024 && perSm >= 8)
+        return 1;
+    return perSm >= 16 ? 2 : 4;
 }
 
 char const* selectiveScanValidate(SelectiveScanParams const& p)
@@ -505,7 +509,7 @@ int32_t selectiveScanChooseChunks(SelectiveScanParams const& p)
     // chunk costs a second pass over the tokens, so only when it pays).
     int64_t const threads = static_cast<int64_t>(p.batch) * p.dim * selectiveScanChooseLanes(p);
     int64_t const want = static_cast<int64_t>(smCountOf(p)) * kTargetThreadsPerSm;
-    if (threads >= want)
+    if (threads >= want || static_cast<double>(p.batch) * p.dim / smCountOf(p) >= 64)
         return 1;
     int64_t const byWork = (want + threads - 1) / threads;
     int64_t const byLength = std::max<int64_t>(1, p.seqlen / 32);
