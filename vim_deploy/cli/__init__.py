@@ -22,10 +22,11 @@ def cli():
 
 
 def _register():
-    from vim_deploy.cli import build, export, models, plugin, validate
+    from vim_deploy.cli import bench, build, export, models, plugin, validate
 
     cli.add_command(plugin.plugin_group)
     cli.add_command(build.build_cmd)
+    cli.add_command(bench.bench_cmd)
     cli.add_command(export.export_cmd)
     cli.add_command(validate.validate_cmd)
     cli.add_command(models.models_cmd)

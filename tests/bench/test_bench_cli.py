@@ -1,0 +1,37 @@
+"""`vim-deploy bench` on the CPU with a tiny model: outputs are complete and well-formed."""
+
+import csv
+import json
+import subprocess
+import sys
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "vim_deploy", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_bench_writes_csv_json_md_png(tmp_path):
+    r = run_cli("bench", "-m", "test_vim", "--backends", "pytorch-fp32,pytorch-fp16,onnxruntime", "--batch", "1,2",
+                "--resolutions", "64,96", "--iters", "2", "--warmup", "1", "--out-dir", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "out"
+    rep = json.loads((out / "bench.json").read_text())
+    assert len(rep["rows"]) == 3 * 2 * 2 and all(row["status"] == "ok" for row in rep["rows"])
+    for row in rep["rows"]:
+        assert row["img_per_s"] > 0 and row["latency_ms_p50"] <= row["latency_ms_p99"] + 1e-9
+    rows = list(csv.DictReader((out / "bench.csv").open()))
+    assert len(rows) == 12 and {"backend", "img_per_s", "latency_ms_p90", "peak_mem_gb"} <= set(rows[0])
+    md = (out / "bench.md").read_text()
+    assert md.count("\n| pytorch-fp32 |") == 4 and "img/s" in md
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_bad_input(tmp_path):
+    r = run_cli("bench", "-m", "test_vim", "--backends", "tensorrt-magic", "--out-dir", "o", cwd=tmp_path)
+    assert r.returncode == 1 and "unknown backend 'tensorrt-magic'" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("bench", "--batch", "0,x", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = run_cli("bench", "-m", "test_vim", "--backends", "fastpath-fp16", "--device", "cpu", "--out-dir", "o", cwd=tmp_path)
+    assert r.returncode == 1 and "needs a CUDA GPU" in r.stderr
+    assert not (tmp_path / "o").exists()

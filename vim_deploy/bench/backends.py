@@ -1,0 +1,153 @@
+"""Benchmark backends. Each builds its model for one (batch, resolution) and runs one forward.
+
+Names: ``pytorch-fp32``, ``pytorch-fp16`` (our fp16 precision policy), ``fastpath-fp16`` (PyTorch +
+our CUDA scan kernel, replayed as a CUDA graph), ``onnxruntime`` (portable graph; CUDA provider when
+onnxruntime-gpu is installed), ``deit_<size>-math`` / ``deit_<size>-sdpa`` (timm DeiT with plain
+or fused attention; needs timm).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import torch
+
+from vim_deploy.errors import VimDeployError
+
+VIM_BACKENDS = ("pytorch-fp32", "pytorch-fp16", "fastpath-fp16", "onnxruntime")
+DEIT_SIZES = ("tiny", "small", "base")
+
+
+class Backend:
+    name = "?"
+    device = "cpu"
+
+    def prepare(self, batch: int, res: int) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def run(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def release(self) -> None:
+        pass
+
+
+class TorchVim(Backend):
+    def __init__(self, model_name: str, checkpoint: str | None, precision: str, device: str, fast: bool = False):
+        self.model_name, self.checkpoint, self.precision, self.device, self.fast = (
+            model_name, checkpoint, precision, device, fast)
+        self.name = ("fastpath-" if fast else "pytorch-") + precision
+        if fast and device != "cuda":
+            raise VimDeployError("the fastpath backend needs a CUDA GPU.")
+        self.graph = None
+
+    def prepare(self, batch, res):
+        from vim_deploy.models import create_model
+
+        self.model = create_model(self.model_name, checkpoint=self.checkpoint, img_size=res)
+        self.model = self.model.set_precision(self.precision).to(self.device).eval().requires_grad_(False)
+        if self.fast:
+            self.model.set_fast_path(True)
+        self.x = torch.randn(batch, 3, res, res, device=self.device)
+        self.graph = None
+        if self.fast:  # CUDA graph: one replay per forward, no launch overhead
+            s = torch.cuda.Stream()
+            with torch.cuda.stream(s), torch.no_grad():
+                for _ in range(2):
+                    self.model(self.x)
+            torch.cuda.current_stream().wait_stream(s)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph), torch.no_grad():
+                self.out = self.model(self.x)
+
+    @torch.no_grad()
+    def run(self):
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self.model(self.x)
+
+    def release(self):
+        self.graph = self.model = self.x = None
+
+
+class OrtVim(Backend):
+    name = "onnxruntime"
+
+    def __init__(self, model_name: str, checkpoint: str | None, device: str):
+        import onnxruntime as ort
+
+        self.model_name, self.checkpoint = model_name, checkpoint
+        self.providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
+        self.name = "onnxruntime-" + ("cuda" if self.device == "cuda" else "cpu")
+        self._tmp = tempfile.TemporaryDirectory(prefix="vim-bench-")
+        self._exported: dict[int, str] = {}
+
+    def prepare(self, batch, res):
+        import onnxruntime as ort
+
+        from vim_deploy.export import ExportConfig, export_onnx
+
+        if res not in self._exported:
+            path = os.path.join(self._tmp.name, f"portable_{res}.onnx")
+            export_onnx(ExportConfig(model=self.model_name, output=path, checkpoint=self.checkpoint,
+                                     img_size=res, scan_impl="portable"))
+            self._exported[res] = path
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        self.sess = ort.InferenceSession(self._exported[res], so, providers=self.providers)
+        self.feed = {"input": np.random.default_rng(0).standard_normal((batch, 3, res, res), dtype=np.float32)}
+
+    def run(self):
+        self.sess.run(None, self.feed)
+
+    def release(self):
+        self.sess = None
+
+
+class TimmDeiT(Backend):
+    def __init__(self, size: str, fused: bool, device: str, fp16: bool):
+        try:
+            import timm  # noqa: F401
+        except Exception as e:  # noqa: BLE001  (timm's torchvision import can fail in odd ways)
+            raise VimDeployError(f"DeiT baselines need timm ({type(e).__name__}: {str(e)[:80]}).",
+                                 "pip install timm (it needs a torchvision matching your torch).") from None
+        self.size, self.fused, self.device, self.fp16 = size, fused, device, fp16
+        self.name = f"deit_{size}-{'sdpa' if fused else 'math'}" + ("-fp16" if fp16 else "")
+
+    def prepare(self, batch, res):
+        import timm
+        from timm.layers import set_fused_attn
+
+        set_fused_attn(self.fused)
+        self.model = timm.create_model(f"deit_{self.size}_patch16_224", pretrained=False, img_size=res)
+        self.model = self.model.to(self.device).eval().requires_grad_(False)
+        self.x = torch.randn(batch, 3, res, res, device=self.device)
+
+    @torch.no_grad()
+    def run(self):
+        with torch.autocast(self.device, dtype=torch.float16, enabled=self.fp16 and self.device == "cuda"):
+            self.model(self.x)
+
+    def release(self):
+        self.model = self.x = None
+
+
+def make_backend(name: str, model: str, checkpoint: str | None, device: str) -> Backend:
+    if name in ("pytorch-fp32", "pytorch-fp16"):
+        return TorchVim(model, checkpoint, name.split("-")[1], device)
+    if name == "fastpath-fp16":
+        return TorchVim(model, checkpoint, "fp16", device, fast=True)
+    if name == "onnxruntime":
+        return OrtVim(model, checkpoint, device)
+    if name.startswith("deit_"):
+        parts = name.split("-")
+        size = parts[0][len("deit_"):]
+        if size not in DEIT_SIZES or len(parts) < 2 or parts[1] not in ("math", "sdpa"):
+            raise VimDeployError(f"unknown backend '{name}'.", "DeiT backends: deit_<tiny|small|base>-<math|sdpa>[-fp16].")
+        return TimmDeiT(size, parts[1] == "sdpa", device, fp16=name.endswith("-fp16"))
+    raise VimDeployError(f"unknown backend '{name}'.",
+                         f"Known: {', '.join(VIM_BACKENDS)}, deit_<tiny|small|base>-<math|sdpa>[-fp16].")

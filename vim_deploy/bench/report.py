@@ -1,0 +1,99 @@
+"""Benchmark outputs: CSV and JSON (machines), Markdown (people), PNG plots (fps and memory vs
+resolution on log axes, as in the Vim paper's figure)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+
+from vim_deploy import log
+from vim_deploy.io_utils import atomic_write_bytes, atomic_write_text
+
+COLUMNS = ("backend", "model", "resolution", "batch", "device", "status", "img_per_s", "latency_ms_p50",
+           "latency_ms_p90", "latency_ms_p99", "peak_mem_gb", "error")
+
+
+def to_csv(report: dict) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    for r in report["rows"]:
+        w.writerow({k: r.get(k, "") if r.get(k) is not None else "" for k in COLUMNS})
+    return buf.getvalue()
+
+
+def _fmt(v, spec):
+    return "—" if v is None or v == "" else format(v, spec)
+
+
+def to_markdown(report: dict) -> str:
+    lines = [f"# vim-deploy bench: {report['config']['model']} on {report['device']}", "",
+             f"{report['date']}; {report['tool']}; torch {report['torch']}; warm-up {report['config']['warmup']}, "
+             f"{report['config']['iters']} timed runs (median)", "",
+             "| backend | resolution | batch | img/s | p50 ms | p90 ms | p99 ms | peak GB | status |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        lines.append(f"| {r['backend']} | {r['resolution']} | {r['batch']} | {_fmt(r.get('img_per_s'), '.1f')} | "
+                     f"{_fmt(r.get('latency_ms_p50'), '.2f')} | {_fmt(r.get('latency_ms_p90'), '.2f')} | "
+                     f"{_fmt(r.get('latency_ms_p99'), '.2f')} | {_fmt(r.get('peak_mem_gb'), '.2f')} | "
+                     f"{r['status']}{': ' + r['error'] if r.get('error') else ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_png(report: dict) -> bytes | None:
+    """fps and peak memory vs resolution (one line per backend and batch); None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.warning("matplotlib is not installed: no PNG plot (pip install matplotlib).")
+        return None
+    ok = [r for r in report["rows"] if r["status"] == "ok"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for key, ax, label in (("img_per_s", axes[0], "throughput (img/s)"), ("peak_mem_gb", axes[1], "peak GPU memory (GB)")):
+        series = {}
+        for r in ok:
+            if r.get(key) is not None:
+                series.setdefault((r["backend"], r["batch"]), []).append((r["resolution"], r[key]))
+        for (be, b), pts in sorted(series.items()):
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{be} b{b}")
+        for r in report["rows"]:
+            if r["status"] == "OOM" and key == "img_per_s":
+                ax.annotate("OOM", (r["resolution"], 1), fontsize=7, color="red")
+        ax.set_xlabel("resolution (px)")
+        ax.set_ylabel(label)
+        if series:
+            ax.set_yscale("log")
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no data (GPU memory is measured on CUDA devices only)", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=9, color="gray")
+        if len({r["resolution"] for r in ok}) > 1:
+            ax.set_xscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle(f"{report['config']['model']} on {report['device']}")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_all(report: dict, out_dir: str, stem: str = "bench") -> list[str]:
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    for ext, data in (("json", json.dumps(report, indent=2) + "\n"), ("csv", to_csv(report)), ("md", to_markdown(report))):
+        path = os.path.join(out_dir, f"{stem}.{ext}")
+        atomic_write_text(path, data)
+        written.append(path)
+    png = plot_png(report)
+    if png:
+        path = os.path.join(out_dir, f"{stem}.png")
+        atomic_write_bytes(path, png)
+        written.append(path)
+    return written

@@ -1,0 +1,107 @@
+"""The sweep: for each backend x resolution x batch, warm up, time many runs, record peak memory.
+
+GPU timing uses CUDA events around each run (median and percentiles of the per-run times); CPU
+timing uses perf_counter. Inputs are random (never zeros). Out-of-memory is recorded as ``OOM`` and
+the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from vim_deploy import __version__
+from vim_deploy.bench.backends import make_backend
+from vim_deploy.errors import VimDeployError
+
+PAPER_RESOLUTIONS = (224, 512, 640, 738, 1024, 1248)
+
+
+@dataclass
+class BenchConfig:
+    model: str = "vim_tiny"
+    checkpoint: str | None = None
+    backends: list[str] = field(default_factory=lambda: ["pytorch-fp32"])
+    batches: list[int] = field(default_factory=lambda: [1, 8])
+    resolutions: list[int] = field(default_factory=lambda: [224])
+    warmup: int = 3
+    iters: int = 20
+    device: str = "auto"
+
+
+def _percentile(xs, q):
+    xs = sorted(xs)
+    k = (len(xs) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def _time_runs(backend, warmup: int, iters: int, cuda: bool) -> list[float]:
+    for _ in range(warmup):
+        backend.run()
+    if cuda:
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        if cuda:
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            backend.run()
+            b.record()
+            b.synchronize()
+            times.append(a.elapsed_time(b))
+        else:
+            t = time.perf_counter()
+            backend.run()
+            times.append((time.perf_counter() - t) * 1e3)
+    return times
+
+
+def _is_oom(e: BaseException) -> bool:
+    return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
+
+
+def run_bench(cfg: BenchConfig, progress=None) -> dict:
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise VimDeployError("--device cuda was asked for, but PyTorch sees no CUDA GPU.")
+    if cfg.iters < 1 or cfg.warmup < 0 or not cfg.batches or not cfg.resolutions or not cfg.backends:
+        raise VimDeployError("need >= 1 iteration, >= 0 warm-up runs, and at least one batch, resolution and backend.")
+    backends = [make_backend(n, cfg.model, cfg.checkpoint, device) for n in cfg.backends]  # fail fast on names
+    cuda = device == "cuda"
+    combos = [(be, r, b) for be in backends for r in cfg.resolutions for b in cfg.batches]
+    rows = []
+    for i, (be, res, batch) in enumerate(combos, 1):
+        if progress:
+            progress(i, len(combos), f"{be.name} @ {res}px, batch {batch}")
+        row = {"backend": be.name, "model": cfg.model if not be.name.startswith("deit") else be.name.split("-")[0],
+               "resolution": res, "batch": batch, "device": device}
+        try:
+            if cuda:
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+            be.prepare(batch, res)
+            times = _time_runs(be, cfg.warmup, cfg.iters, cuda and be.device == "cuda")
+            med = statistics.median(times)
+            row.update(status="ok", latency_ms_p50=med, latency_ms_p90=_percentile(times, 0.9),
+                       latency_ms_p99=_percentile(times, 0.99), img_per_s=batch / (med / 1e3),
+                       peak_mem_gb=(torch.cuda.max_memory_allocated() / 1e9) if cuda else None)
+        except Exception as e:  # noqa: BLE001 - OOM is a result; anything else is reported as an error row
+            if _is_oom(e):
+                row.update(status="OOM")
+            elif isinstance(e, VimDeployError):
+                row.update(status="error", error=e.one_line())
+            else:
+                row.update(status="error", error=f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+        finally:
+            be.release()
+        rows.append(row)
+    dev_name = torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine()
+    return {"tool": f"vim-deploy {__version__}", "command": "bench",
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "device": dev_name, "torch": torch.__version__, "config": cfg.__dict__, "rows": rows}

@@ -1,0 +1,68 @@
+"""`vim-deploy bench`: throughput / latency / memory over backends, batches and resolutions."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from vim_deploy import log
+from vim_deploy.bench import BenchConfig, run_bench
+from vim_deploy.bench.report import to_markdown, write_all
+from vim_deploy.bench.runner import PAPER_RESOLUTIONS
+from vim_deploy.errors import VimDeployError
+
+
+def _ints(ctx, param, value: str):
+    if value == "paper":
+        return list(PAPER_RESOLUTIONS)
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter("comma-separated integers, e.g. 1,8,128") from None
+    if not out or min(out) < 1:
+        raise click.BadParameter("comma-separated positive integers, e.g. 1,8,128")
+    return out
+
+
+class _Bar:
+    """A one-line progress bar on stderr (plain lines when not a terminal)."""
+
+    def __call__(self, i, n, what):
+        msg = f"[{i:>3}/{n}] {what}"
+        if sys.stderr.isatty():
+            width = 24
+            done = int(width * (i - 1) / n)
+            click.echo(f"\r[{'#' * done}{'.' * (width - done)}] {msg:<60}", err=True, nl=(i == n))
+        else:
+            log.info(msg)
+
+
+@click.command("bench")
+@click.option("--model", "-m", default="vim_tiny", show_default=True)
+@click.option("--checkpoint", "-c", default=None, help="Weights (speed does not depend on them; seeded if absent).")
+@click.option("--backends", default="pytorch-fp32,pytorch-fp16", show_default=True,
+              help="Comma-separated: pytorch-fp32, pytorch-fp16, fastpath-fp16 (CUDA kernel + CUDA graph), "
+                   "onnxruntime, deit_<tiny|small|base>-<math|sdpa>[-fp16] (needs timm).")
+@click.option("--batch", "batches", default="1,8", show_default=True, callback=_ints, help="Batch sizes.")
+@click.option("--resolutions", default="224", show_default=True, callback=_ints,
+              help="Resolutions, or 'paper' for 224,512,640,738,1024,1248.")
+@click.option("--warmup", default=3, show_default=True, type=int)
+@click.option("--iters", default=20, show_default=True, type=int, help="Timed runs (median reported).")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--out-dir", default="bench_out", show_default=True, help="Folder for bench.{json,csv,md,png}.")
+def bench_cmd(model, checkpoint, backends, batches, resolutions, warmup, iters, device, out_dir):
+    """Benchmark Vim backends (and DeiT baselines) over batch sizes and resolutions."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise VimDeployError(f"--out-dir '{out_dir}' exists and is not a folder.")
+    cfg = BenchConfig(model=model, checkpoint=checkpoint, backends=[b.strip() for b in backends.split(",") if b.strip()],
+                      batches=batches, resolutions=resolutions, warmup=warmup, iters=iters, device=device)
+    log.info(f"RUNNING | bench {model}: {', '.join(cfg.backends)} x res {resolutions} x batch {batches}")
+    report = run_bench(cfg, progress=_Bar())
+    files = write_all(report, out_dir)
+    click.echo(to_markdown(report))
+    bad = [r for r in report["rows"] if r["status"] == "error"]
+    log.passed(f"wrote {', '.join(files)}")
+    if bad:
+        log.warning(f"{len(bad)} configuration(s) failed; see the status column.")
