@@ -176,7 +176,7 @@ def bench_shape(name, b, l, n=16, dtype=torch.float16, ceilings=None, mamba=None
         row["roofline_fraction"] = row["roofline_us"] / row["ours_fused_us"]
         row["achieved_GBps"] = min_bytes / (row["ours_fused_us"] * 1e-6) / 1e9
         row["achieved_exp_per_s"] = exps / (row["ours_fused_us"] * 1e-6)
-    del inputs
+    inputs.clear()
     torch.cuda.empty_cache()
     return row
 

@@ -19,7 +19,3 @@ class VimDeployError(Exception):
     def one_line(self) -> str:
         return self.message if not self.note else f"{self.message} Note: {self.note}"
 
-
-def critical(message: str, note: str | None = None) -> "NoReturn":  # noqa: F821
-    """Raise a :class:`VimDeployError` (kept as a function so call sites read like a log line)."""
-    raise VimDeployError(message, note)

@@ -2,13 +2,7 @@
 
 import csv
 import json
-import subprocess
-import sys
-
-
-def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "vim_deploy", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+from tests.helpers import run_cli
 
 
 def test_bench_writes_csv_json_md_png(tmp_path):

@@ -1,18 +1,12 @@
 """Bad input: one line on stderr, exit status 1 (2 for flag errors), no traceback, no output file."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from vim_deploy.models import create_model
-
-
-def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "vim_deploy", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -1,19 +1,13 @@
 """`validate` end to end on a tiny model: reports are written and failures fail."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from vim_deploy.validate import compare_logits, judge
 from vim_deploy.validate.compare import THRESHOLDS
-
-
-def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "vim_deploy", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -27,9 +27,6 @@ def cleanup(proto: onnx.ModelProto) -> onnx.ModelProto:
     """
     graph = gs.import_onnx(proto)
     graph.fold_constants().cleanup(remove_unused_graph_inputs=False).toposort()
-    for node in graph.nodes:
-        if node.op == "Identity" and len(node.inputs) == 1 and node.outputs:
-            pass  # torch does not emit live identities after folding; cleanup() removes dead ones
     seen = collections.Counter()
     for node in graph.nodes:
         if node.op == schema.OP_NAME:

@@ -44,7 +44,7 @@ def load_library():
             "Build it with `vim-deploy plugin build` (needs nvcc) or set VIM_DEPLOY_KERNELS_LIB.",
         )
     lib = ctypes.CDLL(str(path))
-    vp, fp = ctypes.c_void_p, ctypes.POINTER(ctypes.c_float)
+    vp = ctypes.c_void_p
     lib.vim_selective_scan_fwd.restype = ctypes.c_int
     lib.vim_selective_scan_fwd.argtypes = [
         ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
@@ -62,7 +62,6 @@ def load_library():
                              "Rebuild it: vim-deploy plugin build")
     lib.vim_last_error.restype = ctypes.c_char_p
     _lib = lib
-    del fp
     return lib
 
 

@@ -26,7 +26,7 @@ from vim_deploy.errors import VimDeployError
 from vim_deploy.models import create_model, get_cfg, resolve_name
 from vim_deploy.validate.compare import THRESHOLDS, compare_logits, judge
 from vim_deploy.validate.inputs import load_images, random_batches
-from vim_deploy.validate.runners import TorchRunner, metadata, runner_for_onnx
+from vim_deploy.validate.runners import TorchRunner, load_onnx, metadata, runner_for_onnx
 
 
 @dataclass
@@ -51,8 +51,6 @@ def _graph_infos(cfg: ValidateConfig, tmpdir: str, say) -> list[tuple[str, dict]
     if cfg.onnx:
         out = []
         for p in cfg.onnx:
-            from vim_deploy.validate.runners import load_onnx
-
             meta = metadata(load_onnx(p))
             if "model_name" not in meta:
                 raise VimDeployError(f"'{p}' has no vim-deploy metadata (model_name).",
@@ -67,7 +65,7 @@ def _graph_infos(cfg: ValidateConfig, tmpdir: str, say) -> list[tuple[str, dict]
         export_onnx(ExportConfig(model=model, output=path, checkpoint=cfg.checkpoint, use_ema=cfg.use_ema,
                                  unsafe_load=cfg.unsafe_load, precision=cfg.precision, scan_impl=impl,
                                  seed=cfg.model_seed))
-        out.append((path, metadata(__import__("onnx").load(path))))
+        out.append((path, metadata(load_onnx(path))))
     return out
 
 
