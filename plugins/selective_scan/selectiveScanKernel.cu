@@ -3,8 +3,9 @@
  *
  * Work decomposition. A thread owns kSPT states of one (batch, channel) and walks the tokens of one
  * sequence chunk sequentially with its states in registers; kLPC lanes share a channel when dstate
- * exceeds 16 (their partial <C, h> sums meet through warp shuffles). A block holds 128 threads,
- * i.e. 128 / kLPC channels of one batch. Inputs reach the threads through shared-memory tiles of
+ * exceeds 16, or when few channels are in flight (their partial <C, h> sums meet through warp
+ * shuffles). A block holds kThreads (64) threads,
+ * i.e. kThreads / kLPC channels of one batch. Inputs reach the threads through shared-memory tiles of
  * kTile tokens loaded with coalesced reads (each warp reads whole rows), and outputs leave the same
  * way, so global traffic is one read of every input and one write of the output.
  *
