@@ -9,6 +9,7 @@
 #include "selectiveScanKernel.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <mutex>
@@ -60,12 +61,28 @@ bool isActivationType(DataType t)
     return t == DataType::kFLOAT || t == DataType::kHALF || t == DataType::kBF16;
 }
 
-bool isFp32Input(int32_t pos)
+//! Input positions of one direction's tensors (and z) in the two node forms.
+struct DirIndex
 {
-    return pos == 2 || pos == 5 || pos == 7; // A, D, delta_bias
+    int32_t u, delta, A, B, C, D, bias, z;
+};
+constexpr DirIndex kSINGLE{0, 1, 2, 3, 4, 5, 7, 6};
+constexpr DirIndex kBI_FWD{0, 1, 2, 3, 4, 5, 6, 14};
+constexpr DirIndex kBI_BWD{7, 8, 9, 10, 11, 12, 13, 14};
+
+bool isFp32Input(bool bi, int32_t pos)
+{
+    if (bi)
+        return pos == 2 || pos == 5 || pos == 6 || pos == 9 || pos == 12 || pos == 13; // A, D, delta_bias x2
+    return pos == 2 || pos == 5 || pos == 7;                                              // A, D, delta_bias
 }
 
-constexpr int32_t kRANKS[kNB_INPUTS] = {3, 3, 2, 3, 3, 1, 3, 1};
+int32_t expectedRank(bool bi, int32_t pos)
+{
+    constexpr int32_t kSingle[kNB_INPUTS] = {3, 3, 2, 3, 3, 1, 3, 1};
+    constexpr int32_t kBi[kNB_BI_INPUTS] = {3, 3, 2, 3, 3, 1, 1, 3, 3, 2, 3, 3, 1, 1, 3};
+    return bi ? kBi[pos] : kSingle[pos];
+}
 
 //! Largest SM count the workspace is sized for (the chunk count grows with it).
 constexpr int32_t kWORKSPACE_SM_COUNT = 264;
@@ -92,12 +109,25 @@ int32_t readIntField(PluginField const& f)
     throw std::invalid_argument(std::string("field '") + f.name + "' must be an integer (kINT32)");
 }
 
+float readFloatField(PluginField const& f)
+{
+    VIM_VALIDATE(f.length == 1 && f.data != nullptr, "field '" << f.name << "' must hold one value");
+    if (f.type == PluginFieldType::kFLOAT32)
+        return *static_cast<float const*>(f.data);
+    if (f.type == PluginFieldType::kFLOAT64)
+        return static_cast<float>(*static_cast<double const*>(f.data));
+    throw std::invalid_argument(std::string("field '") + f.name + "' must be a float (kFLOAT32)");
+}
+
 } // namespace
 
 // ---------------------------------------------------------------------------------------------
-SelectiveScanPluginV3::SelectiveScanPluginV3(int32_t deltaSoftplus, int32_t reverse, std::string const& nameSpace)
-    : mDeltaSoftplus(deltaSoftplus)
+SelectiveScanPluginV3::SelectiveScanPluginV3(
+    bool bidirectional, int32_t deltaSoftplus, int32_t reverse, float outScale, std::string const& nameSpace)
+    : mBidirectional(bidirectional)
+    , mDeltaSoftplus(deltaSoftplus)
     , mReverse(reverse)
+    , mOutScale(outScale)
     , mNamespace(nameSpace)
 {
 }
@@ -124,7 +154,7 @@ IPluginV3* SelectiveScanPluginV3::clone() noexcept
 {
     try
     {
-        return new SelectiveScanPluginV3(mDeltaSoftplus, mReverse, mNamespace);
+        return new SelectiveScanPluginV3(mBidirectional, mDeltaSoftplus, mReverse, mOutScale, mNamespace);
     }
     catch (std::exception const& e)
     {
@@ -135,7 +165,7 @@ IPluginV3* SelectiveScanPluginV3::clone() noexcept
 
 char const* SelectiveScanPluginV3::getPluginName() const noexcept
 {
-    return kSELECTIVE_SCAN_PLUGIN_NAME;
+    return mBidirectional ? kBI_SELECTIVE_SCAN_PLUGIN_NAME : kSELECTIVE_SCAN_PLUGIN_NAME;
 }
 
 char const* SelectiveScanPluginV3::getPluginVersion() const noexcept
@@ -158,13 +188,13 @@ int32_t SelectiveScanPluginV3::configurePlugin(
 {
     try
     {
-        VIM_VALIDATE(nbInputs == kNB_INPUTS && nbOutputs == kNB_OUTPUTS,
-            "expects 8 inputs (u, delta, A, B, C, D, z, delta_bias) and 1 output, got " << nbInputs << " and "
-                                                                                      << nbOutputs);
-        for (int32_t i = 0; i < kNB_INPUTS; ++i)
+        VIM_VALIDATE(nbInputs == this->nbInputs() && nbOutputs == kNB_OUTPUTS,
+            "expects " << this->nbInputs() << " inputs and 1 output, got " << nbInputs << " and " << nbOutputs);
+        for (int32_t i = 0; i < nbInputs; ++i)
         {
-            VIM_VALIDATE(in[i].desc.dims.nbDims == kRANKS[i],
-                "input " << i << " has rank " << in[i].desc.dims.nbDims << ", expected " << kRANKS[i]);
+            VIM_VALIDATE(in[i].desc.dims.nbDims == expectedRank(mBidirectional, i),
+                "input " << i << " has rank " << in[i].desc.dims.nbDims << ", expected "
+                         << expectedRank(mBidirectional, i));
         }
         (void) out;
         return 0;
@@ -181,7 +211,7 @@ int32_t SelectiveScanPluginV3::getOutputDataTypes(
 {
     try
     {
-        VIM_VALIDATE(nbOutputs == kNB_OUTPUTS && nbInputs == kNB_INPUTS, "wrong number of inputs/outputs");
+        VIM_VALIDATE(nbOutputs == kNB_OUTPUTS && nbInputs == this->nbInputs(), "wrong number of inputs/outputs");
         VIM_VALIDATE(isActivationType(inputTypes[0]), "u must be fp32, fp16 or bf16");
         outputTypes[0] = inputTypes[0];
         return 0;
@@ -198,7 +228,7 @@ int32_t SelectiveScanPluginV3::getOutputShapes(DimsExprs const* inputs, int32_t 
 {
     try
     {
-        VIM_VALIDATE(nbInputs == kNB_INPUTS && nbOutputs == kNB_OUTPUTS, "wrong number of inputs/outputs");
+        VIM_VALIDATE(nbInputs == this->nbInputs() && nbOutputs == kNB_OUTPUTS, "wrong number of inputs/outputs");
         VIM_VALIDATE(inputs[0].nbDims == 3, "u must be (batch, dim, seqlen)");
         outputs[0] = inputs[0];
         return 0;
@@ -215,16 +245,16 @@ bool SelectiveScanPluginV3::supportsFormatCombination(
 {
     try
     {
-        VIM_VALIDATE(nbInputs == kNB_INPUTS && nbOutputs == kNB_OUTPUTS && pos >= 0 && pos < nbInputs + nbOutputs,
+        VIM_VALIDATE(nbInputs == this->nbInputs() && nbOutputs == kNB_OUTPUTS && pos >= 0 && pos < nbInputs + nbOutputs,
             "bad position " << pos);
         PluginTensorDesc const& d = inOut[pos].desc;
         if (d.format != TensorFormat::kLINEAR)
             return false;
-        if (pos < kNB_INPUTS && isFp32Input(pos))
+        if (pos < nbInputs && isFp32Input(mBidirectional, pos))
             return d.type == DataType::kFLOAT;
         if (pos == 0)
             return isActivationType(d.type);
-        return d.type == inOut[0].desc.type; // delta, B, C, z and the output follow u
+        return d.type == inOut[0].desc.type; // the other activations and the output follow u
     }
     catch (std::exception const& e)
     {
@@ -238,13 +268,13 @@ size_t SelectiveScanPluginV3::getWorkspaceSize(DynamicPluginTensorDesc const* in
 {
     try
     {
-        VIM_VALIDATE(nbInputs == kNB_INPUTS, "wrong number of inputs");
+        VIM_VALIDATE(nbInputs == this->nbInputs(), "wrong number of inputs");
         // Sequence chunking (and so the workspace) depends on batch: take the largest need over the profile.
         SelectiveScanParams p{};
         p.dim = static_cast<int32_t>(inputs[0].max.d[1]);
         p.seqlen = static_cast<int32_t>(inputs[0].max.d[2]);
         p.dstate = static_cast<int32_t>(inputs[2].max.d[1]);
-        p.numDirections = 1;
+        p.numDirections = mBidirectional ? 2 : 1;
         p.smCount = kWORKSPACE_SM_COUNT;
         int64_t const bMin = std::max<int64_t>(1, inputs[0].min.d[0]);
         int64_t const bMax = std::max<int64_t>(bMin, inputs[0].max.d[0]);
@@ -268,27 +298,35 @@ int32_t SelectiveScanPluginV3::onShapeChange(
 {
     try
     {
-        VIM_VALIDATE(nbInputs == kNB_INPUTS && nbOutputs == kNB_OUTPUTS, "wrong number of inputs/outputs");
+        VIM_VALIDATE(nbInputs == this->nbInputs() && nbOutputs == kNB_OUTPUTS, "wrong number of inputs/outputs");
         Dims const& u = in[0].dims;
         VIM_VALIDATE(u.nbDims == 3, "u must be (batch, dim, seqlen)");
-        for (int32_t i : {1, 6})
+        auto sameAsU = [&](int32_t i) {
+            return in[i].dims.nbDims == 3 && in[i].dims.d[0] == u.d[0] && in[i].dims.d[1] == u.d[1]
+                && in[i].dims.d[2] == u.d[2];
+        };
+        int32_t const nbDirs = mBidirectional ? 2 : 1;
+        for (int32_t k = 0; k < nbDirs; ++k)
         {
-            VIM_VALIDATE(in[i].dims.nbDims == 3 && in[i].dims.d[0] == u.d[0] && in[i].dims.d[1] == u.d[1]
-                    && in[i].dims.d[2] == u.d[2],
-                "input " << i << " must have u's shape");
-        }
-        Dims const& A = in[2].dims;
-        VIM_VALIDATE(A.nbDims == 2 && A.d[0] == u.d[1] && A.d[1] >= 1 && A.d[1] <= 256,
-            "A must be (dim, dstate) with dstate in 1..256");
-        for (int32_t i : {3, 4})
-        {
-            VIM_VALIDATE(in[i].dims.nbDims == 3 && in[i].dims.d[0] == u.d[0] && in[i].dims.d[1] == A.d[1]
-                    && in[i].dims.d[2] == u.d[2],
-                "input " << i << " must be (batch, dstate, seqlen)");
-        }
-        for (int32_t i : {5, 7})
-        {
-            VIM_VALIDATE(in[i].dims.nbDims == 1 && in[i].dims.d[0] == u.d[1], "input " << i << " must be (dim)");
+            DirIndex const& ix = mBidirectional ? (k == 0 ? kBI_FWD : kBI_BWD) : kSINGLE;
+            for (int32_t i : {ix.u, ix.delta, ix.z})
+            {
+                VIM_VALIDATE(sameAsU(i), "input " << i << " must have u's shape (batch, dim, seqlen)");
+            }
+            Dims const& A = in[ix.A].dims;
+            VIM_VALIDATE(A.nbDims == 2 && A.d[0] == u.d[1] && A.d[1] >= 1 && A.d[1] <= 256
+                    && A.d[1] == in[kSINGLE.A].dims.d[1],
+                "input " << ix.A << " (A) must be (dim, dstate) with dstate in 1..256");
+            for (int32_t i : {ix.B, ix.C})
+            {
+                VIM_VALIDATE(in[i].dims.nbDims == 3 && in[i].dims.d[0] == u.d[0] && in[i].dims.d[1] == A.d[1]
+                        && in[i].dims.d[2] == u.d[2],
+                    "input " << i << " must be (batch, dstate, seqlen)");
+            }
+            for (int32_t i : {ix.D, ix.bias})
+            {
+                VIM_VALIDATE(in[i].dims.nbDims == 1 && in[i].dims.d[0] == u.d[1], "input " << i << " must be (dim)");
+            }
         }
         (void) out;
         return 0;
@@ -313,16 +351,22 @@ int32_t SelectiveScanPluginV3::enqueue(PluginTensorDesc const* inputDesc, Plugin
         p.dstate = static_cast<int32_t>(inputDesc[2].dims.d[1]);
         p.dtype = toScanType(inputDesc[0].type);
         p.deltaSoftplus = mDeltaSoftplus != 0;
-        p.numDirections = 1;
-        p.dir[0].u = inputs[0];
-        p.dir[0].delta = inputs[1];
-        p.dir[0].A = static_cast<float const*>(inputs[2]);
-        p.dir[0].B = inputs[3];
-        p.dir[0].C = inputs[4];
-        p.dir[0].D = static_cast<float const*>(inputs[5]);
-        p.dir[0].z = inputs[6];
-        p.dir[0].deltaBias = static_cast<float const*>(inputs[7]);
-        p.dir[0].reverse = mReverse != 0;
+        p.numDirections = mBidirectional ? 2 : 1;
+        p.outScale = mBidirectional ? mOutScale : 1.0f;
+        for (int32_t k = 0; k < p.numDirections; ++k)
+        {
+            DirIndex const& ix = mBidirectional ? (k == 0 ? kBI_FWD : kBI_BWD) : kSINGLE;
+            ScanDirection& d = p.dir[k];
+            d.u = inputs[ix.u];
+            d.delta = inputs[ix.delta];
+            d.A = static_cast<float const*>(inputs[ix.A]);
+            d.B = inputs[ix.B];
+            d.C = inputs[ix.C];
+            d.D = static_cast<float const*>(inputs[ix.D]);
+            d.z = inputs[ix.z];
+            d.deltaBias = static_cast<float const*>(inputs[ix.bias]);
+            d.reverse = mBidirectional ? (k == 1) : (mReverse != 0);
+        }
         p.out = outputs[0];
         // getWorkspaceSize reserved, for every batch of the profile, the need at kWORKSPACE_SM_COUNT SMs;
         // the device's own chunk choice needs no more unless it has more SMs, then fall back to 1 chunk.
@@ -359,7 +403,10 @@ PluginFieldCollection const* SelectiveScanPluginV3::getFieldsToSerialize() noexc
     {
         mDataToSerialize.clear();
         mDataToSerialize.emplace_back("delta_softplus", &mDeltaSoftplus, PluginFieldType::kINT32, 1);
-        mDataToSerialize.emplace_back("reverse", &mReverse, PluginFieldType::kINT32, 1);
+        if (mBidirectional)
+            mDataToSerialize.emplace_back("out_scale", &mOutScale, PluginFieldType::kFLOAT32, 1);
+        else
+            mDataToSerialize.emplace_back("reverse", &mReverse, PluginFieldType::kINT32, 1);
         mFCToSerialize.nbFields = static_cast<int32_t>(mDataToSerialize.size());
         mFCToSerialize.fields = mDataToSerialize.data();
         return &mFCToSerialize;
@@ -372,17 +419,21 @@ PluginFieldCollection const* SelectiveScanPluginV3::getFieldsToSerialize() noexc
 }
 
 // ---------------------------------------------------------------------------------------------
-SelectiveScanPluginV3Creator::SelectiveScanPluginV3Creator()
+SelectiveScanPluginV3Creator::SelectiveScanPluginV3Creator(bool bidirectional)
+    : mBidirectional(bidirectional)
 {
     mPluginAttributes.emplace_back("delta_softplus", nullptr, PluginFieldType::kINT32, 1);
-    mPluginAttributes.emplace_back("reverse", nullptr, PluginFieldType::kINT32, 1);
+    if (bidirectional)
+        mPluginAttributes.emplace_back("out_scale", nullptr, PluginFieldType::kFLOAT32, 1);
+    else
+        mPluginAttributes.emplace_back("reverse", nullptr, PluginFieldType::kINT32, 1);
     mFC.nbFields = static_cast<int32_t>(mPluginAttributes.size());
     mFC.fields = mPluginAttributes.data();
 }
 
 char const* SelectiveScanPluginV3Creator::getPluginName() const noexcept
 {
-    return kSELECTIVE_SCAN_PLUGIN_NAME;
+    return mBidirectional ? kBI_SELECTIVE_SCAN_PLUGIN_NAME : kSELECTIVE_SCAN_PLUGIN_NAME;
 }
 
 char const* SelectiveScanPluginV3Creator::getPluginVersion() const noexcept
@@ -407,6 +458,7 @@ IPluginV3* SelectiveScanPluginV3Creator::createPlugin(
     {
         int32_t deltaSoftplus = 1;
         int32_t reverse = 0;
+        float outScale = 1.0f;
         for (int32_t i = 0; fc != nullptr && i < fc->nbFields; ++i)
         {
             PluginField const& f = fc->fields[i];
@@ -416,11 +468,14 @@ IPluginV3* SelectiveScanPluginV3Creator::createPlugin(
                 deltaSoftplus = readIntField(f);
             else if (std::strcmp(f.name, "reverse") == 0)
                 reverse = readIntField(f);
+            else if (std::strcmp(f.name, "out_scale") == 0)
+                outScale = readFloatField(f);
             // plugin_version / plugin_namespace and unknown string fields are ignored
         }
         VIM_VALIDATE(deltaSoftplus == 0 || deltaSoftplus == 1, "delta_softplus must be 0 or 1, got " << deltaSoftplus);
         VIM_VALIDATE(reverse == 0 || reverse == 1, "reverse must be 0 or 1, got " << reverse);
-        return new SelectiveScanPluginV3(deltaSoftplus, reverse, mNamespace);
+        VIM_VALIDATE(std::isfinite(outScale), "out_scale must be finite");
+        return new SelectiveScanPluginV3(mBidirectional, deltaSoftplus, reverse, outScale, mNamespace);
     }
     catch (std::exception const& e)
     {
@@ -443,8 +498,9 @@ extern "C" __attribute__((visibility("default"))) void setLoggerFinder(nvinfer1:
 extern "C" __attribute__((visibility("default"))) nvinfer1::IPluginCreatorInterface* const* getCreators(
     int32_t& nbCreators)
 {
-    static vim::plugin::SelectiveScanPluginV3Creator selectiveScanCreator;
-    static nvinfer1::IPluginCreatorInterface* const kCreators[] = {&selectiveScanCreator};
-    nbCreators = 1;
+    static vim::plugin::SelectiveScanPluginV3Creator selectiveScanCreator(false);
+    static vim::plugin::SelectiveScanPluginV3Creator biSelectiveScanCreator(true);
+    static nvinfer1::IPluginCreatorInterface* const kCreators[] = {&selectiveScanCreator, &biSelectiveScanCreator};
+    nbCreators = 2;
     return kCreators;
 }

@@ -1,12 +1,15 @@
 /*
- * VimSelectiveScan TensorRT plugin (IPluginV3): a thin adapter over the TensorRT-free CUDA core in
- * selectiveScanKernel.h. Name, version, namespace and attributes equal the ONNX node written by
- * `vim-deploy export` (vim_deploy/ops/schema.py); TensorRT's ONNX parser maps each node to this
- * plugin through the registry (fallback plugin importer).
+ * VimSelectiveScan / VimBiSelectiveScan TensorRT plugins (IPluginV3): thin adapters over the
+ * TensorRT-free CUDA core in selectiveScanKernel.h. Names, version, namespace and attributes equal
+ * the ONNX nodes written by `vim-deploy export` (vim_deploy/ops/schema.py); TensorRT's ONNX parser
+ * maps each node to its plugin through the registry (fallback plugin importer).
  *
- * Inputs (linear, contiguous): 0 u (B,D,L) T; 1 delta (B,D,L) T; 2 A (D,N) fp32; 3 B (B,N,L) T;
- * 4 C (B,N,L) T; 5 D (D) fp32; 6 z (B,D,L) T; 7 delta_bias (D) fp32. Output 0: y (B,D,L) T.
- * T: fp32, fp16 or bf16. Fields: delta_softplus (int32 0/1), reverse (int32 0/1).
+ * VimSelectiveScan inputs (linear, contiguous): 0 u (B,D,L) T; 1 delta (B,D,L) T; 2 A (D,N) fp32;
+ * 3 B (B,N,L) T; 4 C (B,N,L) T; 5 D (D) fp32; 6 z (B,D,L) T; 7 delta_bias (D) fp32.
+ * Fields: delta_softplus (int32 0/1), reverse (int32 0/1).
+ * VimBiSelectiveScan inputs: 0-6 forward (u, delta, A, B, C, D, delta_bias), 7-13 backward (same),
+ * 14 z; y = (scan(fwd) + reverse_scan(bwd)) * out_scale. Fields: delta_softplus, out_scale (fp32).
+ * Output 0: y (B,D,L) T. T: fp32, fp16 or bf16.
  */
 #pragma once
 
@@ -21,8 +24,10 @@ namespace plugin
 {
 
 constexpr char const* kSELECTIVE_SCAN_PLUGIN_NAME{"VimSelectiveScan"};
+constexpr char const* kBI_SELECTIVE_SCAN_PLUGIN_NAME{"VimBiSelectiveScan"};
 constexpr char const* kSELECTIVE_SCAN_PLUGIN_VERSION{"1"};
 constexpr int32_t kNB_INPUTS{8};
+constexpr int32_t kNB_BI_INPUTS{15};
 constexpr int32_t kNB_OUTPUTS{1};
 
 class SelectiveScanPluginV3 : public nvinfer1::IPluginV3,
@@ -31,7 +36,9 @@ class SelectiveScanPluginV3 : public nvinfer1::IPluginV3,
                               public nvinfer1::IPluginV3OneRuntime
 {
 public:
-    SelectiveScanPluginV3(int32_t deltaSoftplus, int32_t reverse, std::string const& nameSpace);
+    //! bidirectional: the VimBiSelectiveScan form (reverse unused, outScale used).
+    SelectiveScanPluginV3(
+        bool bidirectional, int32_t deltaSoftplus, int32_t reverse, float outScale, std::string const& nameSpace);
     ~SelectiveScanPluginV3() override = default;
 
     // IPluginV3
@@ -66,8 +73,15 @@ public:
     nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
 
 private:
+    int32_t nbInputs() const noexcept
+    {
+        return mBidirectional ? kNB_BI_INPUTS : kNB_INPUTS;
+    }
+
+    bool mBidirectional;
     int32_t mDeltaSoftplus;
     int32_t mReverse;
+    float mOutScale;
     std::string mNamespace;
     std::vector<nvinfer1::PluginField> mDataToSerialize;
     nvinfer1::PluginFieldCollection mFCToSerialize{};
@@ -76,7 +90,7 @@ private:
 class SelectiveScanPluginV3Creator : public nvinfer1::IPluginCreatorV3One
 {
 public:
-    SelectiveScanPluginV3Creator();
+    explicit SelectiveScanPluginV3Creator(bool bidirectional = false);
     ~SelectiveScanPluginV3Creator() override = default;
 
     char const* getPluginName() const noexcept override;
@@ -92,6 +106,7 @@ public:
     }
 
 private:
+    bool mBidirectional;
     std::vector<nvinfer1::PluginField> mPluginAttributes;
     nvinfer1::PluginFieldCollection mFC{};
     std::string mNamespace;

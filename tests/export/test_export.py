@@ -10,7 +10,7 @@ from onnx.reference import ReferenceEvaluator
 from vim_deploy.export import ExportConfig, export_onnx
 from vim_deploy.models import create_model
 from vim_deploy.ops import schema
-from vim_deploy.validate.reference_op import VimSelectiveScan
+from vim_deploy.validate.reference_op import VimBiSelectiveScan, VimSelectiveScan
 
 
 def _ort(path, x):
@@ -21,7 +21,7 @@ def _ort(path, x):
 
 
 def _refeval(path, x):
-    return ReferenceEvaluator(str(path), new_ops=[VimSelectiveScan]).run(None, {"input": x})[0]
+    return ReferenceEvaluator(str(path), new_ops=[VimSelectiveScan, VimBiSelectiveScan]).run(None, {"input": x})[0]
 
 
 def _rel(a, b):
@@ -149,3 +149,33 @@ def test_flip_form_also_exports(tmp_path):
 def test_dynamic_batch(tiny_fp32):
     x = np.random.default_rng(5).standard_normal((5, 3, 224, 224), dtype=np.float32)
     assert _ort(tiny_fp32["portable"], x).shape == (5, 1000)
+
+
+@pytest.mark.parametrize("impl", ["plugin", "function", "portable"])
+def test_fused_bidirectional_export(impl, tmp_path):
+    p = tmp_path / f"bi_{impl}.onnx"
+    res = export_onnx(ExportConfig(model="vim_tiny", output=str(p), scan_impl=impl, fuse_bidirectional=True,
+                                   model_kwargs={"depth": 4}))
+    m = onnx.load(str(p))
+    bi = [n for n in m.graph.node if n.op_type == schema.BI_OP_NAME]
+    if impl == "portable":
+        assert not bi and res.num_scan_nodes == 0 and all(n.domain in ("", "ai.onnx") for n in m.graph.node)
+    else:
+        assert len(bi) == 4 and res.num_scan_nodes == 4
+        assert not [n for n in m.graph.node if n.op_type == schema.OP_NAME]
+        attrs = {a.name: a for a in bi[0].attribute}
+        assert attrs["out_scale"].type == onnx.AttributeProto.FLOAT and attrs["out_scale"].f == 0.5
+        assert attrs["delta_softplus"].i == 1 and len(bi[0].input) == 15
+    x = np.random.default_rng(6).standard_normal((2, 3, 224, 224), dtype=np.float32)
+    with torch.no_grad():
+        ref = create_model("vim_tiny", depth=4)(torch.from_numpy(x)).numpy()
+    y = _refeval(p, x) if impl == "plugin" else _ort(p, x)
+    assert _rel(y, ref) < 1e-5
+
+
+def test_fused_needs_reverse_form(tmp_path):
+    from vim_deploy.errors import VimDeployError
+
+    with pytest.raises(VimDeployError, match="reverse form"):
+        export_onnx(ExportConfig(model="test_vim", output=str(tmp_path / "x.onnx"), fuse_bidirectional=True,
+                                 bidirectional="flip"))

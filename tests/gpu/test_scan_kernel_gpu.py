@@ -97,6 +97,19 @@ def test_forced_chunking_and_lanes_agree(chunks, lanes, n):
         assert rel(out, ref64(args, reverse)) <= 1e-5
 
 
+def test_bidirectional_entry_matches_reference():
+    from vim_deploy.ops.selective_scan import selective_scan_bidirectional, selective_scan_bidirectional_ref
+
+    f = make(2, 192, 197, 16, torch.float16, seed=5)
+    b = make(2, 192, 197, 16, torch.float16, seed=6)
+    fwd = (f[0], f[1], f[2], f[3], f[4], f[5], f[7])
+    bwd = (b[0], b[1], b[2], b[3], b[4], b[5], b[7])
+    got = selective_scan_bidirectional(fwd, bwd, f[6], True, 0.5, use_kernel=True)
+    want = selective_scan_bidirectional_ref(tuple(t.double() for t in fwd), tuple(t.double() for t in bwd),
+                                            f[6].double(), True, 0.5, compute_dtype=torch.float64)
+    assert rel(got, want) <= 2e-3
+
+
 def test_model_fast_path_matches_pytorch():
     from vim_deploy.models import create_model
 

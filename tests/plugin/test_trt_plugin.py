@@ -26,6 +26,12 @@ def test_plugin_contract_matches_exporter_schema():
     h = (SRC / "selectiveScanPlugin.h").read_text()
     cpp = (SRC / "selectiveScanPlugin.cpp").read_text()
     assert re.search(r'kSELECTIVE_SCAN_PLUGIN_NAME\{"(\w+)"\}', h).group(1) == schema.OP_NAME
+    assert re.search(r'kBI_SELECTIVE_SCAN_PLUGIN_NAME\{"(\w+)"\}', h).group(1) == schema.BI_OP_NAME
+    assert int(re.search(r"kNB_BI_INPUTS\{(\d+)\}", h).group(1)) == len(schema.BI_INPUT_NAMES)
+    for attr in (*schema.BI_INT_ATTRIBUTES, *schema.BI_FLOAT_ATTRIBUTES):
+        assert f'"{attr}"' in cpp, attr
+    bi_fp32 = [schema.BI_INPUT_NAMES.index(n) for n in schema.BI_FLOAT32_INPUTS]
+    assert bi_fp32 == [2, 5, 6, 9, 12, 13] and "pos == 2 || pos == 5 || pos == 6 || pos == 9 || pos == 12 || pos == 13" in cpp
     assert re.search(r'kSELECTIVE_SCAN_PLUGIN_VERSION\{"(\w+)"\}', h).group(1) == schema.PLUGIN_VERSION
     assert int(re.search(r"kNB_INPUTS\{(\d+)\}", h).group(1)) == len(schema.INPUT_NAMES)
     for attr in schema.INT_ATTRIBUTES:
@@ -61,16 +67,16 @@ def _rtx_or_skip():
     return trt, lib
 
 
-@pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_trt_rtx_builds_vim_tiny_plan(precision, tmp_path):
+@pytest.mark.parametrize("precision,fused", [("fp32", False), ("fp16", False), ("fp16", True)])
+def test_trt_rtx_builds_vim_tiny_plan(precision, fused, tmp_path):
     trt, lib = _rtx_or_skip()
     from vim_deploy.export import ExportConfig, export_onnx
     from vim_deploy.trt.engine_build import BuildConfig, build_engine
 
     onnx_path = tmp_path / "vim_tiny.onnx"
-    export_onnx(ExportConfig(model="vim_tiny", output=str(onnx_path), precision=precision))
+    export_onnx(ExportConfig(model="vim_tiny", output=str(onnx_path), precision=precision, fuse_bidirectional=fused))
     rep = build_engine(BuildConfig(onnx=str(onnx_path), output=str(tmp_path / "vim_tiny.plan"), plugin=str(lib),
                                    batch=(1, 8, 32)))
     print(rep)
-    assert rep["plugin_layers"] == 48 and rep["plan_bytes"] > 1_000_000
+    assert rep["plugin_layers"] == (24 if fused else 48) and rep["plan_bytes"] > 1_000_000
     assert (tmp_path / "vim_tiny.plan").stat().st_size == rep["plan_bytes"]

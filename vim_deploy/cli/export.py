@@ -30,11 +30,14 @@ from vim_deploy.io_utils import atomic_write_text, check_writable
 @click.option("--batch-size", type=int, default=1, show_default=True, help="Batch of the traced input (the fixed batch with --static-batch).")
 @click.option("--bidirectional", type=click.Choice(["reverse", "flip"]), default="reverse", show_default=True,
               help="Backward branch as reverse scans (no flips in the graph) or literally flip -> scan -> flip.")
+@click.option("--fuse-bidirectional", is_flag=True,
+              help="One VimBiSelectiveScan node per block (both directions, one kernel launch) instead of two "
+                   "VimSelectiveScan nodes: 24 plugin layers for 24 blocks.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Weight seed when no checkpoint is given.")
 @click.option("--report-json", type=click.Path(dir_okay=False), default=None, help="Write an export summary (JSON).")
 @logging_options
 def export_cmd(model, checkpoint, use_ema, unsafe_load, output, precision, scan_impl, opset, img_size, static_batch,
-               batch_size, bidirectional, seed, report_json):
+               batch_size, bidirectional, fuse_bidirectional, seed, report_json):
     """Export a Vim model to ONNX; each selective scan becomes one VimSelectiveScan node."""
     if output is None:
         output = f"{model}{'_fp16' if precision == 'fp16' else ''}{'' if scan_impl == 'plugin' else '_' + scan_impl}.onnx"
@@ -42,14 +45,16 @@ def export_cmd(model, checkpoint, use_ema, unsafe_load, output, precision, scan_
         check_writable(report_json)
     cfg = ExportConfig(model=model, output=output, checkpoint=checkpoint, use_ema=use_ema, unsafe_load=unsafe_load,
                        img_size=img_size, precision=precision, opset=opset, scan_impl=scan_impl,
-                       bidirectional=bidirectional, dynamic_batch=not static_batch, batch_size=batch_size, seed=seed)
+                       bidirectional=bidirectional, dynamic_batch=not static_batch, batch_size=batch_size, seed=seed,
+                       fuse_bidirectional=fuse_bidirectional)
     validate_config(cfg)
     if checkpoint is None:
         log.warning(f"no --checkpoint given: exporting {model} with SEEDED RANDOM weights (seed {seed}). "
                     "The graph is structurally real but its predictions are meaningless.")
     log.info(f"RUNNING | export {model} -> {output}")
     res = export_onnx(cfg, progress=Progress())
-    log.passed(f"wrote {res.path}: {res.num_scan_nodes} VimSelectiveScan nodes ({res.scan_impl}), {res.num_nodes} nodes, "
+    op = "VimBiSelectiveScan" if fuse_bidirectional else "VimSelectiveScan"
+    log.passed(f"wrote {res.path}: {res.num_scan_nodes} {op} nodes ({res.scan_impl}), {res.num_nodes} nodes, "
                f"{res.size_bytes / 2**20:.1f} MiB, opset {res.opset}, {res.precision}, {res.img_size}x{res.img_size} "
                f"| Runtime: {res.seconds:.1f}s")
     if report_json:

@@ -29,7 +29,10 @@ def cleanup(proto: onnx.ModelProto) -> onnx.ModelProto:
     graph.fold_constants().cleanup(remove_unused_graph_inputs=False).toposort()
     seen = collections.Counter()
     for node in graph.nodes:
-        if node.op == schema.OP_NAME:
+        if node.op == schema.BI_OP_NAME:
+            m = re.search(r"layers\.(\d+)", node.name)
+            node.name = f"layers.{m.group(1) if m else '?'}.mixer.scan_bi"
+        elif node.op == schema.OP_NAME:
             m = re.search(r"layers\.(\d+)", node.name)
             key = m.group(1) if m else "?"
             direction = "fwd" if seen[key] == 0 else "bwd"
@@ -62,8 +65,12 @@ def _remove_identities(proto: onnx.ModelProto) -> None:
     proto.graph.node.extend(keep)
 
 
+SCAN_OPS = (schema.OP_NAME, schema.BI_OP_NAME)
+
+
 def count_scan_nodes(proto: onnx.ModelProto) -> int:
-    return sum(1 for n in proto.graph.node if n.op_type == schema.OP_NAME and n.domain == schema.OP_DOMAIN)
+    """Custom scan nodes of either form (single direction or fused bidirectional)."""
+    return sum(1 for n in proto.graph.node if n.op_type in SCAN_OPS and n.domain == schema.OP_DOMAIN)
 
 
 def op_histogram(proto: onnx.ModelProto) -> dict[str, int]:

@@ -28,7 +28,7 @@ import torch
 from vim_deploy import __version__
 from vim_deploy.errors import VimDeployError
 from vim_deploy.export import graph_cleanup
-from vim_deploy.export.portable_scan import build_scan_function
+from vim_deploy.export.portable_scan import build_bi_scan_function, build_scan_function
 from vim_deploy.io_utils import atomic_write_bytes, check_writable
 from vim_deploy.models import create_model, get_cfg, resolve_name
 from vim_deploy.ops import schema
@@ -54,6 +54,7 @@ class ExportConfig:
     dynamic_batch: bool = True
     batch_size: int = 1
     seed: int = 0
+    fuse_bidirectional: bool = False  # one VimBiSelectiveScan node per block instead of two scan nodes
     model_kwargs: dict = field(default_factory=dict)  # architecture overrides (e.g. depth=2 in tests)
 
 
@@ -84,6 +85,9 @@ def validate_config(cfg: ExportConfig) -> None:
         raise VimDeployError(f"unsupported export precision '{cfg.precision}'.", f"Use one of {', '.join(PRECISIONS)}.")
     if cfg.bidirectional not in ("reverse", "flip"):
         raise VimDeployError(f"unknown backward-branch form '{cfg.bidirectional}'.", "Use 'reverse' or 'flip'.")
+    if cfg.fuse_bidirectional and cfg.bidirectional != "reverse":
+        raise VimDeployError("--fuse-bidirectional needs the reverse form of the backward branch.",
+                             "Drop --bidirectional flip.")
     if cfg.batch_size < 1:
         raise VimDeployError(f"batch size must be >= 1, got {cfg.batch_size}.")
     check_writable(cfg.output)
@@ -100,6 +104,7 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
                          seed=cfg.seed, unsafe_load=cfg.unsafe_load, bidirectional=cfg.bidirectional,
                          **cfg.model_kwargs)
     model.set_precision(cfg.precision).requires_grad_(False)
+    model.set_fused_bidirectional_export(cfg.fuse_bidirectional)
     img = model.patch_embed.img_size[0]
     dummy = torch.randn(cfg.batch_size, 3, img, img)
 
@@ -118,13 +123,15 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
     say("cleaning the graph (constant folding, dead nodes, names)")
     proto = graph_cleanup.cleanup(proto)
     n_scans = graph_cleanup.count_scan_nodes(proto)
-    expected = 2 * len(model.layers)
+    expected = len(model.layers) * (1 if cfg.fuse_bidirectional else 2)
     if n_scans != expected:
         raise VimDeployError(f"internal error: the traced graph has {n_scans} scan nodes, expected {expected}.",
                              "The exporter dropped or duplicated custom ops; please report this with your torch version.")
 
     if cfg.scan_impl in ("function", "portable"):
         proto.functions.append(build_scan_function(cfg.opset))
+        if cfg.fuse_bidirectional:
+            proto.functions.append(build_bi_scan_function(cfg.opset))
     if cfg.scan_impl == "portable":
         say("inlining the portable scan")
         proto = graph_cleanup.inline_scan_functions(proto)
@@ -137,7 +144,8 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
         "img_size": str(img),
         "precision": cfg.precision,
         "scan_impl": cfg.scan_impl,
-        "scan_op": f"{schema.OP_DOMAIN}::{schema.OP_NAME} v{schema.PLUGIN_VERSION}",
+        "scan_op": f"{schema.OP_DOMAIN}::{schema.BI_OP_NAME if cfg.fuse_bidirectional else schema.OP_NAME} "
+                   f"v{schema.PLUGIN_VERSION}",
         "bidirectional": cfg.bidirectional,
         "preprocessing": (f"resize {int(round(img / pcfg['crop_pct']))} {pcfg['interpolation']}, center crop {img}, "
                           f"RGB in [0,1], normalize mean={list(pcfg['mean'])} std={list(pcfg['std'])}, NCHW float32"),

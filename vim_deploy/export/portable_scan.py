@@ -126,3 +126,41 @@ def build_scan_function(opset: int) -> onnx.FunctionProto:
         opset_imports=[helper.make_opsetid("", opset)], attribute_protos=attrs,
         doc_string="Selective scan (mamba_ssm semantics, fp32 state) in standard ONNX ops.",
     )
+
+
+def _ref_attr(name: str, ref: str, attr_type) -> AttributeProto:
+    a = AttributeProto()
+    a.name, a.ref_attr_name, a.type = name, ref, attr_type
+    return a
+
+
+def build_bi_scan_function(opset: int) -> onnx.FunctionProto:
+    """``vim_deploy::VimBiSelectiveScan``: two calls of the single-direction function, summed in fp32."""
+    n = helper.make_node
+    fwd = n(schema.OP_NAME, ["u_f", "delta_f", "A_f", "B_f", "C_f", "D_f", "z", "delta_bias_f"], ["y_f"],
+            domain=schema.OP_DOMAIN, reverse=0)
+    bwd = n(schema.OP_NAME, ["u_b", "delta_b", "A_b", "B_b", "C_b", "D_b", "z", "delta_bias_b"], ["y_b"],
+            domain=schema.OP_DOMAIN, reverse=1)
+    for node in (fwd, bwd):
+        node.attribute.append(_ref_attr("delta_softplus", "delta_softplus", AttributeProto.INT))
+    scale = helper.make_node("Constant", [], ["scale"])
+    scale.attribute.append(_ref_attr("value_float", "out_scale", AttributeProto.FLOAT))
+    nodes = [
+        fwd, bwd, scale,
+        n("Cast", ["y_f"], ["y_f32"], to=TensorProto.FLOAT),
+        n("Cast", ["y_b"], ["y_b32"], to=TensorProto.FLOAT),
+        n("Add", ["y_f32", "y_b32"], ["y_sum"]),
+        n("Cast", ["scale"], ["scale32"], to=TensorProto.FLOAT),  # keeps folded constants float32
+        n("Mul", ["y_sum", "scale32"], ["y_scaled"]),
+        n("CastLike", ["y_scaled", "u_f"], ["y"]),
+    ]
+    attrs = [helper.make_attribute(k, v) for k, v in schema.BI_INT_ATTRIBUTES.items()]
+    attrs += [helper.make_attribute(k, v) for k, v in schema.BI_FLOAT_ATTRIBUTES.items()]
+    attrs += [helper.make_attribute("plugin_version", schema.PLUGIN_VERSION),
+              helper.make_attribute("plugin_namespace", schema.PLUGIN_NAMESPACE)]
+    return helper.make_function(
+        schema.OP_DOMAIN, schema.BI_OP_NAME, list(schema.BI_INPUT_NAMES), ["y"], nodes,
+        opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(schema.OP_DOMAIN, schema.OP_DOMAIN_VERSION)],
+        attribute_protos=attrs,
+        doc_string="Both directions of a Vim block: (scan(fwd) + reverse_scan(bwd)) * out_scale.",
+    )

@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vim_deploy.models.registry import register_alias, register_cfg, register_model
-from vim_deploy.ops.selective_scan import selective_scan
+from vim_deploy.ops.selective_scan import selective_scan, selective_scan_bidirectional
 
 __all__ = ["VisionMamba", "BiMambaMixer", "Block", "RMSNorm", "PatchEmbed", "create_vim"]
 
@@ -95,6 +95,7 @@ class BiMambaMixer(nn.Module):
         self.if_divide_out = if_divide_out
         self.bidirectional = bidirectional
         self.use_kernel = False  # opt-in CUDA fast path (vim_deploy.ops.kernels)
+        self.fuse_bidirectional = False  # export both directions as one VimBiSelectiveScan node
 
         self.in_proj = nn.Linear(d_model, self.d_inner * 2, bias=False)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
@@ -152,13 +153,14 @@ class BiMambaMixer(nn.Module):
         xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2E, L)
         x, z = xz.chunk(2, dim=1)
         scale = 0.5 if self.if_divide_out else 1.0
-        if self.use_kernel and x.is_cuda and not torch.jit.is_tracing():
-            # Fast path: both directions in one fused launch (reverse form, no flips), scaled inside.
-            from vim_deploy.ops import kernels
-
-            fwd = self._scan_args(x, z, backward=False, flip=False)
-            bwd = self._scan_args(x, z, backward=True, flip=False)
-            y = kernels.selective_scan_multi([fwd, bwd], delta_softplus=True, out_scale=scale)
+        fused = (self.use_kernel and x.is_cuda and not torch.jit.is_tracing()) or (
+            self.fuse_bidirectional and torch.jit.is_tracing())
+        if fused:
+            # Both directions at once (reverse form, no flips): one kernel launch / one ONNX node.
+            u_f, d_f, A_f, B_f, C_f, D_f, _, b_f, _ = self._scan_args(x, z, backward=False, flip=False)
+            u_b, d_b, A_b, B_b, C_b, D_b, _, b_b, _ = self._scan_args(x, z, backward=True, flip=False)
+            y = selective_scan_bidirectional((u_f, d_f, A_f, B_f, C_f, D_f, b_f), (u_b, d_b, A_b, B_b, C_b, D_b, b_b),
+                                             z, delta_softplus=True, out_scale=scale, use_kernel=self.use_kernel)
         else:
             y = (self._branch(x, z, backward=False) + self._branch(x, z, backward=True)) * scale
         return self.out_proj(y.transpose(1, 2))
@@ -251,6 +253,12 @@ class VisionMamba(nn.Module):
                 module.weight.data = module.weight.data.to(dtype)
                 if module.bias is not None and not _is_dt_proj(self, module):
                     module.bias.data = module.bias.data.to(dtype)
+        return self
+
+    def set_fused_bidirectional_export(self, enabled: bool = True) -> "VisionMamba":
+        """Export each block's two scans as one ``VimBiSelectiveScan`` node (24 nodes instead of 48)."""
+        for layer in self.layers:
+            layer.mixer.fuse_bidirectional = enabled
         return self
 
     def set_fast_path(self, enabled: bool = True) -> "VisionMamba":

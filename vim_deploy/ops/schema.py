@@ -36,3 +36,14 @@ INPUT_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 FLOAT32_INPUTS = ("A", "D", "delta_bias")
 OUTPUT_NAMES = ("y",)
 INT_ATTRIBUTES = {"delta_softplus": 1, "reverse": 0}
+
+# Fused bidirectional form: both directions of one Vim block in one node (one kernel launch).
+# y = (scan(u_f, ..., z) + scan_reverse(u_b, ..., z)) * out_scale, both in original token order;
+# same dtype rules as above (A_*, D_*, delta_bias_* float32). Attributes: delta_softplus (INT),
+# out_scale (FLOAT; 0.5 for Vim's if_divide_out).
+BI_OP_NAME = "VimBiSelectiveScan"
+BI_INPUT_NAMES = ("u_f", "delta_f", "A_f", "B_f", "C_f", "D_f", "delta_bias_f",
+                  "u_b", "delta_b", "A_b", "B_b", "C_b", "D_b", "delta_bias_b", "z")
+BI_FLOAT32_INPUTS = ("A_f", "D_f", "delta_bias_f", "A_b", "D_b", "delta_bias_b")
+BI_INT_ATTRIBUTES = {"delta_softplus": 1}
+BI_FLOAT_ATTRIBUTES = {"out_scale": 1.0}

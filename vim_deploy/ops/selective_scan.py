@@ -89,6 +89,59 @@ class _SelectiveScanOnnx(torch.autograd.Function):
         return out
 
 
+class _BiSelectiveScanOnnx(torch.autograd.Function):
+    """Traced as one ``vim_deploy::VimBiSelectiveScan`` node (both directions of a Vim block)."""
+
+    @staticmethod
+    def forward(ctx, u_f, delta_f, A_f, B_f, C_f, D_f, bias_f, u_b, delta_b, A_b, B_b, C_b, D_b, bias_b, z,
+                delta_softplus: int, out_scale: float):
+        state = torch._C._get_tracing_state()
+        torch._C._set_tracing_state(None)
+        try:
+            return selective_scan_bidirectional_ref(
+                (u_f, delta_f, A_f, B_f, C_f, D_f, bias_f), (u_b, delta_b, A_b, B_b, C_b, D_b, bias_b), z,
+                bool(delta_softplus), float(out_scale))
+        finally:
+            torch._C._set_tracing_state(state)
+
+    @staticmethod
+    def symbolic(g, u_f, delta_f, A_f, B_f, C_f, D_f, bias_f, u_b, delta_b, A_b, B_b, C_b, D_b, bias_b, z,
+                 delta_softplus, out_scale):
+        out = g.op(
+            f"{schema.OP_DOMAIN}::{schema.BI_OP_NAME}",
+            u_f, delta_f, A_f, B_f, C_f, D_f, bias_f, u_b, delta_b, A_b, B_b, C_b, D_b, bias_b, z,
+            delta_softplus_i=int(delta_softplus), out_scale_f=float(out_scale),
+            plugin_version_s=schema.PLUGIN_VERSION, plugin_namespace_s=schema.PLUGIN_NAMESPACE,
+        )
+        out.setType(u_f.type())
+        return out
+
+
+def selective_scan_bidirectional_ref(fwd, bwd, z, delta_softplus: bool = True, out_scale: float = 1.0,
+                                     compute_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(scan(fwd..., z) + scan_reverse(bwd..., z)) * out_scale``; ``fwd``/``bwd`` = (u, delta, A, B, C, D, delta_bias)."""
+    u_f, d_f, A_f, B_f, C_f, D_f, b_f = fwd
+    u_b, d_b, A_b, B_b, C_b, D_b, b_b = bwd
+    y = selective_scan_ref(u_f, d_f, A_f, B_f, C_f, D_f, z, b_f, delta_softplus, False, compute_dtype).to(compute_dtype)
+    y = y + selective_scan_ref(u_b, d_b, A_b, B_b, C_b, D_b, z, b_b, delta_softplus, True, compute_dtype).to(compute_dtype)
+    return (y * out_scale).to(u_f.dtype)
+
+
+def selective_scan_bidirectional(fwd, bwd, z, delta_softplus: bool = True, out_scale: float = 1.0,
+                                 use_kernel: bool = False) -> torch.Tensor:
+    """Both directions of a Vim block: one ONNX node when exporting, one kernel launch on CUDA."""
+    if _in_onnx_export():
+        return _BiSelectiveScanOnnx.apply(*fwd, *bwd, z, int(delta_softplus), float(out_scale))
+    if use_kernel and z.is_cuda:
+        from vim_deploy.ops import kernels
+
+        (u_f, d_f, A_f, B_f, C_f, D_f, b_f), (u_b, d_b, A_b, B_b, C_b, D_b, b_b) = fwd, bwd
+        return kernels.selective_scan_multi([(u_f, d_f, A_f, B_f, C_f, D_f, z, b_f, False),
+                                             (u_b, d_b, A_b, B_b, C_b, D_b, z, b_b, True)],
+                                            delta_softplus, out_scale)
+    return selective_scan_bidirectional_ref(fwd, bwd, z, delta_softplus, out_scale)
+
+
 def _in_onnx_export() -> bool:
     return bool(getattr(torch.onnx, "is_in_onnx_export", lambda: False)())
 

@@ -91,7 +91,7 @@ def _onnx_input(path: str) -> tuple[str, list[int], dict]:
     inp = model.graph.input[0]
     dims = [d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim]
     meta = {p.key: p.value for p in model.metadata_props}
-    meta["_scan_nodes"] = sum(n.op_type == schema.OP_NAME for n in model.graph.node)
+    meta["_scan_nodes"] = sum(n.op_type in (schema.OP_NAME, schema.BI_OP_NAME) for n in model.graph.node)
     return inp.name, dims, meta
 
 
@@ -150,8 +150,9 @@ def build_engine(cfg: BuildConfig, progress=None) -> dict:
     if plugin:
         registry = builder.get_plugin_registry()
         handle = registry.load_library(plugin)
-        if handle is None or not any(c.name == schema.OP_NAME for c in registry.all_creators):
-            raise VimDeployError(f"'{plugin}' did not register the {schema.OP_NAME} plugin in {trt.__name__}.",
+        names = {c.name for c in registry.all_creators}
+        if handle is None or not {schema.OP_NAME, schema.BI_OP_NAME} <= names:
+            raise VimDeployError(f"'{plugin}' did not register the {schema.OP_NAME}/{schema.BI_OP_NAME} plugins in {trt.__name__}.",
                                  "Rebuild it against this TensorRT's headers: vim-deploy plugin build --tensorrt-root ...")
     flags = 0
     typed_flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)

@@ -41,3 +41,13 @@ class VimSelectiveScan(OpRun):
     def _run(self, u, delta, A, B, C, D, z, delta_bias, delta_softplus=1, reverse=0,
              plugin_version=None, plugin_namespace=None):
         return (selective_scan_numpy(u, delta, A, B, C, D, z, delta_bias, delta_softplus, reverse),)
+
+
+class VimBiSelectiveScan(OpRun):
+    op_domain = schema.OP_DOMAIN
+
+    def _run(self, u_f, delta_f, A_f, B_f, C_f, D_f, bias_f, u_b, delta_b, A_b, B_b, C_b, D_b, bias_b, z,
+             delta_softplus=1, out_scale=1.0, plugin_version=None, plugin_namespace=None):
+        y = selective_scan_numpy(u_f, delta_f, A_f, B_f, C_f, D_f, z, bias_f, delta_softplus, 0).astype(np.float32)
+        y += selective_scan_numpy(u_b, delta_b, A_b, B_b, C_b, D_b, z, bias_b, delta_softplus, 1).astype(np.float32)
+        return ((y * np.float32(out_scale)).astype(u_f.dtype),)

@@ -25,12 +25,15 @@ class TorchRunner:
         return self.model(torch.from_numpy(x).to(self.device)).float().cpu().numpy()
 
 
+_SCAN_OPS = (schema.OP_NAME, schema.BI_OP_NAME)
+
+
 def _has_scan_nodes(proto: onnx.ModelProto) -> bool:
-    return any(n.op_type == schema.OP_NAME and n.domain == schema.OP_DOMAIN for n in proto.graph.node)
+    return any(n.op_type in _SCAN_OPS and n.domain == schema.OP_DOMAIN for n in proto.graph.node)
 
 
 def _has_scan_function(proto: onnx.ModelProto) -> bool:
-    return any(f.name == schema.OP_NAME and f.domain == schema.OP_DOMAIN for f in proto.functions)
+    return any(f.name in _SCAN_OPS and f.domain == schema.OP_DOMAIN for f in proto.functions)
 
 
 def onnx_kind(proto: onnx.ModelProto) -> str:
@@ -67,9 +70,9 @@ class ReferenceRunner:
     def __init__(self, proto: onnx.ModelProto):
         from onnx.reference import ReferenceEvaluator
 
-        from vim_deploy.validate.reference_op import VimSelectiveScan
+        from vim_deploy.validate.reference_op import VimBiSelectiveScan, VimSelectiveScan
 
-        self.evaluator = ReferenceEvaluator(proto, new_ops=[VimSelectiveScan])
+        self.evaluator = ReferenceEvaluator(proto, new_ops=[VimSelectiveScan, VimBiSelectiveScan])
         self.input_name = proto.graph.input[0].name
         self.name = "onnx-reference+scan-op"
 
