@@ -10,7 +10,7 @@ from vim_deploy.models.vim import ARCH_ARGS
 @click.command("models")
 def models_cmd():
     """List the registered models, their aliases, shapes and upstream checkpoints."""
-    click.echo(f"{'alias':<18} {'width':>5} {'depth':>5} {'stride':>6} {'tokens@224':>10}  checkpoint / official name")
+    click.echo(f"{'alias':<18} {'width':>5} {'depth':>5} {'stride':>6} {'tokens':>10}  checkpoint / official name")
     for name in list_models(include_aliases=False):
         arch, cfg = ARCH_ARGS[name], get_cfg(name)
         img = arch.get("img_size", 224)
