@@ -79,4 +79,5 @@ def test_trt_rtx_builds_vim_tiny_plan(precision, fused, tmp_path):
                                    batch=(1, 8, 32)))
     print(rep)
     assert rep["plugin_layers"] == (24 if fused else 48) and rep["plan_bytes"] > 1_000_000
+    assert rep["onnx_metadata"]["precision"] == precision and rep["onnx_metadata"]["img_size"] == "224"
     assert (tmp_path / "vim_tiny.plan").stat().st_size == rep["plan_bytes"]

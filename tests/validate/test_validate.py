@@ -52,3 +52,18 @@ def test_metrics_detect_differences():
     swapped = ref.copy()
     swapped[0] = -swapped[0]
     assert compare_logits(swapped, ref).top1_agreement < 1.0
+
+
+def test_validate_engine_error_paths(graphs, tmp_path):
+    """Engine validation is unverified on a GPU here; its input checks are not."""
+    (tmp_path / "e.plan").write_bytes(b"not an engine")
+    r = run_cli("validate", "-q", "--engine", str(tmp_path / "e.plan"), cwd=tmp_path)
+    assert r.returncode == 1 and "e.plan.json' is missing" in r.stderr and "Traceback" not in r.stderr
+    meta = {"onnx_metadata": {"model_name": "test_vim", "img_size": "64", "precision": "fp32",
+                              "checkpoint": "seeded-random(seed=0)", "model_overrides": "{}"}}
+    (tmp_path / "e.plan.json").write_text(json.dumps(meta))
+    r = run_cli("validate", "-q", "--engine", str(tmp_path / "e.plan"), cwd=tmp_path)
+    import torch
+
+    if not torch.cuda.is_available():
+        assert r.returncode == 1 and "needs a CUDA GPU" in r.stderr and "Traceback" not in r.stderr

@@ -57,5 +57,8 @@ def build_cmd(onnx_path, output, plugin, batch, fp16, workspace_mib, timing_cach
     click.echo("Equivalent commands (run them where TensorRT lives, e.g. on a Jetson with the plugin built there):")
     click.echo("  " + rep["equivalent_commands"]["trtexec"])
     click.echo("  " + rep["equivalent_commands"]["polygraphy"])
+    from vim_deploy.trt.engine_runner import sidecar_path
+
+    atomic_write_text(str(sidecar_path(output)), json.dumps(rep, indent=2) + "\n")  # read by `validate --engine`
     if report_json:
         atomic_write_text(report_json, json.dumps(rep, indent=2) + "\n")

@@ -14,6 +14,10 @@ from vim_deploy.validate import ValidateConfig, run_validation, to_markdown, wri
 @click.option("--onnx", "onnx_paths", multiple=True, type=click.Path(dir_okay=False),
               help="Graph(s) written by `vim-deploy export` (repeatable). Without it, the plugin and the "
                    "portable graph of --model are exported to a temporary folder and both validated.")
+@click.option("--engine", "engines", multiple=True, type=click.Path(dir_okay=False),
+              help="TensorRT plan from `vim-deploy build` (repeatable; its <plan>.json names the model and weights). "
+                   "UNVERIFIED: engine execution has not been run on a GPU by this project yet.")
+@click.option("--plugin", default=None, help="libvim_trt_plugin.so to load for --engine [default: ./build].")
 @click.option("--model", "-m", default=None, help="Model when exporting on the fly [default: vim_tiny]; "
               "with --onnx it is read from the graph and only checked.")
 @click.option("--checkpoint", "-c", default=None, help="Checkpoint the graph was exported from.")
@@ -32,7 +36,7 @@ from vim_deploy.validate import ValidateConfig, run_validation, to_markdown, wri
 @click.option("--report-json", type=click.Path(dir_okay=False), default=None, help="Write the report as JSON.")
 @click.option("--report-md", type=click.Path(dir_okay=False), default=None, help="Write the report as Markdown.")
 @logging_options
-def validate_cmd(onnx_paths, model, checkpoint, use_ema, unsafe_load, precision, num_random, images, batch_size, seed,
+def validate_cmd(onnx_paths, engines, plugin, model, checkpoint, use_ema, unsafe_load, precision, num_random, images, batch_size, seed,
                  min_cosine, min_top1, max_rel_l2, report_json, report_md):
     """Compare exported graphs with the fp32 PyTorch model (max/rel error, cosine, top-1/top-5).
 
@@ -44,7 +48,12 @@ def validate_cmd(onnx_paths, model, checkpoint, use_ema, unsafe_load, precision,
             check_writable(p)
     overrides = {k: v for k, v in (("min_cosine", min_cosine), ("min_top1", min_top1), ("max_rel_l2", max_rel_l2))
                  if v is not None}
-    cfg = ValidateConfig(onnx=list(onnx_paths), model=model, checkpoint=checkpoint, use_ema=use_ema,
+    if engines and plugin is None:
+        from vim_deploy.trt.native_build import DEFAULT_BUILD_DIR, PLUGIN_LIB
+
+        default = DEFAULT_BUILD_DIR / PLUGIN_LIB
+        plugin = str(default) if default.is_file() else None
+    cfg = ValidateConfig(onnx=list(onnx_paths), engines=list(engines), plugin=plugin, model=model, checkpoint=checkpoint, use_ema=use_ema,
                          unsafe_load=unsafe_load, precision=precision, num_random=num_random, batch_size=batch_size,
                          images=images, seed=seed, thresholds=overrides)
     log.info("RUNNING | validate")

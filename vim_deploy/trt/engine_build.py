@@ -212,5 +212,6 @@ def build_engine(cfg: BuildConfig, progress=None) -> dict:
         "strongly_typed": strongly_typed, "onnx_precision": meta.get("precision"), "model": meta.get("model_name"),
         "input": input_name, "profile": {"min": [lo] + dims[1:], "opt": [opt] + dims[1:], "max": [hi] + dims[1:]},
         "seconds": round(time.perf_counter() - t0, 2),
+        "onnx_metadata": {k: v for k, v in meta.items() if not k.startswith("_")},
         "equivalent_commands": equivalent_commands(cfg, input_name, dims, strongly_typed, plugin),
     }

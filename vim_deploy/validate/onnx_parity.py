@@ -32,6 +32,8 @@ from vim_deploy.validate.runners import TorchRunner, load_onnx, metadata, runner
 @dataclass
 class ValidateConfig:
     onnx: list[str] = field(default_factory=list)
+    engines: list[str] = field(default_factory=list)  # TensorRT plans from `vim-deploy build` (sidecar metadata)
+    plugin: str | None = None
     model: str | None = None
     checkpoint: str | None = None
     use_ema: bool = False
@@ -48,8 +50,10 @@ class ValidateConfig:
 def _graph_infos(cfg: ValidateConfig, tmpdir: str, say) -> list[tuple[str, dict]]:
     from vim_deploy.export import ExportConfig, export_onnx
 
-    if cfg.onnx:
-        out = []
+    if cfg.onnx or cfg.engines:
+        from vim_deploy.trt.engine_runner import read_sidecar
+
+        out = [(p, dict(read_sidecar(p).get("onnx_metadata", {}), _engine="1")) for p in cfg.engines]
         for p in cfg.onnx:
             meta = metadata(load_onnx(p))
             if "model_name" not in meta:
@@ -100,6 +104,14 @@ def run_validation(cfg: ValidateConfig, progress=None) -> dict:
         raise VimDeployError("--num-random must be >= 0 and --batch-size >= 1.")
     if cfg.num_random == 0 and not cfg.images:
         raise VimDeployError("nothing to validate on: --num-random 0 and no --images.")
+    if cfg.engines:
+        from vim_deploy.trt.engine_runner import read_sidecar
+
+        for p in cfg.engines:
+            read_sidecar(p)  # a missing/bad sidecar is reported before anything else
+    if cfg.engines and not torch.cuda.is_available():
+        raise VimDeployError("running a TensorRT engine needs a CUDA GPU; PyTorch sees none.",
+                             "Validate the ONNX graphs here (--onnx) and the engine on the GPU machine.")
     rows = []
     with tempfile.TemporaryDirectory(prefix="vim-deploy-validate-") as tmp:
         graphs = _graph_infos(cfg, tmp, say)
@@ -129,12 +141,28 @@ def run_validation(cfg: ValidateConfig, progress=None) -> dict:
                 say(f"running PyTorch at {prec} (same precision policy as the graph)")
                 out, secs = _run_all(tr, batches)
                 rows.append(_row(tr.name, None, "pytorch", prec, out, ref_logits, secs, cfg))
-            runner, kind, _ = runner_for_onnx(path)
+            if meta.get("_engine"):
+                from vim_deploy.trt.engine_runner import EngineRunner
+
+                runner, kind = EngineRunner(path, cfg.plugin), "engine"
+            else:
+                runner, kind, _ = runner_for_onnx(path)
             say(f"running {os.path.basename(path)} ({kind} graph) on {runner.name}")
             out, secs = _run_all(runner, batches)
-            rows.append(_row(runner.name, path if cfg.onnx else os.path.basename(path), kind,
+            rows.append(_row(runner.name, path if (cfg.onnx or cfg.engines) else os.path.basename(path), kind,
                              meta.get("precision", "fp32"), out, ref_logits, secs, cfg))
+    recipes = {}
+    if cfg.engines:
+        from vim_deploy.trt.engine_runner import polygraphy_recipe
+
+        th = dict(THRESHOLDS.get(graphs[0][1].get("precision", "fp32"), THRESHOLDS["fp32"]))
+        ck = f" --checkpoint {cfg.checkpoint}" if cfg.checkpoint else ""
+        for p in cfg.engines:
+            recipes[p] = (f"vim-deploy export -m {graphs[0][1]['model_name']}{ck} --img-size {graphs[0][1]['img_size']} "
+                          f"--scan-impl portable -o ref_portable.onnx && "
+                          + polygraphy_recipe("ref_portable.onnx", p, cfg.plugin, atol=1e-3, rtol=th["max_rel_l2"]))
     return {
+        "polygraphy_recipes": recipes,
         "tool": f"vim-deploy {__version__}",
         "command": "validate",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

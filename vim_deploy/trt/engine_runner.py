@@ -1,0 +1,94 @@
+"""Run a serialized engine (TensorRT 10/11 Python API) on PyTorch CUDA buffers.
+
+UNVERIFIED: no TensorRT runtime could execute an engine on a GPU in this project's workplace (full
+TensorRT is not installable here; TensorRT-RTX refuses sm_90). The code follows the documented
+TensorRT 10 API (deserialize_cuda_engine, set_input_shape, set_tensor_address, execute_async_v3);
+its error paths are tested on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vim_deploy.errors import VimDeployError
+
+_TRT_TO_TORCH = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT32": "int32", "INT64": "int64"}
+
+
+def sidecar_path(plan: str | Path) -> Path:
+    """``<plan>.json``: written by `vim-deploy build` beside every plan (model, ONNX metadata, profile)."""
+    return Path(str(plan) + ".json")
+
+
+def read_sidecar(plan: str | Path) -> dict:
+    side = sidecar_path(plan)
+    if not side.is_file():
+        raise VimDeployError(f"'{side}' is missing: the engine's model and weights are unknown.",
+                             "Build engines with `vim-deploy build`, which writes this file beside the plan.")
+    try:
+        return json.loads(side.read_text())
+    except json.JSONDecodeError as e:
+        raise VimDeployError(f"'{side}' is not valid JSON ({e.msg}).") from None
+
+
+class EngineRunner:
+    """``run(x: np.ndarray) -> np.ndarray`` through a TensorRT engine, like the other runners."""
+
+    def __init__(self, plan: str, plugin: str | None = None):
+        import torch
+
+        from vim_deploy.trt.engine_build import import_backend
+
+        if not Path(plan).is_file():
+            raise VimDeployError(f"engine '{plan}' does not exist.")
+        if not torch.cuda.is_available():
+            raise VimDeployError("running a TensorRT engine needs a CUDA GPU; PyTorch sees none.")
+        trt = import_backend()
+        self.trt, self.torch = trt, torch
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        if plugin:
+            trt.get_plugin_registry().load_library(plugin)
+        runtime = trt.Runtime(self.logger)
+        self.engine = runtime.deserialize_cuda_engine(Path(plan).read_bytes())
+        if self.engine is None:
+            raise VimDeployError(f"{trt.__name__} {trt.__version__} could not deserialize '{plan}'.",
+                                 "Engines only run on the TensorRT version (and GPU) they were built for, with "
+                                 "the plugin library loaded (--plugin).")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        mode = trt.TensorIOMode
+        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == mode.INPUT]
+        self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == mode.OUTPUT]
+        self.name = f"{trt.__name__}-engine"
+
+    def _torch_dtype(self, name: str):
+        key = str(self.engine.get_tensor_dtype(name)).split(".")[-1]
+        return getattr(self.torch, _TRT_TO_TORCH.get(key, "float32"))
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        inp = self.inputs[0]
+        xt = torch.from_numpy(x).cuda().to(self._torch_dtype(inp)).contiguous()
+        self.context.set_input_shape(inp, tuple(xt.shape))
+        self.context.set_tensor_address(inp, xt.data_ptr())
+        outs = {}
+        for name in self.outputs:
+            shape = tuple(self.context.get_tensor_shape(name))
+            outs[name] = torch.empty(shape, dtype=self._torch_dtype(name), device="cuda")
+            self.context.set_tensor_address(name, outs[name].data_ptr())
+        stream = torch.cuda.current_stream()
+        if not self.context.execute_async_v3(stream.cuda_stream):
+            raise VimDeployError("TensorRT failed to execute the engine (see the messages above).")
+        stream.synchronize()
+        return outs[self.outputs[0]].float().cpu().numpy()
+
+
+def polygraphy_recipe(onnx_portable: str, plan: str, plugin: str | None, atol: float, rtol: float) -> str:
+    """Commands that reproduce the engine comparison with polygraphy alone."""
+    plug = f" --plugins {plugin}" if plugin else ""
+    return (f"polygraphy run {onnx_portable} --onnxrt --save-inputs inputs.json --save-outputs ref_outputs.json && "
+            f"polygraphy run {plan} --model-type engine --trt{plug} --load-inputs inputs.json "
+            f"--load-outputs ref_outputs.json --atol {atol} --rtol {rtol}")
