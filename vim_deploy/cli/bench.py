@@ -8,6 +8,7 @@ import sys
 import click
 
 from vim_deploy import log
+from vim_deploy.cli.options import logging_options
 from vim_deploy.bench import BenchConfig, run_bench
 from vim_deploy.bench.report import to_markdown, write_all
 from vim_deploy.bench.runner import PAPER_RESOLUTIONS
@@ -52,6 +53,7 @@ class _Bar:
 @click.option("--iters", default=20, show_default=True, type=int, help="Timed runs (median reported).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--out-dir", default="bench_out", show_default=True, help="Folder for bench.{json,csv,md,png}.")
+@logging_options
 def bench_cmd(model, checkpoint, backends, batches, resolutions, warmup, iters, device, out_dir):
     """Benchmark Vim backends (and DeiT baselines) over batch sizes and resolutions."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
