@@ -19,7 +19,8 @@ from vim_deploy import __version__
 from vim_deploy.bench.backends import make_backend
 from vim_deploy.errors import VimDeployError
 
-PAPER_RESOLUTIONS = (224, 512, 640, 738, 1024, 1248)
+# The paper lists 738, which no 16-pixel patch grid fits exactly; 736 is the nearest valid size.
+PAPER_RESOLUTIONS = (224, 512, 640, 736, 1024, 1248)
 
 
 @dataclass

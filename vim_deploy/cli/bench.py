@@ -48,7 +48,7 @@ class _Bar:
                    "onnxruntime, deit_<tiny|small|base>-<math|sdpa>[-fp16] (needs timm).")
 @click.option("--batch", "batches", default="1,8", show_default=True, callback=_ints, help="Batch sizes.")
 @click.option("--resolutions", default="224", show_default=True, callback=_ints,
-              help="Resolutions, or 'paper' for 224,512,640,738,1024,1248.")
+              help="Resolutions, or 'paper' for 224,512,640,736,1024,1248 (the paper's 738 does not fit a 16-px patch grid).")
 @click.option("--warmup", default=3, show_default=True, type=int)
 @click.option("--iters", default=20, show_default=True, type=int, help="Timed runs (median reported).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)

@@ -7,10 +7,17 @@ import re
 
 import onnx
 import onnx.inliner
-import onnx_graphsurgeon as gs
-import onnxruntime as _ort
 
-_ort.set_default_logger_severity(3)  # graphsurgeon folds through onnxruntime; keep its optimizer quiet
+
+def _gs():
+    """onnx-graphsurgeon, imported on first use (the CLI's other commands work without it)."""
+    try:
+        import onnx_graphsurgeon as gs
+        import onnxruntime as ort
+    except ImportError as e:
+        raise VimDeployError(f"exporting needs {e.name}.", "pip install onnx-graphsurgeon onnxruntime") from None
+    ort.set_default_logger_severity(3)  # graphsurgeon folds through onnxruntime; keep its optimizer quiet
+    return gs
 
 from vim_deploy.errors import VimDeployError
 from vim_deploy.ops import schema
@@ -25,6 +32,7 @@ def cleanup(proto: onnx.ModelProto) -> onnx.ModelProto:
 
     Scan nodes become ``layers.<i>.mixer.scan_fwd`` / ``scan_bwd`` (forward branch first, as traced).
     """
+    gs = _gs()
     graph = gs.import_onnx(proto)
     graph.fold_constants().cleanup(remove_unused_graph_inputs=False).toposort()
     seen = collections.Counter()
@@ -87,6 +95,7 @@ def inline_scan_functions(proto: onnx.ModelProto) -> onnx.ModelProto:
     keep = [o for o in proto.opset_import if o.domain != schema.OP_DOMAIN]
     del proto.opset_import[:]
     proto.opset_import.extend(keep)
+    gs = _gs()
     graph = gs.import_onnx(proto)
     graph.fold_constants().cleanup().toposort()
     for i, node in enumerate(graph.nodes):
