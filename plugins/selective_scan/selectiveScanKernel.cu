@@ -24,6 +24,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <atomic>
 
 namespace vim
 {
@@ -435,18 +436,23 @@ int statesPerThread(int dstate, int lanes)
     return need <= 4 ? 4 : (need <= 8 ? 8 : 16);
 }
 
+//! SM count of the current device, queried once per device (the launch path asks several times).
 int smCountOf(SelectiveScanParams const& p)
 {
-    int sm = p.smCount;
-    if (sm <= 0)
-    {
-        int dev = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess
-            || cudaDeviceGetAttribute(&sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-        {
-            sm = 108;
-        }
-    }
+    if (p.smCount > 0)
+        return p.smCount;
+    constexpr int kMaxDevices = 64;
+    static std::atomic<int> cache[kMaxDevices] = {};
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess)
+        return 108;
+    if (dev >= 0 && dev < kMaxDevices && cache[dev].load(std::memory_order_relaxed) > 0)
+        return cache[dev].load(std::memory_order_relaxed);
+    int sm = 0;
+    if (cudaDeviceGetAttribute(&sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || sm <= 0)
+        return 108; // not cached: a later call may succeed
+    if (dev >= 0 && dev < kMaxDevices)
+        cache[dev].store(sm, std::memory_order_relaxed);
     return sm;
 }
 
