@@ -25,6 +25,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
+#include <type_traits>
 
 namespace vim
 {
@@ -90,8 +92,12 @@ __device__ __forceinline__ __nv_bfloat16 fromFloat<__nv_bfloat16>(float v)
 __device__ __forceinline__ float softplus(float x)
 {
     // log(1 + e^x) with fast intrinsics; log1p's series where e^x is small keeps the relative error low.
-    float const e = __expf(x);
-    return x > 20.f ? x : (e < 1e-3f ? e * (1.f - 0.5f * e) : __logf(1.f + e));
+    // Branch-free (both sides computed, then selected) so that the token loop stays one basic block
+    // and the compiler can overlap consecutive tokens.
+    float const e = __expf(fminf(x, 20.f));
+    float const series = e * (1.f - 0.5f * e);
+    float const logged = __logf(1.f + e);
+    return x > 20.f ? x : (e < 1e-3f ? series : logged);
 }
 
 //! Per-launch constants, passed by value.
@@ -101,6 +107,8 @@ struct KernelArgs
     int numChunks, chunkLen;
     int numDirections;
     bool deltaSoftplus;
+    bool asyncCopy; // every (batch, dim, seqlen) pointer is 8-byte aligned: tiles arrive by cp.async
+    int64_t numel;  // batch * dim * seqlen
     float outScale;
     ScanDirection dir[2];
     void* out;
@@ -108,82 +116,249 @@ struct KernelArgs
     float* sumDt;  // [dir][batch][dim][chunk]
 };
 
+/*
+ * Shared memory of one block.
+ *
+ * Row tiles (u, delta, z, the forward output read back by the reverse direction) are kept in their
+ * element type as copied from global memory: row r holds the 8-byte granules that cover its kTile
+ * tokens, so its first token sits `shift` elements into the row (the token's element index modulo
+ * the elements per granule; the same for every tile of a row, since tiles start kTile apart). The
+ * output y overwrites u in place (each thread writes the token it just read) and leaves through a
+ * coalesced store after the tile; u therefore has three stages (the tile being computed, the next
+ * one arriving, the previous one being stored), the other rows two.
+ * B and C are converted to fp32, token-major, so that a thread reads its states as float4 vectors
+ * (the same address for the whole warp: a broadcast).
+ */
 template <typename T, int kSPT, int kLPC>
 struct Tiles
 {
     static constexpr int kRows = kThreads / kLPC;
     static constexpr int kMaxN = kSPT * kLPC;
-    float u[kRows][kTile + 1];
-    float dt[kRows][kTile + 1];
-    float z[kRows][kTile + 1];
-    float prev[kRows][kTile + 1];
-    float4 B[kTile][kMaxN / 4]; // token-major: a thread reads its states as 16-byte vectors
-    float4 C[kTile][kMaxN / 4];
+    static constexpr int kElemsPerGranule = 8 / static_cast<int>(sizeof(T));
+    static constexpr int kGranules = kTile / kElemsPerGranule + 1;
+    static constexpr int kStride = 2 * kGranules; // words per row
+    static constexpr int kBCStride = kMaxN + 4;   // float4-aligned rows, fewer bank conflicts on the stores
+    static_assert(kTile % kElemsPerGranule == 0, "tiles must start on granule-congruent elements");
+    alignas(16) uint32_t u[3][kRows][kStride];
+    alignas(16) uint32_t dt[2][kRows][kStride];
+    alignas(16) uint32_t z[2][kRows][kStride];
+    alignas(16) uint32_t prev[2][kRows][kStride];
+    alignas(16) float B[2][kTile][kBCStride];
+    alignas(16) float C[2][kTile][kBCStride];
 };
 
-//! Cooperative, coalesced load of a (rows x tile) slab of a (batch, dim, seqlen) tensor: thread
-//! `tid` handles column tid % kTile of rows tid / kTile + k * (kThreads / kTile).
-template <typename T, int kRows>
-__device__ __forceinline__ void loadRows(float (*dst)[kTile + 1], T const* src, int64_t rowBase, int rowsValid,
-    int seqlen, int t0, int tValid)
+__device__ __forceinline__ void cpAsync8(unsigned smemAddr, void const* gmem, int srcBytes)
 {
-    constexpr int kStride = kThreads / kTile;
-    int const c = threadIdx.x % kTile;
-    int const r0 = threadIdx.x / kTile;
-    T const* p = src + (rowBase + r0) * seqlen + t0 + c;
-    bool const colOk = c < tValid;
-#pragma unroll
-    for (int k = 0; k < kRows / kStride; ++k)
-    {
-        int const r = r0 + k * kStride;
-        dst[r][c] = (colOk && r < rowsValid) ? toFloat<T>(p[static_cast<int64_t>(k) * kStride * seqlen]) : 0.f;
-    }
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(smemAddr), "l"(gmem), "r"(srcBytes) : "memory");
 }
 
-//! Store of a (rows x tile) slab, the mirror of loadRows.
-template <typename T, int kRows>
-__device__ __forceinline__ void storeRows(T* dst, float const (*src)[kTile + 1], int64_t rowBase, int rowsValid,
-    int seqlen, int t0, int tValid)
+__device__ __forceinline__ void cpAsyncCommit()
 {
-    constexpr int kStride = kThreads / kTile;
-    int const c = threadIdx.x % kTile;
-    int const r0 = threadIdx.x / kTile;
-    T* p = dst + (rowBase + r0) * seqlen + t0 + c;
-    if (c >= tValid)
-        return;
-#pragma unroll
-    for (int k = 0; k < kRows / kStride; ++k)
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void cpAsyncWaitAll()
+{
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
+
+/*
+ * One thread's share of moving row tiles, planned once per direction: which 8-byte granules it
+ * copies in (element offsets relative to the tile's origin, the first token of the block's first
+ * row) and which elements of y it stores out. Tiles of a direction start kTile tokens apart, so
+ * the plan holds for all of them; a tile adds only its origin.
+ */
+template <typename T, int kRows, int kStride>
+struct RowPlan
+{
+    static constexpr int kE = 8 / static_cast<int>(sizeof(T));
+    static constexpr int kGranules = kTile / kE + 1;
+    static constexpr int kCopyItems = (kRows * kGranules + kThreads - 1) / kThreads;
+    static constexpr int kRowsPerStore = kThreads / kTile;
+    static constexpr int kStoreItems = (kRows + kRowsPerStore - 1) / kRowsPerStore;
+
+    int copyRel[kCopyItems]; // element offset of the granule from the tile origin
+    int copySmem[kCopyItems]; // byte offset of the granule in a row tile; -1: no item
+    int storeRel0;           // element offset of this thread's first stored element
+    int storeSmem0;          // byte offset of that element's row in a row tile, + its column
+    int originPhase;         // tile origin modulo kE (the same for every tile of the direction)
+
+    __device__ __forceinline__ void init(int64_t origin, int seqlen)
     {
-        int const r = r0 + k * kStride;
-        if (r < rowsValid)
+        originPhase = static_cast<int>(origin & (kE - 1));
+#pragma unroll
+        for (int i = 0; i < kCopyItems; ++i)
         {
-            p[static_cast<int64_t>(k) * kStride * seqlen] = fromFloat<T>(src[r][c]);
+            int const e = threadIdx.x + i * kThreads;
+            int const r = e / kGranules;
+            int const k = e % kGranules;
+            int const shift = (originPhase + r * seqlen) & (kE - 1); // r * seqlen < 2^31: rows of one block
+            copyRel[i] = r * seqlen - shift + k * kE;
+            copySmem[i] = e < kRows * kGranules ? (r * kStride + 2 * k) * 4 : -1;
+        }
+        int const c = threadIdx.x % kTile;
+        int const r0 = threadIdx.x / kTile;
+        storeRel0 = r0 * seqlen + c;
+        storeSmem0 = r0 * kStride * 4 + c * static_cast<int>(sizeof(T));
+    }
+
+    //! Element shift of row r (its first token's position inside its first granule).
+    __device__ __forceinline__ int shiftOf(int r, int seqlen) const
+    {
+        return (originPhase + r * seqlen) & (kE - 1);
+    }
+
+    /*
+     * Issue the copies of one tile for the tensors selected by `mask` (u, delta, z, prev). `limit`:
+     * elements from the tile origin to the end of the tensors; granules reaching past it are cut
+     * (zero-filled), so nothing beyond a tensor is read.
+     */
+    __device__ __forceinline__ void copyAsync(unsigned mask, unsigned const (&dstStage)[4], T const* const (&src)[4],
+        int64_t origin, int64_t limit, int seqlen) const
+    {
+        T const* tile[4];
+#pragma unroll
+        for (int a = 0; a < 4; ++a)
+        {
+            tile[a] = src[a] + origin;
+        }
+        if (limit >= static_cast<int64_t>(kRows) * seqlen + kTile + kE) // every granule inside the tensors
+        {
+#pragma unroll
+            for (int i = 0; i < kCopyItems; ++i)
+            {
+#pragma unroll
+                for (int a = 0; a < 4; ++a)
+                {
+                    if ((mask & (1u << a)) && copySmem[i] >= 0)
+                    {
+                        cpAsync8(dstStage[a] + copySmem[i], tile[a] + copyRel[i], 8);
+                    }
+                }
+            }
+            return;
+        }
+#pragma unroll
+        for (int i = 0; i < kCopyItems; ++i)
+        {
+            if (copySmem[i] < 0)
+                continue;
+            int64_t const left = limit - copyRel[i];
+            int const bytes = left >= kE ? 8 : (left <= 0 ? 0 : static_cast<int>(left) * static_cast<int>(sizeof(T)));
+#pragma unroll
+            for (int a = 0; a < 4; ++a)
+            {
+                if (mask & (1u << a))
+                {
+                    cpAsync8(dstStage[a] + copySmem[i], bytes > 0 ? tile[a] + copyRel[i] : src[a], bytes);
+                }
+            }
         }
     }
-}
 
-//! Cooperative load of the (dstate x tile) slab of B or C for one batch, stored token-major.
+    //! Element-by-element fallback of copyAsync (a tensor not 8-byte aligned), same layout.
+    __device__ __forceinline__ void copySync(unsigned mask, uint32_t (*const (&dst)[4])[kStride],
+        T const* const (&src)[4], int64_t origin, int64_t limit, int seqlen) const
+    {
+#pragma unroll
+        for (int a = 0; a < 4; ++a)
+        {
+            if (!(mask & (1u << a)))
+                continue;
+            for (int e = threadIdx.x; e < kRows * kTile; e += kThreads)
+            {
+                int const r = e / kTile;
+                int const c = e % kTile;
+                int64_t const rel = static_cast<int64_t>(r) * seqlen + c;
+                T const v = rel < limit ? src[a][origin + rel] : fromFloat<T>(0.f);
+                reinterpret_cast<T*>(&dst[a][r][0])[shiftOf(r, seqlen) + c] = v;
+            }
+        }
+    }
+
+    //! Coalesced store of y (kept in u's row tile) for rows < rowsValid and columns < tValid.
+    __device__ __forceinline__ void store(T* out, uint32_t const (*src)[kStride], int64_t origin, int rowsValid,
+        int tValid, int seqlen) const
+    {
+        int const c = threadIdx.x % kTile;
+        int const r0 = threadIdx.x / kTile;
+        if (c >= tValid)
+            return;
+        T* const dst = out + origin;
+        char const* const sbase = reinterpret_cast<char const*>(&src[0][0]) + storeSmem0;
+#pragma unroll
+        for (int i = 0; i < kStoreItems; ++i)
+        {
+            int const r = r0 + i * kRowsPerStore;
+            if (r < rowsValid)
+            {
+                int const rel = storeRel0 + i * kRowsPerStore * seqlen;
+                int const shift = (originPhase + rel - c) & (kE - 1);
+                dst[rel] = *reinterpret_cast<T const*>(sbase + i * kRowsPerStore * kStride * 4 + shift * sizeof(T));
+            }
+        }
+    }
+};
+
+//! Registers holding one thread's share of a (dstate x tile) slab of B or C, loaded a tile ahead.
 template <typename T, int kMaxN>
-__device__ __forceinline__ void loadStates(float4 (*dst)[kMaxN / 4], T const* src, int b, int dstate, int seqlen,
+struct StateSlab
+{
+    static constexpr int kPer = (kMaxN * kTile + kThreads - 1) / kThreads;
+    T v[kPer > 8 ? 1 : kPer]; // unused (size 1) when the slab is loaded directly
+
+    __device__ __forceinline__ void load(T const* src, int b, int dstate, int seqlen, int t0, int tValid)
+    {
+#pragma unroll
+        for (int i = 0; i < kPer; ++i)
+        {
+            int const e = threadIdx.x + i * kThreads;
+            int const n = e / kTile;
+            int const c = e % kTile;
+            v[i] = (n < dstate && n < kMaxN && c < tValid)
+                ? src[(static_cast<int64_t>(b) * dstate + n) * seqlen + t0 + c]
+                : fromFloat<T>(0.f);
+        }
+    }
+
+    template <int kBCStride>
+    __device__ __forceinline__ void store(float (*dst)[kBCStride]) const
+    {
+#pragma unroll
+        for (int i = 0; i < kPer; ++i)
+        {
+            int const e = threadIdx.x + i * kThreads;
+            int const n = e / kTile;
+            int const c = e % kTile;
+            if (n < kMaxN)
+            {
+                dst[c][n] = toFloat<T>(v[i]);
+            }
+        }
+    }
+};
+
+//! Synchronous load of a (dstate x tile) slab of B or C into its token-major fp32 tile.
+template <typename T, int kMaxN, int kBCStride>
+__device__ __forceinline__ void loadStatesDirect(float (*dst)[kBCStride], T const* src, int b, int dstate, int seqlen,
     int t0, int tValid)
 {
-    float* d = reinterpret_cast<float*>(dst);
     for (int e = threadIdx.x; e < kMaxN * kTile; e += kThreads)
     {
         int const n = e / kTile;
         int const c = e % kTile;
-        float v = 0.f;
-        if (n < dstate && c < tValid)
-        {
-            v = toFloat<T>(src[(static_cast<int64_t>(b) * dstate + n) * seqlen + t0 + c]);
-        }
-        d[c * kMaxN + n] = v;
+        dst[c][n] = (n < dstate && c < tValid) ? toFloat<T>(src[(static_cast<int64_t>(b) * dstate + n) * seqlen + t0 + c])
+                                               : 0.f;
     }
 }
 
 /*
  * kOutputPass == false: pass A (chunk end states + summed delta), one direction per blockIdx.z.
  * kOutputPass == true:  pass B (outputs), every direction of the call, in order.
+ *
+ * Software pipeline per tile j: the copies of tile j + 1 are issued (cp.async for the rows, loads
+ * into registers for B/C), tile j is computed from shared memory, then the block waits for tile
+ * j + 1, converts its B/C, synchronizes once and stores tile j's output.
  */
 template <typename T, int kSPT, int kLPC, bool kOutputPass>
 __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKernel(KernelArgs const args)
@@ -191,7 +366,12 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
     using Smem = Tiles<T, kSPT, kLPC>;
     constexpr int kRows = Smem::kRows;
     constexpr int kMaxN = Smem::kMaxN;
-    __shared__ Smem s;
+    constexpr int kStride = Smem::kStride;
+    using Plan = RowPlan<T, kRows, kStride>;
+    // B/C of the next tile wait in registers when that is a few per thread (dstate <= 32).
+    constexpr bool kPrefetchStates = StateSlab<T, kMaxN>::kPer <= 8;
+    extern __shared__ __align__(16) unsigned char smemRaw[];
+    Smem& s = *reinterpret_cast<Smem*>(smemRaw);
 
     int const b = blockIdx.y;
     int const chunk = kOutputPass ? blockIdx.z : blockIdx.z % args.numChunks;
@@ -213,6 +393,8 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
     {
         ScanDirection const P = di == 0 ? args.dir[0] : args.dir[1];
         bool const reverse = P.reverse;
+        bool const hasZ = kOutputPass && P.z != nullptr;
+        bool const hasPrev = kOutputPass && di > 0;
         // Per-thread constants: A pre-scaled by log2(e) so that exp(dt*A) = exp2(dt*A2).
         float A2[kSPT];
 #pragma unroll
@@ -223,6 +405,7 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
         }
         float const bias = (channelValid && P.deltaBias) ? P.deltaBias[d] : 0.f;
         float const Dd = (channelValid && P.D) ? P.D[d] : 0.f;
+        float const yScale = di == args.numDirections - 1 ? args.outScale : 1.f;
 
         float h[kSPT];
 #pragma unroll
@@ -250,44 +433,118 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
             }
         }
 
+        auto tileStart = [&](int j) { return c0 + (reverse ? numTiles - 1 - j : j) * kTile; };
+        // Issue the copies of tile j into stage j (rows) and the B/C registers.
+        StateSlab<T, kMaxN> slabB, slabC;
+        Plan plan;
+        plan.init(rowBase * args.seqlen + tileStart(0), args.seqlen);
+        auto issue = [&](int j) {
+            int const t0 = tileStart(j);
+            int const tValid = min(kTile, c1 - t0);
+            int64_t const origin = rowBase * args.seqlen + t0;
+            int64_t const limit = args.numel - origin;
+            T const* const src[4] = {static_cast<T const*>(P.u), static_cast<T const*>(P.delta),
+                static_cast<T const*>(P.z), out};
+            unsigned const mask = 3u | (hasZ ? 4u : 0u) | (hasPrev ? 8u : 0u);
+            if (args.asyncCopy)
+            {
+                unsigned const dstStage[4] = {static_cast<unsigned>(__cvta_generic_to_shared(&s.u[j % 3][0][0])),
+                    static_cast<unsigned>(__cvta_generic_to_shared(&s.dt[j & 1][0][0])),
+                    static_cast<unsigned>(__cvta_generic_to_shared(&s.z[j & 1][0][0])),
+                    static_cast<unsigned>(__cvta_generic_to_shared(&s.prev[j & 1][0][0]))};
+                plan.copyAsync(mask, dstStage, src, origin, limit, args.seqlen);
+            }
+            else
+            {
+                uint32_t(*const dst[4])[kStride] = {s.u[j % 3], s.dt[j & 1], s.z[j & 1], s.prev[j & 1]};
+                plan.copySync(mask, dst, src, origin, limit, args.seqlen);
+            }
+            cpAsyncCommit();
+            if (kPrefetchStates)
+            {
+                slabB.load(static_cast<T const*>(P.B), b, args.dstate, args.seqlen, t0, tValid);
+                if (kOutputPass)
+                {
+                    slabC.load(static_cast<T const*>(P.C), b, args.dstate, args.seqlen, t0, tValid);
+                }
+            }
+        };
+        auto land = [&](int j) {
+            if (!kPrefetchStates) // large dstate: B/C loaded now, a chunk at a time, not held across the tile
+            {
+                int const t0 = tileStart(j);
+                int const tValid = min(kTile, c1 - t0);
+                loadStatesDirect<T, kMaxN, Smem::kBCStride>(s.B[j & 1], static_cast<T const*>(P.B), b, args.dstate,
+                    args.seqlen, t0, tValid);
+                if (kOutputPass)
+                {
+                    loadStatesDirect<T, kMaxN, Smem::kBCStride>(s.C[j & 1], static_cast<T const*>(P.C), b,
+                        args.dstate, args.seqlen, t0, tValid);
+                }
+            }
+            cpAsyncWaitAll();
+            if (kPrefetchStates)
+            {
+                slabB.store(s.B[j & 1]);
+                if (kOutputPass)
+                {
+                    slabC.store(s.C[j & 1]);
+                }
+            }
+        };
+
+        __syncthreads(); // the previous direction's output stores are visible; its tiles are free
+        if (numTiles > 0)
+        {
+            issue(0);
+            land(0);
+        }
+        __syncthreads();
+
         float sumDt = 0.f;
         for (int j = 0; j < numTiles; ++j)
         {
-            int const tile = reverse ? numTiles - 1 - j : j;
-            int const t0 = c0 + tile * kTile;
+            int const t0 = tileStart(j);
             int const tValid = min(kTile, c1 - t0);
-            __syncthreads(); // previous tile fully consumed (and stored)
-            loadRows<T, kRows>(s.u, static_cast<T const*>(P.u), rowBase, rowsValid, args.seqlen, t0, tValid);
-            loadRows<T, kRows>(s.dt, static_cast<T const*>(P.delta), rowBase, rowsValid, args.seqlen, t0, tValid);
-            loadStates<T, kMaxN>(s.B, static_cast<T const*>(P.B), b, args.dstate, args.seqlen, t0, tValid);
-            if (kOutputPass)
+            if (j + 1 < numTiles)
             {
-                loadStates<T, kMaxN>(s.C, static_cast<T const*>(P.C), b, args.dstate, args.seqlen, t0, tValid);
-                if (P.z)
-                {
-                    loadRows<T, kRows>(s.z, static_cast<T const*>(P.z), rowBase, rowsValid, args.seqlen, t0, tValid);
-                }
-                if (di > 0)
-                {
-                    loadRows<T, kRows>(s.prev, out, rowBase, rowsValid, args.seqlen, t0, tValid);
-                }
+                issue(j + 1);
             }
-            __syncthreads();
+            int const shift = plan.shiftOf(row, args.seqlen);
+            T* const uRow = reinterpret_cast<T*>(&s.u[j % 3][row][0]) + shift;
+            T const* const dtRow = reinterpret_cast<T const*>(&s.dt[j & 1][row][0]) + shift;
+            T const* const zRow = reinterpret_cast<T const*>(&s.z[j & 1][row][0]) + shift;
+            T const* const prevRow = reinterpret_cast<T const*>(&s.prev[j & 1][row][0]) + shift;
+            float const(*const Bt)[Smem::kBCStride] = s.B[j & 1];
+            float const(*const Ct)[Smem::kBCStride] = s.C[j & 1];
 
             // One token step. Full tiles run a partly unrolled loop so that the next token's
             // softplus / exp work (independent of the state) overlaps this token's state update.
-            auto step = [&](int const c) {
-                float const uu = s.u[row][c];
-                float dt = s.dt[row][c] + bias;
-                if (args.deltaSoftplus)
+            /*
+             * One token step. kMode selects a specialised copy of the token loop: bit 0 softplus,
+             * bit 1 gating by z, bit 2 adding the previous direction's output, bit 3 reverse; kGeneric
+             * reads those flags at run time instead (rare configurations, partial tiles). A
+             * specialised loop is one basic block, so the compiler overlaps consecutive tokens (the
+             * next token's softplus and exps with this token's state update).
+             */
+            constexpr int kGeneric = 16;
+            auto step = [&](int const c, auto mode) {
+                constexpr int kMode = decltype(mode)::value;
+                constexpr bool kRuntime = (kMode & kGeneric) != 0;
+                bool const doSoftplus = kRuntime ? args.deltaSoftplus : (kMode & 1) != 0;
+                bool const doZ = kRuntime ? hasZ : (kMode & 2) != 0;
+                bool const doPrev = kRuntime ? hasPrev : (kMode & 4) != 0;
+                float const uu = toFloat<T>(uRow[c]);
+                float dt = toFloat<T>(dtRow[c]) + bias;
+                if (doSoftplus)
                 {
                     dt = softplus(dt);
                 }
                 sumDt += dt;
                 float const du = dt * uu;
                 float acc4[4] = {0.f, 0.f, 0.f, 0.f};
-                float4 const* Bq = &s.B[c][lane * (kSPT / 4)];
-                float4 const* Cq = &s.C[c][lane * (kSPT / 4)];
+                float4 const* Bq = reinterpret_cast<float4 const*>(&Bt[c][lane * kSPT]);
+                float4 const* Cq = reinterpret_cast<float4 const*>(&Ct[c][lane * kSPT]);
 #pragma unroll
                 for (int q = 0; q < kSPT / 4; ++q)
                 {
@@ -303,64 +560,80 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
                         cv[3] = cq.w;
                     }
 #pragma unroll
-                    for (int j = 0; j < 4; ++j)
+                    for (int jj = 0; jj < 4; ++jj)
                     {
-                        int const i = 4 * q + j;
+                        int const i = 4 * q + jj;
                         float const a = exp2f(dt * A2[i]);
-                        h[i] = fmaf(a, h[i], du * bv[j]);
+                        h[i] = fmaf(a, h[i], du * bv[jj]);
                         if (kOutputPass)
                         {
-                            acc4[j] = fmaf(h[i], cv[j], acc4[j]);
+                            acc4[jj] = fmaf(h[i], cv[jj], acc4[jj]);
                         }
                     }
                 }
-                float acc = (acc4[0] + acc4[1]) + (acc4[2] + acc4[3]);
                 if (kOutputPass)
                 {
+                    float acc = (acc4[0] + acc4[1]) + (acc4[2] + acc4[3]);
 #pragma unroll
                     for (int off = kLPC / 2; off > 0; off /= 2)
                     {
                         acc += __shfl_xor_sync(0xffffffffu, acc, off, kLPC);
                     }
+                    float y = acc + Dd * uu;
+                    if (doZ)
+                    {
+                        float const zz = toFloat<T>(zRow[c]);
+                        y *= zz / (1.f + __expf(-zz));
+                    }
+                    if (doPrev)
+                    {
+                        y += toFloat<T>(prevRow[c]);
+                    }
+                    y *= yScale;
                     if (lane == 0)
                     {
-                        float y = acc + Dd * uu;
-                        if (P.z)
-                        {
-                            float const zz = s.z[row][c];
-                            y *= zz / (1.f + __expf(-zz));
-                        }
-                        if (di > 0)
-                        {
-                            y += s.prev[row][c];
-                        }
-                        if (di == args.numDirections - 1)
-                        {
-                            y *= args.outScale;
-                        }
-                        s.u[row][c] = y; // u[row][c] is not read again
+                        uRow[c] = fromFloat<T>(y); // every lane of the row has read u[c] (shuffle above)
                     }
                 }
-                        };
-            if (tValid == kTile)
-            {
+            };
+            auto fullTile = [&](auto mode) {
+                constexpr int kMode = decltype(mode)::value;
 #pragma unroll(kTokenUnroll)
                 for (int jj = 0; jj < kTile; ++jj)
                 {
-                    step(reverse ? kTile - 1 - jj : jj);
+                    step((kMode & 8) ? kTile - 1 - jj : jj, mode);
                 }
+            };
+            using Generic = std::integral_constant<int, kGeneric>;
+            bool const specialised = args.deltaSoftplus && (!kOutputPass || hasZ);
+            if (tValid == kTile && specialised)
+            {
+                // Pass A reads neither z nor prev: the z / prev bits are left clear there.
+                constexpr int kZ = kOutputPass ? 2 : 0;
+                if (!reverse && !hasPrev)
+                    fullTile(std::integral_constant<int, 1 | kZ>{});
+                else if (reverse && !hasPrev)
+                    fullTile(std::integral_constant<int, 1 | kZ | 8>{});
+                else if (!reverse)
+                    fullTile(std::integral_constant<int, 1 | kZ | (kOutputPass ? 4 : 0)>{});
+                else
+                    fullTile(std::integral_constant<int, 1 | kZ | (kOutputPass ? 4 : 0) | 8>{});
             }
             else
             {
                 for (int jj = 0; jj < tValid; ++jj)
                 {
-                    step(reverse ? tValid - 1 - jj : jj);
+                    step(reverse ? tValid - 1 - jj : jj, Generic{});
                 }
             }
+            if (j + 1 < numTiles)
+            {
+                land(j + 1);
+            }
+            __syncthreads(); // tile j's y complete; tile j + 1 landed; stage j & 1 free for tile j + 2
             if (kOutputPass)
             {
-                __syncthreads();
-                storeRows<T, kRows>(out, s.u, rowBase, rowsValid, args.seqlen, t0, tValid);
+                plan.store(out, s.u[j % 3], rowBase * args.seqlen + t0, rowsValid, tValid, args.seqlen);
             }
         }
 
@@ -384,24 +657,59 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
     }
 }
 
+//! Dynamic shared memory of a kernel instantiation; raises the kernel's limit once when over 48 KB.
+template <typename T, int kSPT, int kLPC, bool kOutputPass>
+cudaError_t prepareSmem(size_t& bytes)
+{
+    bytes = sizeof(Tiles<T, kSPT, kLPC>);
+    if (bytes <= 48 * 1024)
+        return cudaSuccess;
+    // The limit is a per-device function attribute: raised once per device.
+    constexpr int kMaxDevices = 64;
+    static std::atomic<int> raised[kMaxDevices] = {};
+    int dev = 0;
+    cudaError_t err = cudaGetDevice(&dev);
+    if (err != cudaSuccess)
+        return err;
+    bool const cached = dev >= 0 && dev < kMaxDevices;
+    if (cached && raised[dev].load(std::memory_order_relaxed))
+        return cudaSuccess;
+    err = cudaFuncSetAttribute(
+        selectiveScanKernel<T, kSPT, kLPC, kOutputPass>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+    if (err == cudaSuccess && cached)
+        raised[dev].store(1, std::memory_order_relaxed);
+    return err;
+}
+
 template <typename T, int kSPT, int kLPC>
 cudaError_t launchTyped(KernelArgs const& args, cudaStream_t stream)
 {
     constexpr int kRows = kThreads / kLPC;
     dim3 const block(kThreads);
     unsigned const tiles = static_cast<unsigned>((args.dim + kRows - 1) / kRows);
+    size_t smem = 0;
     if (args.numChunks > 1)
     {
+        cudaError_t err = prepareSmem<T, kSPT, kLPC, false>(smem);
+        if (err != cudaSuccess)
+        {
+            return err;
+        }
         dim3 const gridA(tiles, args.batch, args.numChunks * args.numDirections);
-        selectiveScanKernel<T, kSPT, kLPC, false><<<gridA, block, 0, stream>>>(args);
-        cudaError_t err = cudaGetLastError();
+        selectiveScanKernel<T, kSPT, kLPC, false><<<gridA, block, smem, stream>>>(args);
+        err = cudaGetLastError();
         if (err != cudaSuccess)
         {
             return err;
         }
     }
+    cudaError_t const err = prepareSmem<T, kSPT, kLPC, true>(smem);
+    if (err != cudaSuccess)
+    {
+        return err;
+    }
     dim3 const gridB(tiles, args.batch, args.numChunks);
-    selectiveScanKernel<T, kSPT, kLPC, true><<<gridB, block, 0, stream>>>(args);
+    selectiveScanKernel<T, kSPT, kLPC, true><<<gridB, block, smem, stream>>>(args);
     return cudaGetLastError();
 }
 
@@ -454,6 +762,12 @@ int smCountOf(SelectiveScanParams const& p)
     if (dev >= 0 && dev < kMaxDevices)
         cache[dev].store(sm, std::memory_order_relaxed);
     return sm;
+}
+
+//! 8-byte cp.async needs 8-byte aligned tensors (a tensor can be a view at any element offset).
+bool wordAligned(void const* ptr)
+{
+    return (reinterpret_cast<uintptr_t>(ptr) & 7u) == 0;
 }
 
 //! Threads per SM below which the exp unit starves (tuned on the H100, bench/RESULTS.md).
@@ -548,6 +862,13 @@ cudaError_t selectiveScanForward(SelectiveScanParams const& p, void* workspace, 
     args.dir[0] = p.dir[0];
     args.dir[1] = p.dir[1];
     args.out = p.out;
+    args.numel = static_cast<int64_t>(p.batch) * p.dim * p.seqlen;
+    args.asyncCopy = wordAligned(p.out);
+    for (int i = 0; i < p.numDirections; ++i)
+    {
+        args.asyncCopy = args.asyncCopy && wordAligned(p.dir[i].u) && wordAligned(p.dir[i].delta)
+            && wordAligned(p.dir[i].z);
+    }
     args.numChunks = selectiveScanChooseChunks(p);
     args.chunkLen = (p.seqlen + args.numChunks - 1) / args.numChunks;
     args.numChunks = (p.seqlen + args.chunkLen - 1) / args.chunkLen; // no empty chunk

@@ -1,0 +1,39 @@
+"""Scan launches for compute-sanitizer: odd sizes, tensor tails, chunking, lanes, fused directions,
+large dstate, fp32/fp16/bf16 and views at unaligned offsets (the element-copy path).
+
+    compute-sanitizer --tool memcheck --error-exitcode 9 python3 bench/memcheck_scan.py
+"""
+
+import torch
+
+from vim_deploy.ops import kernels
+
+
+def shifted(t):
+    buf = torch.empty(t.numel() + 1, dtype=t.dtype, device=t.device)
+    v = buf[1:].view(t.shape)
+    v.copy_(t)
+    return v
+
+
+def run(b, e, l, n, dtype, chunks=0, lanes=0, unaligned=False):
+    mk = lambda *s: torch.randn(*s, device="cuda").to(dtype)  # noqa: E731
+    d = [mk(b, e, l), mk(b, e, l), -torch.rand(e, n, device="cuda"), mk(b, n, l), mk(b, n, l),
+         torch.rand(e, device="cuda"), mk(b, e, l), torch.rand(e, device="cuda")]
+    out = torch.empty_like(d[0])
+    if unaligned:
+        d[0], d[1], d[6], out = shifted(d[0]), shifted(d[1]), shifted(d[6]), shifted(out)
+    kernels.selective_scan_multi([(*d, False), (*d, True)], True, 0.5, num_chunks=chunks, out=out, lanes=lanes)
+    kernels.selective_scan_multi([(*d, True)], True, 1.0, num_chunks=chunks, out=out, lanes=lanes)
+
+
+for dtype in (torch.float16, torch.float32, torch.bfloat16):
+    run(2, 130, 77, 16, dtype)
+    run(1, 64, 300, 16, dtype, chunks=5)
+    run(3, 70, 33, 16, dtype, lanes=4)
+run(2, 40, 50, 64, torch.float16)
+run(1, 8, 21, 256, torch.float32)
+run(2, 130, 97, 16, torch.float16, chunks=3, unaligned=True)
+run(2, 130, 97, 16, torch.float32, unaligned=True)
+torch.cuda.synchronize()
+print("memcheck launches done")
