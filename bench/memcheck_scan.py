@@ -35,5 +35,19 @@ run(2, 40, 50, 64, torch.float16)
 run(1, 8, 21, 256, torch.float32)
 run(2, 130, 97, 16, torch.float16, chunks=3, unaligned=True)
 run(2, 130, 97, 16, torch.float32, unaligned=True)
+# the fast path's other kernels: conv1d + SiLU (sliced input) and add + RMSNorm
+for dtype in (torch.float16, torch.float32):
+    xz = torch.randn(2, 2 * 96, 197, device="cuda").to(dtype)
+    kernels.causal_conv1d_silu(xz[:, :96], torch.randn(96, 1, 4, device="cuda"), torch.randn(96, device="cuda"),
+                               torch.randn(96, 1, 4, device="cuda"), None)
+    h = torch.randn(3, 197, 200, device="cuda").to(dtype)
+    kernels.add_rms_norm(h, None, torch.rand(200, device="cuda"), 1e-5)
+    kernels.add_rms_norm(h, torch.randn(3, 197, 200, device="cuda"), torch.rand(200, device="cuda"), 1e-5)
+# the whole fast path once
+from vim_deploy.models import create_model  # noqa: E402
+
+m = create_model("test_vim").set_precision("fp16").cuda().set_fast_path(True)
+with torch.no_grad():
+    m(torch.randn(2, 3, 64, 64, device="cuda"))
 torch.cuda.synchronize()
 print("memcheck launches done")

@@ -108,7 +108,9 @@ struct KernelArgs
     int numDirections;
     bool deltaSoftplus;
     bool asyncCopy; // every (batch, dim, seqlen) pointer is 8-byte aligned: tiles arrive by cp.async
-    int64_t numel;  // batch * dim * seqlen
+    int64_t numel;  // batch * dim * seqlen (the output's extent)
+    int64_t rowBatchStride[2][3]; // per direction: u, delta, z batch strides (elements, resolved)
+    int64_t bcBatchStride[2][2];  // per direction: B, C batch strides
     float outScale;
     ScanDirection dir[2];
     void* out;
@@ -214,15 +216,20 @@ struct RowPlan
      * (zero-filled), so nothing beyond a tensor is read.
      */
     __device__ __forceinline__ void copyAsync(unsigned mask, unsigned const (&dstStage)[4], T const* const (&src)[4],
-        int64_t origin, int64_t limit, int seqlen) const
+        int64_t const (&origin)[4], int64_t const (&limit)[4], int seqlen) const
     {
         T const* tile[4];
+        bool inside = true; // every granule of every tensor inside its extent
 #pragma unroll
         for (int a = 0; a < 4; ++a)
         {
-            tile[a] = src[a] + origin;
+            tile[a] = src[a] + origin[a];
+            if (mask & (1u << a))
+            {
+                inside = inside && limit[a] >= static_cast<int64_t>(kRows) * seqlen + kTile + kE;
+            }
         }
-        if (limit >= static_cast<int64_t>(kRows) * seqlen + kTile + kE) // every granule inside the tensors
+        if (inside)
         {
 #pragma unroll
             for (int i = 0; i < kCopyItems; ++i)
@@ -243,13 +250,14 @@ struct RowPlan
         {
             if (copySmem[i] < 0)
                 continue;
-            int64_t const left = limit - copyRel[i];
-            int const bytes = left >= kE ? 8 : (left <= 0 ? 0 : static_cast<int>(left) * static_cast<int>(sizeof(T)));
 #pragma unroll
             for (int a = 0; a < 4; ++a)
             {
                 if (mask & (1u << a))
                 {
+                    int64_t const left = limit[a] - copyRel[i];
+                    int const bytes
+                        = left >= kE ? 8 : (left <= 0 ? 0 : static_cast<int>(left) * static_cast<int>(sizeof(T)));
                     cpAsync8(dstStage[a] + copySmem[i], bytes > 0 ? tile[a] + copyRel[i] : src[a], bytes);
                 }
             }
@@ -258,7 +266,7 @@ struct RowPlan
 
     //! Element-by-element fallback of copyAsync (a tensor not 8-byte aligned), same layout.
     __device__ __forceinline__ void copySync(unsigned mask, uint32_t (*const (&dst)[4])[kStride],
-        T const* const (&src)[4], int64_t origin, int64_t limit, int seqlen) const
+        T const* const (&src)[4], int64_t const (&origin)[4], int64_t const (&limit)[4], int seqlen) const
     {
 #pragma unroll
         for (int a = 0; a < 4; ++a)
@@ -270,7 +278,7 @@ struct RowPlan
                 int const r = e / kTile;
                 int const c = e % kTile;
                 int64_t const rel = static_cast<int64_t>(r) * seqlen + c;
-                T const v = rel < limit ? src[a][origin + rel] : fromFloat<T>(0.f);
+                T const v = rel < limit[a] ? src[a][origin[a] + rel] : fromFloat<T>(0.f);
                 reinterpret_cast<T*>(&dst[a][r][0])[shiftOf(r, seqlen) + c] = v;
             }
         }
@@ -307,7 +315,7 @@ struct StateSlab
     static constexpr int kPer = (kMaxN * kTile + kThreads - 1) / kThreads;
     T v[kPer > 8 ? 1 : kPer]; // unused (size 1) when the slab is loaded directly
 
-    __device__ __forceinline__ void load(T const* src, int b, int dstate, int seqlen, int t0, int tValid)
+    __device__ __forceinline__ void load(T const* src, int64_t batchOffset, int dstate, int seqlen, int t0, int tValid)
     {
 #pragma unroll
         for (int i = 0; i < kPer; ++i)
@@ -316,7 +324,7 @@ struct StateSlab
             int const n = e / kTile;
             int const c = e % kTile;
             v[i] = (n < dstate && n < kMaxN && c < tValid)
-                ? src[(static_cast<int64_t>(b) * dstate + n) * seqlen + t0 + c]
+                ? src[batchOffset + static_cast<int64_t>(n) * seqlen + t0 + c]
                 : fromFloat<T>(0.f);
         }
     }
@@ -340,15 +348,16 @@ struct StateSlab
 
 //! Synchronous load of a (dstate x tile) slab of B or C into its token-major fp32 tile.
 template <typename T, int kMaxN, int kBCStride>
-__device__ __forceinline__ void loadStatesDirect(float (*dst)[kBCStride], T const* src, int b, int dstate, int seqlen,
-    int t0, int tValid)
+__device__ __forceinline__ void loadStatesDirect(float (*dst)[kBCStride], T const* src, int64_t batchOffset, int dstate,
+    int seqlen, int t0, int tValid)
 {
     for (int e = threadIdx.x; e < kMaxN * kTile; e += kThreads)
     {
         int const n = e / kTile;
         int const c = e % kTile;
-        dst[c][n] = (n < dstate && c < tValid) ? toFloat<T>(src[(static_cast<int64_t>(b) * dstate + n) * seqlen + t0 + c])
-                                               : 0.f;
+        dst[c][n] = (n < dstate && c < tValid)
+            ? toFloat<T>(src[batchOffset + static_cast<int64_t>(n) * seqlen + t0 + c])
+            : 0.f;
     }
 }
 
@@ -394,6 +403,11 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
         ScanDirection const P = di == 0 ? args.dir[0] : args.dir[1];
         bool const reverse = P.reverse;
         bool const hasZ = kOutputPass && P.z != nullptr;
+        int64_t const rowStride[3] = {args.rowBatchStride[di][0], args.rowBatchStride[di][1], args.rowBatchStride[di][2]};
+        int64_t const bcStride[2] = {args.bcBatchStride[di][0], args.bcBatchStride[di][1]};
+        int64_t const rowInBatch = static_cast<int64_t>(args.dim) * args.seqlen;
+        int64_t const rowExtent[3] = {(args.batch - 1) * rowStride[0] + rowInBatch,
+            (args.batch - 1) * rowStride[1] + rowInBatch, (args.batch - 1) * rowStride[2] + rowInBatch};
         bool const hasPrev = kOutputPass && di > 0;
         // Per-thread constants: A pre-scaled by log2(e) so that exp(dt*A) = exp2(dt*A2).
         float A2[kSPT];
@@ -441,8 +455,11 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
         auto issue = [&](int j) {
             int const t0 = tileStart(j);
             int const tValid = min(kTile, c1 - t0);
-            int64_t const origin = rowBase * args.seqlen + t0;
-            int64_t const limit = args.numel - origin;
+            int64_t const inBatch = static_cast<int64_t>(d0) * args.seqlen + t0;
+            int64_t const origin[4] = {b * rowStride[0] + inBatch, b * rowStride[1] + inBatch,
+                b * rowStride[2] + inBatch, rowBase * args.seqlen + t0};
+            int64_t const limit[4] = {rowExtent[0] - origin[0], rowExtent[1] - origin[1], rowExtent[2] - origin[2],
+                args.numel - origin[3]};
             T const* const src[4] = {static_cast<T const*>(P.u), static_cast<T const*>(P.delta),
                 static_cast<T const*>(P.z), out};
             unsigned const mask = 3u | (hasZ ? 4u : 0u) | (hasPrev ? 8u : 0u);
@@ -462,10 +479,10 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
             cpAsyncCommit();
             if (kPrefetchStates)
             {
-                slabB.load(static_cast<T const*>(P.B), b, args.dstate, args.seqlen, t0, tValid);
+                slabB.load(static_cast<T const*>(P.B), b * bcStride[0], args.dstate, args.seqlen, t0, tValid);
                 if (kOutputPass)
                 {
-                    slabC.load(static_cast<T const*>(P.C), b, args.dstate, args.seqlen, t0, tValid);
+                    slabC.load(static_cast<T const*>(P.C), b * bcStride[1], args.dstate, args.seqlen, t0, tValid);
                 }
             }
         };
@@ -474,12 +491,12 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
             {
                 int const t0 = tileStart(j);
                 int const tValid = min(kTile, c1 - t0);
-                loadStatesDirect<T, kMaxN, Smem::kBCStride>(s.B[j & 1], static_cast<T const*>(P.B), b, args.dstate,
+                loadStatesDirect<T, kMaxN, Smem::kBCStride>(s.B[j & 1], static_cast<T const*>(P.B), b * bcStride[0], args.dstate,
                     args.seqlen, t0, tValid);
                 if (kOutputPass)
                 {
-                    loadStatesDirect<T, kMaxN, Smem::kBCStride>(s.C[j & 1], static_cast<T const*>(P.C), b,
-                        args.dstate, args.seqlen, t0, tValid);
+                    loadStatesDirect<T, kMaxN, Smem::kBCStride>(s.C[j & 1], static_cast<T const*>(P.C),
+                        b * bcStride[1], args.dstate, args.seqlen, t0, tValid);
                 }
             }
             cpAsyncWaitAll();
@@ -813,11 +830,18 @@ char const* selectiveScanValidate(SelectiveScanParams const& p)
         return "numChunks must be >= 0";
     if (!p.out)
         return "out is null";
+    int64_t const rows = static_cast<int64_t>(p.dim) * p.seqlen;
+    int64_t const states = static_cast<int64_t>(p.dstate) * p.seqlen;
     for (int i = 0; i < p.numDirections; ++i)
     {
         ScanDirection const& d = p.dir[i];
         if (!d.u || !d.delta || !d.A || !d.B || !d.C)
             return "u, delta, A, B and C must not be null";
+        if ((d.uBatchStride != 0 && d.uBatchStride < rows) || (d.deltaBatchStride != 0 && d.deltaBatchStride < rows)
+            || (d.zBatchStride != 0 && d.zBatchStride < rows))
+            return "a batch stride of u, delta or z is smaller than dim * seqlen";
+        if ((d.bBatchStride != 0 && d.bBatchStride < states) || (d.cBatchStride != 0 && d.cBatchStride < states))
+            return "a batch stride of B or C is smaller than dstate * seqlen";
     }
     return nullptr;
 }
@@ -863,11 +887,25 @@ cudaError_t selectiveScanForward(SelectiveScanParams const& p, void* workspace, 
     args.dir[1] = p.dir[1];
     args.out = p.out;
     args.numel = static_cast<int64_t>(p.batch) * p.dim * p.seqlen;
+    int64_t const elemsPerGranule = p.dtype == ScanDType::kFLOAT ? 2 : 4;
     args.asyncCopy = wordAligned(p.out);
     for (int i = 0; i < p.numDirections; ++i)
     {
-        args.asyncCopy = args.asyncCopy && wordAligned(p.dir[i].u) && wordAligned(p.dir[i].delta)
-            && wordAligned(p.dir[i].z);
+        ScanDirection const& d = p.dir[i];
+        int64_t const rows = args.numel;
+        int64_t const states = static_cast<int64_t>(p.batch) * p.dstate * p.seqlen;
+        args.rowBatchStride[i][0] = d.uBatchStride > 0 ? d.uBatchStride : rows / p.batch;
+        args.rowBatchStride[i][1] = d.deltaBatchStride > 0 ? d.deltaBatchStride : rows / p.batch;
+        args.rowBatchStride[i][2] = d.zBatchStride > 0 ? d.zBatchStride : rows / p.batch;
+        args.bcBatchStride[i][0] = d.bBatchStride > 0 ? d.bBatchStride : states / p.batch;
+        args.bcBatchStride[i][1] = d.cBatchStride > 0 ? d.cBatchStride : states / p.batch;
+        // cp.async needs 8-byte aligned tensors whose tiles sit at the same element phase as the
+        // output's (the shared-memory layout is common to all of them).
+        args.asyncCopy = args.asyncCopy && wordAligned(d.u) && wordAligned(d.delta) && wordAligned(d.z);
+        for (int k = 0; k < 3; ++k)
+        {
+            args.asyncCopy = args.asyncCopy && (args.rowBatchStride[i][k] - rows / p.batch) % elemsPerGranule == 0;
+        }
     }
     args.numChunks = selectiveScanChooseChunks(p);
     args.chunkLen = (p.seqlen + args.numChunks - 1) / args.numChunks;

@@ -10,7 +10,8 @@
  * A fused bidirectional call runs a forward and a reverse direction over the same tokens and
  * writes out = (y_fwd + y_bwd) * outScale.
  *
- * Layouts (contiguous): u, delta, z, out: (batch, dim, seqlen); B, C: (batch, dstate, seqlen);
+ * Layouts: u, delta, z, out: (batch, dim, seqlen); B, C: (batch, dstate, seqlen); contiguous, except
+ * that the inputs may have a larger batch stride (ScanDirection); out is contiguous.
  * A: (dim, dstate) fp32; D, delta_bias: (dim) fp32. Element type T of u/delta/B/C/z/out:
  * fp32, fp16 or bf16. dstate: 1..256. Any batch, dim, seqlen >= 1.
  *
@@ -46,6 +47,14 @@ struct ScanDirection
     void const* z{nullptr};         //!< may be null (no gating)
     float const* deltaBias{nullptr}; //!< may be null
     bool reverse{false};
+    //! Batch strides in elements (0 = contiguous). Within a batch, rows (channels of u/delta/z, states
+    //! of B/C) are always seqlen apart and tokens adjacent; a larger batch stride lets a caller pass
+    //! slices of a bigger tensor (z of an (in_proj) output holding x and z, B/C of x_proj's output).
+    int64_t uBatchStride{0};
+    int64_t deltaBatchStride{0};
+    int64_t zBatchStride{0};
+    int64_t bBatchStride{0};
+    int64_t cBatchStride{0};
 };
 
 struct SelectiveScanParams

@@ -3,6 +3,8 @@
  * Flat arguments only (no structs cross the boundary); 0 = success, else a cudaError_t value or -1
  * for invalid arguments, with a message from vim_last_error().
  */
+#include "addRmsNormKernel.h"
+#include "causalConv1dKernel.h"
 #include "selectiveScanKernel.h"
 
 #include <cstring>
@@ -34,7 +36,7 @@ extern "C"
 
 __attribute__((visibility("default"))) int vim_kernels_abi_version()
 {
-    return 2; // 2: lanesPerChannel argument
+    return 3; // 2: lanesPerChannel argument; 3: batch strides, causal conv1d + SiLU
 }
 
 __attribute__((visibility("default"))) char const* vim_last_error()
@@ -63,12 +65,14 @@ __attribute__((visibility("default"))) size_t vim_selective_scan_workspace_size(
         makeParams(dtype, batch, dim, seqlen, dstate, 1, numDirections, numChunks, lanesPerChannel));
 }
 
-//! Direction i uses u[i], delta[i], A[i], B[i], C[i], D[i], z[i], deltaBias[i], reverse[i] (arrays of 2).
+//! Direction i uses u[i], delta[i], A[i], B[i], C[i], D[i], z[i], deltaBias[i], reverse[i] (arrays of 2)
+//! and batchStrides[5 * i + 0..4] for u, delta, z, B, C (elements; 0 = contiguous; the array may be null).
 __attribute__((visibility("default"))) int vim_selective_scan_fwd(int dtype, int batch, int dim, int seqlen,
     int dstate, int deltaSoftplus, int numDirections, void const* const* u, void const* const* delta,
     float const* const* A, void const* const* B, void const* const* C, float const* const* D,
-    void const* const* z, float const* const* deltaBias, int const* reverse, float outScale, void* out,
-    int numChunks, int lanesPerChannel, void* workspace, size_t workspaceBytes, void* stream)
+    void const* const* z, float const* const* deltaBias, int const* reverse, long long const* batchStrides,
+    float outScale, void* out, int numChunks, int lanesPerChannel, void* workspace, size_t workspaceBytes,
+    void* stream)
 {
     if (dtype < 0 || dtype > 2)
     {
@@ -90,6 +94,14 @@ __attribute__((visibility("default"))) int vim_selective_scan_fwd(int dtype, int
         p.dir[i].z = z[i];
         p.dir[i].deltaBias = deltaBias[i];
         p.dir[i].reverse = reverse[i] != 0;
+        if (batchStrides)
+        {
+            p.dir[i].uBatchStride = batchStrides[5 * i + 0];
+            p.dir[i].deltaBatchStride = batchStrides[5 * i + 1];
+            p.dir[i].zBatchStride = batchStrides[5 * i + 2];
+            p.dir[i].bBatchStride = batchStrides[5 * i + 3];
+            p.dir[i].cBatchStride = batchStrides[5 * i + 4];
+        }
     }
     if (char const* msg = vim::selectiveScanValidate(p))
     {
@@ -102,6 +114,73 @@ __attribute__((visibility("default"))) int vim_selective_scan_fwd(int dtype, int
         return -1;
     }
     cudaError_t err = vim::selectiveScanForward(p, workspace, workspaceBytes, static_cast<cudaStream_t>(stream));
+    if (err != cudaSuccess)
+    {
+        gLastError = std::string("CUDA error: ") + cudaGetErrorString(err);
+        return static_cast<int>(err);
+    }
+    gLastError.clear();
+    return 0;
+}
+
+//! Depthwise causal conv1d + SiLU of x (batch, dim, seqlen; batch stride xBatchStride, 0 = contiguous)
+//! for the forward direction and, when outBwd is given, the backward direction of a Vim block (an
+//! anti-causal conv with its own weights), in one pass over x. Weights (dim, width) fp32, biases
+//! (dim) fp32 or null; outputs contiguous (batch, dim, seqlen) in x's dtype.
+__attribute__((visibility("default"))) int vim_causal_conv1d_silu(int dtype, int batch, int dim, int seqlen, int width,
+    void const* x, long long xBatchStride, float const* weightFwd, float const* biasFwd, void* outFwd,
+    float const* weightBwd, float const* biasBwd, void* outBwd, void* stream)
+{
+    vim::CausalConvParams p{};
+    p.dtype = static_cast<vim::ScanDType>(dtype);
+    p.batch = batch;
+    p.dim = dim;
+    p.seqlen = seqlen;
+    p.width = width;
+    p.x = x;
+    p.xBatchStride = xBatchStride;
+    p.weight[0] = weightFwd;
+    p.bias[0] = biasFwd;
+    p.out[0] = outFwd;
+    p.weight[1] = weightBwd;
+    p.bias[1] = biasBwd;
+    p.out[1] = outBwd;
+    if (char const* msg = vim::causalConv1dSiluValidate(p))
+    {
+        gLastError = msg;
+        return -1;
+    }
+    cudaError_t err = vim::causalConv1dSilu(p, static_cast<cudaStream_t>(stream));
+    if (err != cudaSuccess)
+    {
+        gLastError = std::string("CUDA error: ") + cudaGetErrorString(err);
+        return static_cast<int>(err);
+    }
+    gLastError.clear();
+    return 0;
+}
+
+//! residualOut = residualIn (or 0 when null) + float(h); out = T(residualOut * rsqrt(mean(residualOut^2) + eps)
+//! * weight), row-wise over (rows, cols); residualOut may alias residualIn.
+__attribute__((visibility("default"))) int vim_add_rms_norm(int dtype, long long rows, int cols, float eps, void const* h,
+    float const* residualIn, float* residualOut, float const* weight, void* out, void* stream)
+{
+    vim::AddRmsNormParams p{};
+    p.dtype = static_cast<vim::ScanDType>(dtype);
+    p.rows = rows;
+    p.cols = cols;
+    p.eps = eps;
+    p.h = h;
+    p.residualIn = residualIn;
+    p.residualOut = residualOut;
+    p.weight = weight;
+    p.out = out;
+    if (char const* msg = vim::addRmsNormValidate(p))
+    {
+        gLastError = msg;
+        return -1;
+    }
+    cudaError_t err = vim::addRmsNorm(p, static_cast<cudaStream_t>(stream));
     if (err != cudaSuccess)
     {
         gLastError = std::string("CUDA error: ") + cudaGetErrorString(err);

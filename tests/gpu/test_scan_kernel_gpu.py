@@ -153,3 +153,62 @@ def test_model_fast_path_matches_pytorch():
         cos = torch.nn.functional.cosine_similarity(got.double(), want).min().item()
         print(f"model fast path {precision}: rel {err:.2e} cos {cos:.7f}")
         assert err <= tol and cos > (0.99999 if precision == "fp32" else 0.999)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+def test_batch_strided_inputs_are_read_in_place(dtype):
+    """u/delta/z/B/C given as slices of bigger tensors (the fast path's layout) give the same result."""
+    k = kernels()
+    b, d, l, n = 3, 192, 197, 16
+    f = make(b, d, l, n, dtype, seed=31)
+    g = make(b, d, l, n, dtype, seed=32)
+
+    def inside(t, extra):  # the same values as a slice along dim 1 of a bigger (b, rows + extra, l) tensor
+        big = torch.randn(t.shape[0], t.shape[1] + extra, t.shape[2], device="cuda").to(t.dtype)
+        big[:, extra:] = t
+        return big[:, extra:]
+
+    fs = (inside(f[0], 7), inside(f[1], 2), f[2], inside(f[3], 12), inside(f[4], 28), f[5], inside(f[6], d), f[7])
+    gs = (inside(g[0], 1), inside(g[1], 3), g[2], inside(g[3], 12), inside(g[4], 28), g[5], fs[6], g[7])
+    assert not fs[0].is_contiguous() and fs[0].stride(1) == l
+    out = run_kernel(k, [(*fs, False), (*gs, True)], scale=0.5)
+    g_same_z = (*g[:6], f[6], g[7])
+    want = (ref64(f, False) + ref64(g_same_z, True)) * 0.5
+    assert rel(out, want) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["fp32", "fp16", "bf16"])
+@pytest.mark.parametrize("l", [1, 3, 197, 1000])
+def test_causal_conv1d_silu_both_directions(dtype, l):
+    import torch.nn.functional as F
+
+    k = kernels()
+    b, d, w = 2, 96, 4
+    xz = torch.randn(b, 2 * d, l, device="cuda").to(dtype)
+    x = xz[:, :d]  # a slice, as in the model
+    wf, wb = torch.randn(d, 1, w, device="cuda"), torch.randn(d, 1, w, device="cuda")
+    bf, bb = torch.randn(d, device="cuda"), torch.randn(d, device="cuda")
+    got_f, got_b = k.causal_conv1d_silu(x, wf, bf, wb, bb)
+    x64 = x.double()
+    want_f = F.silu(F.conv1d(x64, wf.double(), bf.double(), padding=w - 1, groups=d)[..., :l])
+    want_b = F.silu(F.conv1d(x64.flip(-1), wb.double(), bb.double(), padding=w - 1, groups=d)[..., :l]).flip(-1)
+    tol = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}[dtype]
+    assert rel(got_f, want_f) <= tol and rel(got_b, want_b) <= tol
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("cols", [192, 384, 768, 1000])
+def test_add_rms_norm(dtype, cols):
+    k = kernels()
+    h = torch.randn(5, 197, cols, device="cuda").to(dtype)
+    res = torch.randn(5, 197, cols, device="cuda")
+    w = torch.rand(cols, device="cuda") + 0.5
+    want_res = res.double() + h.double()
+    want = want_res * torch.rsqrt(want_res.square().mean(-1, keepdim=True) + 1e-5) * w.double()
+    out, new_res = k.add_rms_norm(h, res.clone(), w, 1e-5)
+    assert out.dtype == dtype and new_res.dtype == torch.float32
+    assert rel(new_res, want_res) <= 1e-6
+    assert rel(out, want) <= TOL[dtype]
+    out0, res0 = k.add_rms_norm(h, None, w, 1e-5)  # first block: no residual yet
+    want0 = h.double() * torch.rsqrt(h.double().square().mean(-1, keepdim=True) + 1e-5) * w.double()
+    assert rel(res0, h.double()) <= 1e-6 and rel(out0, want0) <= TOL[dtype]

@@ -148,8 +148,50 @@ class BiMambaMixer(nn.Module):
         y = selective_scan(u, delta, A, B, C, D, z, bias, delta_softplus=True, reverse=reverse)
         return y.flip(-1) if flip else y
 
+    def _kernel_params(self) -> dict:
+        """The fp32 forms the kernels take (conv weights and biases, A = -exp(A_log), D, dt bias),
+        made once per version of the weights, so that a fast-path forward launches no conversions."""
+        src = {"conv_w": self.conv1d.weight, "conv_b": self.conv1d.bias, "conv_w_b": self.conv1d_b.weight,
+               "conv_b_b": self.conv1d_b.bias, "A": self.A_log, "A_b": self.A_b_log, "D": self.D, "D_b": self.D_b,
+               "dt_bias": self.dt_proj.bias, "dt_bias_b": self.dt_proj_b.bias}
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in src.values())
+        cache = getattr(self, "_kernel_cache", None)
+        if cache is None or cache[0] != key:
+            with torch.no_grad():
+                out = {k: t.detach().float().contiguous() for k, t in src.items()}
+                for k in ("conv_w", "conv_w_b"):
+                    out[k] = out[k].reshape(self.d_inner, -1).contiguous()
+                for k in ("A", "A_b"):
+                    out[k] = -torch.exp(out[k])
+            cache = (key, out)
+            self._kernel_cache = cache
+        return cache[1]
+
+    def _forward_kernels(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """CUDA fast path. The GEMMs are written so that they produce the (B, channels, L) layouts the
+        kernels read (batched products against the weights), and the kernels read slices in place
+        (z of in_proj's output, B / C of x_proj's): nothing is transposed or copied between them.
+        Both directions' conv + SiLU are one launch, both scans another."""
+        from vim_deploy.ops import kernels
+
+        E, R, N = self.d_inner, self.dt_rank, self.d_state
+        kp = self._kernel_params()
+        xz = torch.matmul(self.in_proj.weight, hidden_states.transpose(1, 2))  # (B, 2E, L)
+        x, z = xz[:, :E], xz[:, E:]
+        u_f, u_b = kernels.causal_conv1d_silu(x, kp["conv_w"], kp["conv_b"], kp["conv_w_b"], kp["conv_b_b"])
+        dirs = []
+        for u, sfx, reverse in ((u_f, "", False), (u_b, "_b", True)):
+            xd = torch.matmul(getattr(self, f"x_proj{sfx}").weight, u)  # (B, R + 2N, L)
+            delta = torch.matmul(getattr(self, f"dt_proj{sfx}").weight, xd[:, :R])  # (B, E, L)
+            dirs.append((u, delta, kp[f"A{sfx}"], xd[:, R:R + N], xd[:, R + N:], kp[f"D{sfx}"], z,
+                         kp[f"dt_bias{sfx}"], reverse))
+        y = kernels.selective_scan_multi(dirs, True, 0.5 if self.if_divide_out else 1.0)
+        return torch.matmul(y.transpose(1, 2), self.out_proj.weight.t())
+
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """(B, L, C) -> (B, L, C)."""
+        if self.use_kernel and hidden_states.is_cuda and not torch.jit.is_tracing():
+            return self._forward_kernels(hidden_states)
         xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2E, L)
         x, z = xz.chunk(2, dim=1)
         scale = 0.5 if self.if_divide_out else 1.0
@@ -175,6 +217,13 @@ class Block(nn.Module):
         self.norm = RMSNorm(dim, eps=norm_eps)
 
     def forward(self, hidden_states: torch.Tensor, residual: Optional[torch.Tensor]):
+        dtype = self.mixer.in_proj.weight.dtype
+        if self.mixer.use_kernel and hidden_states.is_cuda and not torch.jit.is_tracing():
+            from vim_deploy.ops import kernels
+
+            hidden_states, residual = kernels.add_rms_norm(hidden_states.to(dtype), residual, self.norm.weight,
+                                                           self.norm.eps)
+            return self.mixer(hidden_states), residual
         residual = hidden_states.float() if residual is None else residual + hidden_states.float()
         hidden_states = self.norm(residual).to(self.mixer.in_proj.weight.dtype)
         return self.mixer(hidden_states), residual
