@@ -104,11 +104,12 @@ __device__ __forceinline__ float softplus(float x)
 struct KernelArgs
 {
     int batch, dim, seqlen, dstate;
+    int rowStride;  // elements between consecutive rows (channels / states) of every row tensor, >= seqlen
     int numChunks, chunkLen;
     int numDirections;
     bool deltaSoftplus;
     bool asyncCopy; // every (batch, dim, seqlen) pointer is 8-byte aligned: tiles arrive by cp.async
-    int64_t numel;  // batch * dim * seqlen (the output's extent)
+    int64_t numel;  // batch * dim * rowStride (the output's extent)
     int64_t rowBatchStride[2][3]; // per direction: u, delta, z batch strides (elements, resolved)
     int64_t bcBatchStride[2][2];  // per direction: B, C batch strides
     float outScale;
@@ -185,7 +186,7 @@ struct RowPlan
     int storeSmem0;          // byte offset of that element's row in a row tile, + its column
     int originPhase;         // tile origin modulo kE (the same for every tile of the direction)
 
-    __device__ __forceinline__ void init(int64_t origin, int seqlen)
+    __device__ __forceinline__ void init(int64_t origin, int rowStride)
     {
         originPhase = static_cast<int>(origin & (kE - 1));
 #pragma unroll
@@ -194,20 +195,20 @@ struct RowPlan
             int const e = threadIdx.x + i * kThreads;
             int const r = e / kGranules;
             int const k = e % kGranules;
-            int const shift = (originPhase + r * seqlen) & (kE - 1); // r * seqlen < 2^31: rows of one block
-            copyRel[i] = r * seqlen - shift + k * kE;
+            int const shift = (originPhase + r * rowStride) & (kE - 1); // r * rowStride < 2^31: rows of one block
+            copyRel[i] = r * rowStride - shift + k * kE;
             copySmem[i] = e < kRows * kGranules ? (r * kStride + 2 * k) * 4 : -1;
         }
         int const c = threadIdx.x % kTile;
         int const r0 = threadIdx.x / kTile;
-        storeRel0 = r0 * seqlen + c;
+        storeRel0 = r0 * rowStride + c;
         storeSmem0 = r0 * kStride * 4 + c * static_cast<int>(sizeof(T));
     }
 
     //! Element shift of row r (its first token's position inside its first granule).
-    __device__ __forceinline__ int shiftOf(int r, int seqlen) const
+    __device__ __forceinline__ int shiftOf(int r, int rowStride) const
     {
-        return (originPhase + r * seqlen) & (kE - 1);
+        return (originPhase + r * rowStride) & (kE - 1);
     }
 
     /*
@@ -216,7 +217,7 @@ struct RowPlan
      * (zero-filled), so nothing beyond a tensor is read.
      */
     __device__ __forceinline__ void copyAsync(unsigned mask, unsigned const (&dstStage)[4], T const* const (&src)[4],
-        int64_t const (&origin)[4], int64_t const (&limit)[4], int seqlen) const
+        int64_t const (&origin)[4], int64_t const (&limit)[4], int rowStride) const
     {
         T const* tile[4];
         bool inside = true; // every granule of every tensor inside its extent
@@ -226,7 +227,7 @@ struct RowPlan
             tile[a] = src[a] + origin[a];
             if (mask & (1u << a))
             {
-                inside = inside && limit[a] >= static_cast<int64_t>(kRows) * seqlen + kTile + kE;
+                inside = inside && limit[a] >= static_cast<int64_t>(kRows) * rowStride + kTile + kE;
             }
         }
         if (inside)
@@ -266,7 +267,7 @@ struct RowPlan
 
     //! Element-by-element fallback of copyAsync (a tensor not 8-byte aligned), same layout.
     __device__ __forceinline__ void copySync(unsigned mask, uint32_t (*const (&dst)[4])[kStride],
-        T const* const (&src)[4], int64_t const (&origin)[4], int64_t const (&limit)[4], int seqlen) const
+        T const* const (&src)[4], int64_t const (&origin)[4], int64_t const (&limit)[4], int rowStride) const
     {
 #pragma unroll
         for (int a = 0; a < 4; ++a)
@@ -277,16 +278,16 @@ struct RowPlan
             {
                 int const r = e / kTile;
                 int const c = e % kTile;
-                int64_t const rel = static_cast<int64_t>(r) * seqlen + c;
+                int64_t const rel = static_cast<int64_t>(r) * rowStride + c;
                 T const v = rel < limit[a] ? src[a][origin[a] + rel] : fromFloat<T>(0.f);
-                reinterpret_cast<T*>(&dst[a][r][0])[shiftOf(r, seqlen) + c] = v;
+                reinterpret_cast<T*>(&dst[a][r][0])[shiftOf(r, rowStride) + c] = v;
             }
         }
     }
 
     //! Coalesced store of y (kept in u's row tile) for rows < rowsValid and columns < tValid.
     __device__ __forceinline__ void store(T* out, uint32_t const (*src)[kStride], int64_t origin, int rowsValid,
-        int tValid, int seqlen) const
+        int tValid, int rowStride) const
     {
         int const c = threadIdx.x % kTile;
         int const r0 = threadIdx.x / kTile;
@@ -300,7 +301,7 @@ struct RowPlan
             int const r = r0 + i * kRowsPerStore;
             if (r < rowsValid)
             {
-                int const rel = storeRel0 + i * kRowsPerStore * seqlen;
+                int const rel = storeRel0 + i * kRowsPerStore * rowStride;
                 int const shift = (originPhase + rel - c) & (kE - 1);
                 dst[rel] = *reinterpret_cast<T const*>(sbase + i * kRowsPerStore * kStride * 4 + shift * sizeof(T));
             }
@@ -315,7 +316,7 @@ struct StateSlab
     static constexpr int kPer = (kMaxN * kTile + kThreads - 1) / kThreads;
     T v[kPer > 8 ? 1 : kPer]; // unused (size 1) when the slab is loaded directly
 
-    __device__ __forceinline__ void load(T const* src, int64_t batchOffset, int dstate, int seqlen, int t0, int tValid)
+    __device__ __forceinline__ void load(T const* src, int64_t batchOffset, int dstate, int rowStride, int t0, int tValid)
     {
 #pragma unroll
         for (int i = 0; i < kPer; ++i)
@@ -324,7 +325,7 @@ struct StateSlab
             int const n = e / kTile;
             int const c = e % kTile;
             v[i] = (n < dstate && n < kMaxN && c < tValid)
-                ? src[batchOffset + static_cast<int64_t>(n) * seqlen + t0 + c]
+                ? src[batchOffset + static_cast<int64_t>(n) * rowStride + t0 + c]
                 : fromFloat<T>(0.f);
         }
     }
@@ -349,14 +350,14 @@ struct StateSlab
 //! Synchronous load of a (dstate x tile) slab of B or C into its token-major fp32 tile.
 template <typename T, int kMaxN, int kBCStride>
 __device__ __forceinline__ void loadStatesDirect(float (*dst)[kBCStride], T const* src, int64_t batchOffset, int dstate,
-    int seqlen, int t0, int tValid)
+    int rowStride, int t0, int tValid)
 {
     for (int e = threadIdx.x; e < kMaxN * kTile; e += kThreads)
     {
         int const n = e / kTile;
         int const c = e % kTile;
         dst[c][n] = (n < dstate && c < tValid)
-            ? toFloat<T>(src[batchOffset + static_cast<int64_t>(n) * seqlen + t0 + c])
+            ? toFloat<T>(src[batchOffset + static_cast<int64_t>(n) * rowStride + t0 + c])
             : 0.f;
     }
 }
@@ -405,7 +406,7 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
         bool const hasZ = kOutputPass && P.z != nullptr;
         int64_t const rowStride[3] = {args.rowBatchStride[di][0], args.rowBatchStride[di][1], args.rowBatchStride[di][2]};
         int64_t const bcStride[2] = {args.bcBatchStride[di][0], args.bcBatchStride[di][1]};
-        int64_t const rowInBatch = static_cast<int64_t>(args.dim) * args.seqlen;
+        int64_t const rowInBatch = static_cast<int64_t>(args.dim) * args.rowStride;
         int64_t const rowExtent[3] = {(args.batch - 1) * rowStride[0] + rowInBatch,
             (args.batch - 1) * rowStride[1] + rowInBatch, (args.batch - 1) * rowStride[2] + rowInBatch};
         bool const hasPrev = kOutputPass && di > 0;
@@ -451,13 +452,13 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
         // Issue the copies of tile j into stage j (rows) and the B/C registers.
         StateSlab<T, kMaxN> slabB, slabC;
         Plan plan;
-        plan.init(rowBase * args.seqlen + tileStart(0), args.seqlen);
+        plan.init(rowBase * args.rowStride + tileStart(0), args.rowStride);
         auto issue = [&](int j) {
             int const t0 = tileStart(j);
             int const tValid = min(kTile, c1 - t0);
-            int64_t const inBatch = static_cast<int64_t>(d0) * args.seqlen + t0;
+            int64_t const inBatch = static_cast<int64_t>(d0) * args.rowStride + t0;
             int64_t const origin[4] = {b * rowStride[0] + inBatch, b * rowStride[1] + inBatch,
-                b * rowStride[2] + inBatch, rowBase * args.seqlen + t0};
+                b * rowStride[2] + inBatch, rowBase * args.rowStride + t0};
             int64_t const limit[4] = {rowExtent[0] - origin[0], rowExtent[1] - origin[1], rowExtent[2] - origin[2],
                 args.numel - origin[3]};
             T const* const src[4] = {static_cast<T const*>(P.u), static_cast<T const*>(P.delta),
@@ -469,20 +470,20 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
                     static_cast<unsigned>(__cvta_generic_to_shared(&s.dt[j & 1][0][0])),
                     static_cast<unsigned>(__cvta_generic_to_shared(&s.z[j & 1][0][0])),
                     static_cast<unsigned>(__cvta_generic_to_shared(&s.prev[j & 1][0][0]))};
-                plan.copyAsync(mask, dstStage, src, origin, limit, args.seqlen);
+                plan.copyAsync(mask, dstStage, src, origin, limit, args.rowStride);
             }
             else
             {
                 uint32_t(*const dst[4])[kStride] = {s.u[j % 3], s.dt[j & 1], s.z[j & 1], s.prev[j & 1]};
-                plan.copySync(mask, dst, src, origin, limit, args.seqlen);
+                plan.copySync(mask, dst, src, origin, limit, args.rowStride);
             }
             cpAsyncCommit();
             if (kPrefetchStates)
             {
-                slabB.load(static_cast<T const*>(P.B), b * bcStride[0], args.dstate, args.seqlen, t0, tValid);
+                slabB.load(static_cast<T const*>(P.B), b * bcStride[0], args.dstate, args.rowStride, t0, tValid);
                 if (kOutputPass)
                 {
-                    slabC.load(static_cast<T const*>(P.C), b * bcStride[1], args.dstate, args.seqlen, t0, tValid);
+                    slabC.load(static_cast<T const*>(P.C), b * bcStride[1], args.dstate, args.rowStride, t0, tValid);
                 }
             }
         };
@@ -492,11 +493,11 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
                 int const t0 = tileStart(j);
                 int const tValid = min(kTile, c1 - t0);
                 loadStatesDirect<T, kMaxN, Smem::kBCStride>(s.B[j & 1], static_cast<T const*>(P.B), b * bcStride[0], args.dstate,
-                    args.seqlen, t0, tValid);
+                    args.rowStride, t0, tValid);
                 if (kOutputPass)
                 {
                     loadStatesDirect<T, kMaxN, Smem::kBCStride>(s.C[j & 1], static_cast<T const*>(P.C),
-                        b * bcStride[1], args.dstate, args.seqlen, t0, tValid);
+                        b * bcStride[1], args.dstate, args.rowStride, t0, tValid);
                 }
             }
             cpAsyncWaitAll();
@@ -527,7 +528,7 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
             {
                 issue(j + 1);
             }
-            int const shift = plan.shiftOf(row, args.seqlen);
+            int const shift = plan.shiftOf(row, args.rowStride);
             T* const uRow = reinterpret_cast<T*>(&s.u[j % 3][row][0]) + shift;
             T const* const dtRow = reinterpret_cast<T const*>(&s.dt[j & 1][row][0]) + shift;
             T const* const zRow = reinterpret_cast<T const*>(&s.z[j & 1][row][0]) + shift;
@@ -650,7 +651,7 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
             __syncthreads(); // tile j's y complete; tile j + 1 landed; stage j & 1 free for tile j + 2
             if (kOutputPass)
             {
-                plan.store(out, s.u[j % 3], rowBase * args.seqlen + t0, rowsValid, tValid, args.seqlen);
+                plan.store(out, s.u[j % 3], rowBase * args.rowStride + t0, rowsValid, tValid, args.rowStride);
             }
         }
 
@@ -830,8 +831,11 @@ char const* selectiveScanValidate(SelectiveScanParams const& p)
         return "numChunks must be >= 0";
     if (!p.out)
         return "out is null";
-    int64_t const rows = static_cast<int64_t>(p.dim) * p.seqlen;
-    int64_t const states = static_cast<int64_t>(p.dstate) * p.seqlen;
+    if (p.rowStride != 0 && p.rowStride < p.seqlen)
+        return "rowStride must be 0 (= seqlen) or >= seqlen";
+    int64_t const stride = p.rowStride > 0 ? p.rowStride : p.seqlen;
+    int64_t const rows = static_cast<int64_t>(p.dim) * stride;
+    int64_t const states = static_cast<int64_t>(p.dstate) * stride;
     for (int i = 0; i < p.numDirections; ++i)
     {
         ScanDirection const& d = p.dir[i];
@@ -839,9 +843,9 @@ char const* selectiveScanValidate(SelectiveScanParams const& p)
             return "u, delta, A, B and C must not be null";
         if ((d.uBatchStride != 0 && d.uBatchStride < rows) || (d.deltaBatchStride != 0 && d.deltaBatchStride < rows)
             || (d.zBatchStride != 0 && d.zBatchStride < rows))
-            return "a batch stride of u, delta or z is smaller than dim * seqlen";
+            return "a batch stride of u, delta or z is smaller than dim * rowStride";
         if ((d.bBatchStride != 0 && d.bBatchStride < states) || (d.cBatchStride != 0 && d.cBatchStride < states))
-            return "a batch stride of B or C is smaller than dstate * seqlen";
+            return "a batch stride of B or C is smaller than dstate * rowStride";
     }
     return nullptr;
 }
@@ -886,14 +890,15 @@ cudaError_t selectiveScanForward(SelectiveScanParams const& p, void* workspace, 
     args.dir[0] = p.dir[0];
     args.dir[1] = p.dir[1];
     args.out = p.out;
-    args.numel = static_cast<int64_t>(p.batch) * p.dim * p.seqlen;
+    args.rowStride = p.rowStride > 0 ? p.rowStride : p.seqlen;
+    args.numel = static_cast<int64_t>(p.batch) * p.dim * args.rowStride;
     int64_t const elemsPerGranule = p.dtype == ScanDType::kFLOAT ? 2 : 4;
     args.asyncCopy = wordAligned(p.out);
     for (int i = 0; i < p.numDirections; ++i)
     {
         ScanDirection const& d = p.dir[i];
         int64_t const rows = args.numel;
-        int64_t const states = static_cast<int64_t>(p.batch) * p.dstate * p.seqlen;
+        int64_t const states = static_cast<int64_t>(p.batch) * p.dstate * args.rowStride;
         args.rowBatchStride[i][0] = d.uBatchStride > 0 ? d.uBatchStride : rows / p.batch;
         args.rowBatchStride[i][1] = d.deltaBatchStride > 0 ? d.deltaBatchStride : rows / p.batch;
         args.rowBatchStride[i][2] = d.zBatchStride > 0 ? d.zBatchStride : rows / p.batch;

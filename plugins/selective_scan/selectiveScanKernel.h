@@ -10,8 +10,9 @@
  * A fused bidirectional call runs a forward and a reverse direction over the same tokens and
  * writes out = (y_fwd + y_bwd) * outScale.
  *
- * Layouts: u, delta, z, out: (batch, dim, seqlen); B, C: (batch, dstate, seqlen); contiguous, except
- * that the inputs may have a larger batch stride (ScanDirection); out is contiguous.
+ * Layouts: u, delta, z, out: (batch, dim, seqlen); B, C: (batch, dstate, seqlen); rows rowStride
+ * elements apart (default seqlen: contiguous), batches dim * rowStride apart, except that the inputs
+ * may have a larger batch stride (ScanDirection).
  * A: (dim, dstate) fp32; D, delta_bias: (dim) fp32. Element type T of u/delta/B/C/z/out:
  * fp32, fp16 or bf16. dstate: 1..256. Any batch, dim, seqlen >= 1.
  *
@@ -72,6 +73,10 @@ struct SelectiveScanParams
     int32_t numChunks{0};       //!< sequence chunks; 0 = choose (see selectiveScanChooseChunks)
     int32_t smCount{0};         //!< used when choosing chunks; 0 = query the current device
     int32_t lanesPerChannel{0}; //!< lanes sharing a channel's states (1, 2, 4; N <= 16); 0 = choose
+    //! Elements between consecutive rows (channels of u/delta/z/out, states of B/C); 0 = seqlen. A
+    //! larger stride lets rows be padded (e.g. to a multiple of 8 tokens, so that the matrix products
+    //! around the scan get aligned operands); tokens seqlen..rowStride-1 are neither read nor written.
+    int32_t rowStride{0};
 };
 
 //! Lanes per channel the launcher will use (states of a channel split over 1..16 threads).

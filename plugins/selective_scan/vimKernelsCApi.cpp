@@ -67,12 +67,13 @@ __attribute__((visibility("default"))) size_t vim_selective_scan_workspace_size(
 
 //! Direction i uses u[i], delta[i], A[i], B[i], C[i], D[i], z[i], deltaBias[i], reverse[i] (arrays of 2)
 //! and batchStrides[5 * i + 0..4] for u, delta, z, B, C (elements; 0 = contiguous; the array may be null).
+//! rowStride: elements between rows of all row tensors and of out (0 = seqlen).
 __attribute__((visibility("default"))) int vim_selective_scan_fwd(int dtype, int batch, int dim, int seqlen,
     int dstate, int deltaSoftplus, int numDirections, void const* const* u, void const* const* delta,
     float const* const* A, void const* const* B, void const* const* C, float const* const* D,
     void const* const* z, float const* const* deltaBias, int const* reverse, long long const* batchStrides,
-    float outScale, void* out, int numChunks, int lanesPerChannel, void* workspace, size_t workspaceBytes,
-    void* stream)
+    float outScale, void* out, int numChunks, int lanesPerChannel, int rowStride, void* workspace,
+    size_t workspaceBytes, void* stream)
 {
     if (dtype < 0 || dtype > 2)
     {
@@ -83,6 +84,7 @@ __attribute__((visibility("default"))) int vim_selective_scan_fwd(int dtype, int
         = makeParams(dtype, batch, dim, seqlen, dstate, deltaSoftplus, numDirections, numChunks, lanesPerChannel);
     p.outScale = outScale;
     p.out = out;
+    p.rowStride = rowStride;
     for (int i = 0; i < numDirections && i < 2; ++i)
     {
         p.dir[i].u = u[i];
@@ -123,12 +125,13 @@ __attribute__((visibility("default"))) int vim_selective_scan_fwd(int dtype, int
     return 0;
 }
 
-//! Depthwise causal conv1d + SiLU of x (batch, dim, seqlen; batch stride xBatchStride, 0 = contiguous)
+//! Depthwise causal conv1d + SiLU of x (batch, dim, seqlen; rows rowStride apart, 0 = seqlen; batch
+//! stride xBatchStride, 0 = dim * rowStride)
 //! for the forward direction and, when outBwd is given, the backward direction of a Vim block (an
 //! anti-causal conv with its own weights), in one pass over x. Weights (dim, width) fp32, biases
-//! (dim) fp32 or null; outputs contiguous (batch, dim, seqlen) in x's dtype.
+//! (dim) fp32 or null; outputs (batch, dim, rowStride) in x's dtype (tokens >= seqlen written as 0).
 __attribute__((visibility("default"))) int vim_causal_conv1d_silu(int dtype, int batch, int dim, int seqlen, int width,
-    void const* x, long long xBatchStride, float const* weightFwd, float const* biasFwd, void* outFwd,
+    int rowStride, void const* x, long long xBatchStride, float const* weightFwd, float const* biasFwd, void* outFwd,
     float const* weightBwd, float const* biasBwd, void* outBwd, void* stream)
 {
     vim::CausalConvParams p{};
@@ -137,6 +140,7 @@ __attribute__((visibility("default"))) int vim_causal_conv1d_silu(int dtype, int
     p.dim = dim;
     p.seqlen = seqlen;
     p.width = width;
+    p.rowStride = rowStride;
     p.x = x;
     p.xBatchStride = xBatchStride;
     p.weight[0] = weightFwd;

@@ -7,7 +7,8 @@
  * The backward line is the causal conv of the flipped sequence read in original token order, which
  * is what Vim's backward branch scans in reverse. Both come out of one pass over x. It serves the
  * PyTorch fast path (TensorRT has its own convolution layers); x may be a slice of a bigger tensor
- * (its batch stride), the outputs are contiguous (batch, dim, seqlen).
+ * (its batch stride), the outputs are (batch, dim, seqlen) with rows rowStride apart (tokens
+ * seqlen..rowStride-1 of the outputs are written as zeros).
  */
 #pragma once
 
@@ -24,7 +25,8 @@ struct CausalConvParams
     int32_t seqlen{0};
     int32_t width{4};            //!< kernel width, 1..8 (Vim: 4)
     void const* x{nullptr};
-    int64_t xBatchStride{0};     //!< elements; 0 = dim * seqlen
+    int32_t rowStride{0};        //!< elements between rows of x and of the outputs; 0 = seqlen
+    int64_t xBatchStride{0};     //!< elements; 0 = dim * rowStride
     float const* weight[2]{};    //!< (dim, width) fp32; weight[1] null = no backward output
     float const* bias[2]{};      //!< (dim) fp32, may be null
     void* out[2]{};

@@ -1,4 +1,5 @@
 """`vim-deploy bench` on the CPU with a tiny model: outputs are complete and well-formed."""
+import pytest
 
 import csv
 import json
@@ -29,3 +30,24 @@ def test_bench_bad_input(tmp_path):
     r = run_cli("bench", "-m", "test_vim", "--backends", "fastpath-fp16", "--device", "cpu", "--out-dir", "o", cwd=tmp_path)
     assert r.returncode == 1 and "needs a CUDA GPU" in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_official_backend_errors_are_one_line(tmp_path):
+    # on a CPU machine: the official code needs mamba_ssm's CUDA kernels
+    r = run_cli("bench", "-m", "vim_tiny", "--backends", "official-fp16", "--device", "cpu", "--out-dir", "o",
+                cwd=tmp_path)
+    assert r.returncode == 1 and "needs a CUDA GPU" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_upstream_checkout_is_checked(tmp_path, monkeypatch):
+    from vim_deploy.bench.upstream import official_name, upstream_dir
+    from vim_deploy.errors import VimDeployError
+
+    monkeypatch.delenv("VIM_DEPLOY_UPSTREAM", raising=False)
+    with pytest.raises(VimDeployError, match="checkout"):
+        upstream_dir(None)
+    with pytest.raises(VimDeployError, match="not a hustvl/Vim checkout"):
+        upstream_dir(str(tmp_path))
+    assert official_name("vim_small").startswith("vim_small_patch16_224_bimambav2")
+    with pytest.raises(VimDeployError, match="no upstream counterpart"):
+        official_name("test_vim")

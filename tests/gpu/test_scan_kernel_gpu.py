@@ -212,3 +212,61 @@ def test_add_rms_norm(dtype, cols):
     out0, res0 = k.add_rms_norm(h, None, w, 1e-5)  # first block: no residual yet
     want0 = h.double() * torch.rsqrt(h.double().square().mean(-1, keepdim=True) + 1e-5) * w.double()
     assert rel(res0, h.double()) <= 1e-6 and rel(out0, want0) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("chunks", [1, 4])
+def test_padded_rows(dtype, chunks):
+    """Rows padded to a multiple of 8 tokens (the fast path's layout): read and written in place, the
+    padding neither read (NaN there changes nothing) nor written."""
+    k = kernels()
+    b, d, l, n = 2, 192, 197, 16
+    lp = 200
+    f = make(b, d, l, n, dtype, seed=41)
+    g = make(b, d, l, n, dtype, seed=42)
+
+    def padded(t):
+        buf = torch.full((t.shape[0], t.shape[1], lp), float("nan"), device="cuda").to(t.dtype)
+        buf[..., :l] = t
+        return buf[..., :l]
+
+    fs = tuple(padded(t) if t.dim() == 3 else t for t in f)
+    gs = tuple(padded(t) if t.dim() == 3 else t for t in g)
+    gs = (*gs[:6], fs[6], gs[7])
+    out_full = torch.full((b, d, lp), float("nan"), device="cuda").to(dtype)
+    k.selective_scan_multi([(*fs, False), (*gs, True)], True, 0.5, chunks, out=out_full[..., :l])
+    torch.cuda.synchronize()
+    assert torch.isfinite(out_full[..., :l]).all() and torch.isnan(out_full[..., l:]).all()
+    want = (ref64(f, False) + ref64((*g[:6], f[6], g[7]), True)) * 0.5
+    assert rel(out_full[..., :l], want) <= TOL[dtype]
+
+
+def test_causal_conv1d_silu_padded_rows():
+    import torch.nn.functional as F
+
+    k = kernels()
+    b, d, l, lp, w = 2, 64, 197, 200, 4
+    xz = torch.randn(b, 2 * d, lp, device="cuda").half()
+    x = xz[:, :d, :l]
+    wf, bf = torch.randn(d, 1, w, device="cuda"), torch.randn(d, device="cuda")
+    got = k.causal_conv1d_silu(x, wf, bf)
+    assert got.shape == (b, d, l) and got.stride(1) == lp
+    full = got.as_strided((b, d, lp), got.stride())
+    assert (full[..., l:] == 0).all()
+    want = F.silu(F.conv1d(x.double(), wf.double(), bf.double(), padding=w - 1, groups=d)[..., :l])
+    assert rel(got, want) <= 2e-3
+
+
+@pytest.mark.parametrize("res", [224, 240])
+def test_model_fast_path_padded_tokens(res):
+    """197 / 226 tokens are padded to 200 / 232 in the fast path; results must not change."""
+    from vim_deploy.models import create_model
+
+    x = torch.randn(2, 3, res, res, device="cuda")
+    ref = create_model("vim_tiny", img_size=res).cuda().double()
+    m = create_model("vim_tiny", img_size=res).cuda().set_fast_path(True)
+    m.load_state_dict(ref.state_dict())
+    with torch.no_grad():
+        want = ref(x.double())
+        got = m(x)
+    assert rel(got, want) <= 1e-5

@@ -24,7 +24,7 @@ def lib(tmp_path_factory):
 
 
 def test_abi_version(lib):
-    assert lib.vim_kernels_abi_version() == 2
+    assert lib.vim_kernels_abi_version() == 3
 
 
 def test_chunking_and_workspace(lib):
@@ -41,14 +41,41 @@ def test_bad_arguments_are_rejected_without_touching_the_gpu(lib):
     null2 = (ctypes.c_void_p * 2)()
     rev = (ctypes.c_int * 2)()
     rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 300, 1, 1, null2, null2, null2, null2, null2, null2, null2,
-                                    null2, rev, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, None,
+                                    null2, rev, None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, None,
                                     ctypes.c_size_t(0), None)
     assert rc == -1 and b"dstate" in lib.vim_last_error()
     rc = lib.vim_selective_scan_fwd(7, 2, 192, 197, 16, 1, 1, null2, null2, null2, null2, null2, null2, null2,
-                                    null2, rev, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, None,
+                                    null2, rev, None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, None,
                                     ctypes.c_size_t(0), None)
     assert rc == -1 and b"dtype" in lib.vim_last_error()
     rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, null2, null2, null2, null2, null2, null2, null2,
-                                    null2, rev, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, None,
+                                    null2, rev, None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, None,
                                     ctypes.c_size_t(0), None)
     assert rc == -1 and b"must not be null" in lib.vim_last_error()
+
+
+def test_bad_strides_are_rejected(lib):
+    """Batch and row strides are checked before anything reaches the GPU (pointers here are fake)."""
+    fake = (ctypes.c_void_p * 2)(1, 1)
+    rev = (ctypes.c_int * 2)()
+    strides = (ctypes.c_longlong * 10)(100, 0, 0, 0, 0)  # u's batch stride < dim * seqlen
+    rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, fake, fake, fake, fake, fake, fake, fake, fake, rev,
+                                    strides, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, None,
+                                    ctypes.c_size_t(0), None)
+    assert rc == -1 and b"batch stride" in lib.vim_last_error()
+    rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, fake, fake, fake, fake, fake, fake, fake, fake, rev,
+                                    None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 100, None,
+                                    ctypes.c_size_t(0), None)
+    assert rc == -1 and b"rowStride" in lib.vim_last_error()
+
+
+def test_fast_path_kernels_validate_arguments(lib):
+    rc = lib.vim_causal_conv1d_silu(1, 2, 64, 197, 9, 0, ctypes.c_void_p(1), ctypes.c_longlong(0), ctypes.c_void_p(1),
+                                    None, ctypes.c_void_p(1), None, None, None, None)
+    assert rc == -1 and b"width" in lib.vim_last_error()
+    rc = lib.vim_causal_conv1d_silu(1, 2, 64, 197, 4, 0, ctypes.c_void_p(1), ctypes.c_longlong(0), None,
+                                    None, ctypes.c_void_p(1), None, None, None, None)
+    assert rc == -1 and b"null" in lib.vim_last_error()
+    rc = lib.vim_add_rms_norm(1, ctypes.c_longlong(10), 4096, ctypes.c_float(1e-5), ctypes.c_void_p(1), None,
+                              ctypes.c_void_p(1), ctypes.c_void_p(1), ctypes.c_void_p(1), None)
+    assert rc == -1 and b"cols" in lib.vim_last_error()

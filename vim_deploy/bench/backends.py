@@ -3,7 +3,8 @@
 Names: ``pytorch-fp32``, ``pytorch-fp16`` (our fp16 precision policy), ``fastpath-fp16`` (PyTorch +
 our CUDA scan kernel, replayed as a CUDA graph), ``onnxruntime`` (portable graph; CUDA provider when
 onnxruntime-gpu is installed), ``deit_<size>-math`` / ``deit_<size>-sdpa`` (timm DeiT with plain
-or fused attention; needs timm).
+or fused attention; needs timm), ``official-fp16`` (hustvl/Vim's own code on mamba_ssm's kernels,
+fp16 autocast, eager as its users run it; see vim_deploy/bench/upstream.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 
 from vim_deploy.errors import VimDeployError
 
-VIM_BACKENDS = ("pytorch-fp32", "pytorch-fp16", "fastpath-fp16", "onnxruntime")
+VIM_BACKENDS = ("pytorch-fp32", "pytorch-fp16", "fastpath-fp16", "onnxruntime", "official-fp16")
 DEIT_SIZES = ("tiny", "small", "base")
 
 
@@ -108,6 +109,33 @@ class OrtVim(Backend):
         self.sess = None
 
 
+class OfficialVim(Backend):
+    """hustvl/Vim's models_mamba on mamba_ssm / causal-conv1d kernels under fp16 autocast."""
+
+    name = "official-fp16"
+
+    def __init__(self, model_name: str, device: str):
+        from vim_deploy.bench.upstream import load_models_mamba, official_name
+
+        if device != "cuda":
+            raise VimDeployError("the official backend needs a CUDA GPU (mamba_ssm's kernels).")
+        self.official = official_name(model_name)
+        self.models_mamba, self.conv_impl = load_models_mamba()
+        self.device = device
+
+    def prepare(self, batch, res):
+        self.model = getattr(self.models_mamba, self.official)(img_size=res).to(self.device).eval().requires_grad_(False)
+        self.x = torch.randn(batch, 3, res, res, device=self.device)
+
+    @torch.no_grad()
+    def run(self):
+        with torch.autocast("cuda", dtype=torch.float16):
+            self.model(self.x)
+
+    def release(self):
+        self.model = self.x = None
+
+
 class TimmDeiT(Backend):
     def __init__(self, size: str, fused: bool, device: str, fp16: bool):
         try:
@@ -143,6 +171,8 @@ def make_backend(name: str, model: str, checkpoint: str | None, device: str) -> 
         return TorchVim(model, checkpoint, "fp16", device, fast=True)
     if name == "onnxruntime":
         return OrtVim(model, checkpoint, device)
+    if name == "official-fp16":
+        return OfficialVim(model, device)
     if name.startswith("deit_"):
         parts = name.split("-")
         size = parts[0][len("deit_"):]

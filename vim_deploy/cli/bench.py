@@ -45,7 +45,10 @@ class _Bar:
 @click.option("--checkpoint", "-c", default=None, help="Weights (speed does not depend on them; seeded if absent).")
 @click.option("--backends", default="pytorch-fp32,pytorch-fp16", show_default=True,
               help="Comma-separated: pytorch-fp32, pytorch-fp16, fastpath-fp16 (CUDA kernel + CUDA graph), "
-                   "onnxruntime, deit_<tiny|small|base>-<math|sdpa>[-fp16] (needs timm).")
+                   "onnxruntime, official-fp16 (hustvl/Vim's code on mamba_ssm's kernels; needs --upstream), "
+                   "deit_<tiny|small|base>-<math|sdpa>[-fp16] (needs timm).")
+@click.option("--upstream", default=None, envvar="VIM_DEPLOY_UPSTREAM",
+              help="hustvl/Vim checkout for the official-fp16 backend (or $VIM_DEPLOY_UPSTREAM).")
 @click.option("--batch", "batches", default="1,8", show_default=True, callback=_ints, help="Batch sizes.")
 @click.option("--resolutions", default="224", show_default=True, callback=_ints,
               help="Resolutions, or 'paper' for 224,512,640,736,1024,1248 (the paper's 738 does not fit a 16-px patch grid).")
@@ -54,8 +57,10 @@ class _Bar:
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--out-dir", default="bench_out", show_default=True, help="Folder for bench.{json,csv,md,png}.")
 @logging_options
-def bench_cmd(model, checkpoint, backends, batches, resolutions, warmup, iters, device, out_dir):
+def bench_cmd(model, checkpoint, backends, upstream, batches, resolutions, warmup, iters, device, out_dir):
     """Benchmark Vim backends (and DeiT baselines) over batch sizes and resolutions."""
+    if upstream:
+        os.environ["VIM_DEPLOY_UPSTREAM"] = upstream
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise VimDeployError(f"--out-dir '{out_dir}' exists and is not a folder.")
     cfg = BenchConfig(model=model, checkpoint=checkpoint, backends=[b.strip() for b in backends.split(",") if b.strip()],

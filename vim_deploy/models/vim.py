@@ -167,26 +167,36 @@ class BiMambaMixer(nn.Module):
             self._kernel_cache = cache
         return cache[1]
 
-    def _forward_kernels(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """CUDA fast path. The GEMMs are written so that they produce the (B, channels, L) layouts the
-        kernels read (batched products against the weights), and the kernels read slices in place
-        (z of in_proj's output, B / C of x_proj's): nothing is transposed or copied between them.
-        Both directions' conv + SiLU are one launch, both scans another."""
+    def _forward_kernels(self, hidden_states: torch.Tensor, valid_len: int | None = None) -> torch.Tensor:
+        """CUDA fast path. The GEMMs are written so that they produce the (B, channels, tokens) layouts
+        the kernels read (batched products against the weights), and the kernels read slices in place
+        (z of in_proj's output, B / C of x_proj's): nothing is transposed or copied between them. Both
+        directions' conv + SiLU are one launch, both scans another.
+
+        hidden_states may carry padding tokens after the first `valid_len` (VisionMamba pads to a
+        multiple of 8 so that every GEMM operand is aligned); conv and scan never read them, and their
+        outputs there are zeros or don't-cares that no valid token reads."""
         from vim_deploy.ops import kernels
 
         E, R, N = self.d_inner, self.dt_rank, self.d_state
+        Bsz, Lp, _ = hidden_states.shape
+        L = Lp if valid_len is None else valid_len
         kp = self._kernel_params()
-        xz = torch.matmul(self.in_proj.weight, hidden_states.transpose(1, 2))  # (B, 2E, L)
-        x, z = xz[:, :E], xz[:, E:]
+        xz = torch.matmul(self.in_proj.weight, hidden_states.transpose(1, 2))  # (B, 2E, Lp)
+        x, z = xz[:, :E, :L], xz[:, E:, :L]
         u_f, u_b = kernels.causal_conv1d_silu(x, kp["conv_w"], kp["conv_b"], kp["conv_w_b"], kp["conv_b_b"])
         dirs = []
         for u, sfx, reverse in ((u_f, "", False), (u_b, "_b", True)):
-            xd = torch.matmul(getattr(self, f"x_proj{sfx}").weight, u)  # (B, R + 2N, L)
-            delta = torch.matmul(getattr(self, f"dt_proj{sfx}").weight, xd[:, :R])  # (B, E, L)
-            dirs.append((u, delta, kp[f"A{sfx}"], xd[:, R:R + N], xd[:, R + N:], kp[f"D{sfx}"], z,
+            u_full = u.as_strided((Bsz, E, Lp), u.stride())  # zeros past L
+            xd = torch.matmul(getattr(self, f"x_proj{sfx}").weight, u_full)  # (B, R + 2N, Lp)
+            delta = torch.matmul(getattr(self, f"dt_proj{sfx}").weight, xd[:, :R])  # (B, E, Lp)
+            dirs.append((u, delta[..., :L], kp[f"A{sfx}"], xd[:, R:R + N, :L], xd[:, R + N:, :L], kp[f"D{sfx}"], z,
                          kp[f"dt_bias{sfx}"], reverse))
-        y = kernels.selective_scan_multi(dirs, True, 0.5 if self.if_divide_out else 1.0)
-        return torch.matmul(y.transpose(1, 2), self.out_proj.weight.t())
+        y = torch.empty((Bsz, E, Lp), dtype=u_f.dtype, device=u_f.device)
+        if Lp > L:
+            y[..., L:].zero_()
+        kernels.selective_scan_multi(dirs, True, 0.5 if self.if_divide_out else 1.0, out=y[..., :L])
+        return torch.matmul(y.transpose(1, 2), self.out_proj.weight.t())  # (B, Lp, C)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """(B, L, C) -> (B, L, C)."""
@@ -216,14 +226,14 @@ class Block(nn.Module):
         self.mixer = BiMambaMixer(dim, d_state=d_state, **mixer_kwargs)
         self.norm = RMSNorm(dim, eps=norm_eps)
 
-    def forward(self, hidden_states: torch.Tensor, residual: Optional[torch.Tensor]):
+    def forward(self, hidden_states: torch.Tensor, residual: Optional[torch.Tensor], valid_len: int | None = None):
         dtype = self.mixer.in_proj.weight.dtype
         if self.mixer.use_kernel and hidden_states.is_cuda and not torch.jit.is_tracing():
             from vim_deploy.ops import kernels
 
             hidden_states, residual = kernels.add_rms_norm(hidden_states.to(dtype), residual, self.norm.weight,
                                                            self.norm.eps)
-            return self.mixer(hidden_states), residual
+            return self.mixer._forward_kernels(hidden_states, valid_len), residual
         residual = hidden_states.float() if residual is None else residual + hidden_states.float()
         hidden_states = self.norm(residual).to(self.mixer.in_proj.weight.dtype)
         return self.mixer(hidden_states), residual
@@ -336,8 +346,14 @@ class VisionMamba(nn.Module):
         x = torch.cat((x[:, :token_position], cls_token, x[:, token_position:]), dim=1)
         x = x + self._pos_embed_for(grid).float()
         hidden_states, residual = x, None
+        L = x.shape[1]
+        fast = x.is_cuda and not torch.jit.is_tracing() and all(layer.mixer.use_kernel for layer in self.layers)
+        if fast and L % 8:  # pad the tokens: every GEMM of the fast path then gets aligned operands
+            hidden_states = F.pad(x, (0, 0, 0, 8 - L % 8))
         for layer in self.layers:
-            hidden_states, residual = layer(hidden_states, residual)
+            hidden_states, residual = layer(hidden_states, residual, valid_len=L) if fast else layer(hidden_states,
+                                                                                                     residual)
+        hidden_states, residual = hidden_states[:, :L], residual[:, :L]
         residual = residual + hidden_states.float()
         hidden_states = self.norm_f(residual)
         return hidden_states[:, token_position, :]

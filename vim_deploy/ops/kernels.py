@@ -50,7 +50,8 @@ def load_library():
         ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
         ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp),
         ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(ctypes.c_int),
-        ctypes.POINTER(ctypes.c_longlong), ctypes.c_float, vp, ctypes.c_int, ctypes.c_int, vp, ctypes.c_size_t, vp,
+        ctypes.POINTER(ctypes.c_longlong), ctypes.c_float, vp, ctypes.c_int, ctypes.c_int, ctypes.c_int, vp,
+        ctypes.c_size_t, vp,
     ]
     if hasattr(lib, "vim_add_rms_norm"):
         lib.vim_add_rms_norm.restype = ctypes.c_int
@@ -59,8 +60,8 @@ def load_library():
     if hasattr(lib, "vim_causal_conv1d_silu"):
         lib.vim_causal_conv1d_silu.restype = ctypes.c_int
         lib.vim_causal_conv1d_silu.argtypes = [
-            ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, vp, ctypes.c_longlong,
-            vp, vp, vp, vp, vp, vp, vp,
+            ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, vp,
+            ctypes.c_longlong, vp, vp, vp, vp, vp, vp, vp,
         ]
     for name in ("vim_selective_scan_workspace_size", "vim_selective_scan_num_chunks", "vim_selective_scan_lanes"):
         getattr(lib, name).argtypes = [ctypes.c_int] * 8
@@ -79,49 +80,73 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def _rows(t: torch.Tensor | None, dtype: torch.dtype) -> tuple[torch.Tensor | None, int]:
-    """A (batch, rows, seqlen) tensor the kernel can read, and its batch stride (0 = contiguous).
-
-    Rows seqlen apart with adjacent tokens are read in place even when batches lie further apart
-    (a slice of a bigger tensor, e.g. z of in_proj's output); anything else is copied.
-    """
-    if t is None:
-        return None, 0
-    t = t.to(dtype)
+def row_stride_of(t: torch.Tensor) -> int | None:
+    """Elements between the rows of a (batch, rows, tokens) tensor whose tokens are adjacent and whose
+    batches do not overlap, else None (the kernels then need a contiguous copy)."""
     b, r, l = t.shape
-    if t.stride(2) == 1 and (t.stride(1) == l or r == 1) and (t.stride(0) >= r * l or b == 1):
-        return t, (0 if b == 1 or t.stride(0) == r * l else t.stride(0))
-    return t.contiguous(), 0
+    if t.stride(2) != 1 and l > 1:
+        return None
+    rs = t.stride(1) if (r > 1 or t.stride(1) >= l) else l  # a single row takes any stride >= l
+    if rs < l or (b > 1 and t.stride(0) < r * rs):
+        return None
+    return rs
 
 
-def _prep(u, delta, A, B, C, D, z, delta_bias):
-    dtype = u.dtype
-    if dtype not in _DTYPES:
-        raise VimDeployError(f"selective scan kernel: unsupported dtype {dtype}.")
-    as_f = lambda t: None if t is None else t.float().contiguous()  # noqa: E731
-    (u, su), (delta, sd), (B, sb), (C, sc), (z, sz) = (_rows(t, dtype) for t in (u, delta, B, C, z))
-    return (u, delta, as_f(A), B, C, as_f(D), z, as_f(delta_bias)), (su, sd, sz, sb, sc)
+def _batch_stride(t: torch.Tensor, row_stride: int) -> int:
+    """The batch stride to pass (0 = rows * row_stride, i.e. batches packed)."""
+    b, r, _ = t.shape
+    return 0 if b == 1 or t.stride(0) == r * row_stride else t.stride(0)
+
+
+def _layout(tensors, dtype: torch.dtype):
+    """Cast the row tensors (None allowed) to `dtype` and choose one row stride for all of them: their
+    common stride when they share one (slices of padded buffers are read in place), else seqlen with
+    contiguous copies of the others."""
+    ts = [None if t is None else t.to(dtype) for t in tensors]
+    strides = {row_stride_of(t) for t in ts if t is not None}
+    if len(strides) == 1 and None not in strides:
+        return ts, strides.pop()
+    seqlen = next(t for t in ts if t is not None).shape[2]
+    ts = [None if t is None else (t if row_stride_of(t) == seqlen else t.contiguous()) for t in ts]
+    return ts, seqlen
 
 
 def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: float = 1.0,
                          num_chunks: int = 0, out: torch.Tensor | None = None, lanes: int = 0) -> torch.Tensor:
     """One launch over 1 or 2 directions, each a tuple ``(u, delta, A, B, C, D, z, delta_bias, reverse)``.
 
-    Two directions give ``(y_0 + y_1) * out_scale`` (Vim's fused bidirectional branch).
+    Two directions give ``(y_0 + y_1) * out_scale`` (Vim's fused bidirectional branch). Row tensors
+    (u, delta, z: (batch, dim, L); B, C: (batch, N, L)) are read in place when their tokens are adjacent
+    and they share one row stride (e.g. slices of buffers padded to a multiple of 8 tokens, or of a
+    bigger tensor along the channels); ``out``, when given, must have that row stride too.
     """
     lib = load_library()
-    prepped = [_prep(*d[:8]) for d in directions]
-    dirs = [(*t, bool(d[8])) for (t, _), d in zip(prepped, directions)]
-    strides = (ctypes.c_longlong * 10)(*[s for _, st in prepped for s in st] + [0] * (5 * (2 - len(prepped))))
+    dtype = directions[0][0].dtype
+    if dtype not in _DTYPES:
+        raise VimDeployError(f"selective scan kernel: unsupported dtype {dtype}.")
+    rows_in = [t for d in directions for t in (d[0], d[1], d[6], d[3], d[4])]  # u, delta, z, B, C per direction
+    if out is not None:
+        if out.dtype != dtype or out.shape != directions[0][0].shape or row_stride_of(out) is None:
+            raise VimDeployError("selective scan kernel: `out` must be shaped and typed like u, with adjacent tokens.")
+        rows_in.append(out)
+    rows, row_stride = _layout(rows_in, dtype)
+    if out is not None and rows[-1] is not out:
+        raise VimDeployError("selective scan kernel: `out` must share the inputs' row stride.")
+    as_f = lambda t: None if t is None else t.float().contiguous()  # noqa: E731
+    dirs, strides = [], []
+    for i, d in enumerate(directions):
+        u, delta, z, B, C = rows[5 * i: 5 * i + 5]
+        dirs.append((u, delta, as_f(d[2]), B, C, as_f(d[5]), z, as_f(d[7]), bool(d[8])))
+        strides += [0 if t is None else _batch_stride(t, row_stride) for t in (u, delta, z, B, C)]
+    strides += [0] * (10 - len(strides))
     u0 = dirs[0][0]
     batch, dim, seqlen = u0.shape
     dstate = dirs[0][2].shape[1]
-    code = _DTYPES[u0.dtype]
+    code = _DTYPES[dtype]
     nd = len(dirs)
     if out is None:
-        out = torch.empty(u0.shape, dtype=u0.dtype, device=u0.device)
-    elif out.shape != u0.shape or out.dtype != u0.dtype or not out.is_contiguous():
-        raise VimDeployError("selective scan kernel: `out` must be a contiguous tensor shaped and typed like u.")
+        full = torch.empty((batch, dim, row_stride), dtype=dtype, device=u0.device)
+        out = full[..., :seqlen]
     ws_bytes = lib.vim_selective_scan_workspace_size(code, batch, dim, seqlen, dstate, nd, num_chunks, lanes)
     ws = torch.empty(max(ws_bytes, 1), dtype=torch.uint8, device=u0.device)
     arr = lambda i: (ctypes.c_void_p * 2)(*[_ptr(d[i]) for d in dirs] + [None] * (2 - nd))  # noqa: E731
@@ -129,7 +154,8 @@ def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: flo
     stream = torch.cuda.current_stream(u0.device).cuda_stream
     rc = lib.vim_selective_scan_fwd(code, batch, dim, seqlen, dstate, int(delta_softplus), nd,
                                     arr(0), arr(1), arr(2), arr(3), arr(4), arr(5), arr(6), arr(7), rev,
-                                    strides, float(out_scale), out.data_ptr(), num_chunks, lanes, ws.data_ptr(), ws_bytes, stream)
+                                    (ctypes.c_longlong * 10)(*strides), float(out_scale), out.data_ptr(), num_chunks,
+                                    lanes, row_stride, ws.data_ptr(), ws_bytes, stream)
     if rc != 0:
         raise VimDeployError(f"selective scan kernel failed: {lib.vim_last_error().decode()} (code {rc}).")
     return out
@@ -146,23 +172,28 @@ def causal_conv1d_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     """SiLU(depthwise causal conv1d) of x (batch, dim, seqlen), as Vim's forward branch computes it
     (``F.conv1d`` with padding width-1, first seqlen outputs). With ``weight_bwd``, also the backward
     branch's conv of the flipped sequence, returned in original token order (what a reverse scan reads).
-    Weights (dim, 1, width) or (dim, width). Returns one tensor, or (forward, backward)."""
+    Weights (dim, 1, width) or (dim, width). Returns one tensor, or (forward, backward), with x's row
+    stride (views of (batch, dim, row_stride) buffers whose tokens past seqlen are zeros)."""
     lib = load_library()
     if not hasattr(lib, "vim_causal_conv1d_silu"):
         raise VimDeployError("this libvim_kernels.so has no causal conv1d kernel.", "Rebuild it: vim-deploy plugin build")
     if x.dtype not in _DTYPES:
         raise VimDeployError(f"causal conv1d kernel: unsupported dtype {x.dtype}.")
-    x, sx = _rows(x, x.dtype)
+    rs = row_stride_of(x)
+    if rs is None:
+        x, rs = x.contiguous(), x.shape[2]
     batch, dim, seqlen = x.shape
+    sx = _batch_stride(x, rs)
     w = weight.reshape(dim, -1).float().contiguous()
     wb = None if weight_bwd is None else weight_bwd.reshape(dim, -1).float().contiguous()
     bf = None if bias is None else bias.float().contiguous()
     bb = None if bias_bwd is None else bias_bwd.float().contiguous()
-    out_f = torch.empty((batch, dim, seqlen), dtype=x.dtype, device=x.device)
-    out_b = None if wb is None else torch.empty_like(out_f)
+    full_f = torch.empty((batch, dim, rs), dtype=x.dtype, device=x.device)
+    full_b = None if wb is None else torch.empty_like(full_f)
+    out_f, out_b = full_f[..., :seqlen], None if full_b is None else full_b[..., :seqlen]
     stream = torch.cuda.current_stream(x.device).cuda_stream
-    rc = lib.vim_causal_conv1d_silu(_DTYPES[x.dtype], batch, dim, seqlen, w.shape[1], x.data_ptr(), sx,
-                                    w.data_ptr(), _ptr(bf), out_f.data_ptr(), _ptr(wb), _ptr(bb), _ptr(out_b), stream)
+    rc = lib.vim_causal_conv1d_silu(_DTYPES[x.dtype], batch, dim, seqlen, w.shape[1], rs, x.data_ptr(), sx,
+                                    w.data_ptr(), _ptr(bf), full_f.data_ptr(), _ptr(wb), _ptr(bb), _ptr(full_b), stream)
     if rc != 0:
         raise VimDeployError(f"causal conv1d kernel failed: {lib.vim_last_error().decode()} (code {rc}).")
     return out_f if out_b is None else (out_f, out_b)
