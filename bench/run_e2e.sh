@@ -1,15 +1,55 @@
 #!/usr/bin/env bash
-# End-to-end benchmark on a CUDA machine (issue 4's sweeps), outputs gathered under $OUT.
+# The end-to-end session on a CUDA machine, in two device calls on the same (warm) machine:
+#   bash bench/run_e2e.sh a   GPU tests, memcheck, our fast path + DeiT sweeps; starts the builds of
+#                             mamba_ssm's and causal-conv1d's kernels in the background (setsid)
+#   bash bench/run_e2e.sh b   waits for those builds; scan benchmark vs mamba_ssm; hustvl/Vim's own
+#                             code (official-fp16) beside our fast path in the same runs
+# Needs build/libvim_kernels.so (sm_90) and .third_party/{mamba_ssm-*.tar.gz, causal_conv1d-*.tar.gz,
+# Vim/} carried (never committed). Outputs (at most 8 files) under $OUT.
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; W=/tmp/e2e; mkdir -p $W
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 B="python3 -m vim_deploy bench -q"
-$B -m vim_tiny --backends fastpath-fp16,deit_tiny-math-fp16,deit_tiny-sdpa-fp16 --batch 8 --resolutions paper \
-   --warmup 2 --iters 10 --out-dir $W/res
-for m in vim_tiny vim_small vim_base; do
-  $B -m $m --backends pytorch-fp16,fastpath-fp16 --batch 128 --resolutions 224 --warmup 1 --iters 5 --out-dir $W/b128_$m
-done
-$B -m vim_tiny --backends pytorch-fp16,fastpath-fp16 --batch 1 --resolutions 224 --warmup 3 --iters 20 --out-dir $W/b1
-cp $W/res/bench.json $OUT/res.json; cp $W/res/bench.png $OUT/res.png
-for d in b128_vim_tiny b128_vim_small b128_vim_base b1; do cp $W/$d/bench.json $OUT/$d.json; done
-cat $W/*/bench.md > $OUT/all.md; cat $OUT/all.md
+MB=$(ls -d /tmp/build_mamba_ssm-* 2>/dev/null | head -1); CB=$(ls -d /tmp/build_causal_conv1d-* 2>/dev/null | head -1)
+case "${1:-a}" in
+a)
+  nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
+  for a in .third_party/mamba_ssm-*.tar.gz .third_party/causal_conv1d-*.tar.gz; do
+    n=$(basename "$a" .tar.gz)
+    setsid nohup env MAX_JOBS=12 python3 bench/build_mamba_ssm.py "$a" "/tmp/build_$n" > "/tmp/build_$n.log" 2>&1 < /dev/null &
+  done
+  python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider 2>&1 | tail -3 | tee "$OUT/gpu_tests.log"
+  compute-sanitizer --tool memcheck --error-exitcode 9 python3 bench/memcheck_scan.py 2>&1 | tail -3 | tee "$OUT/memcheck.log"
+  $B -m vim_tiny --backends fastpath-fp16,deit_tiny-math-fp16,deit_tiny-sdpa-fp16 --batch 8 --resolutions paper \
+     --warmup 2 --iters 10 --out-dir $W/sweep_b8
+  for m in tiny small base; do
+    $B -m vim_$m --backends pytorch-fp16,fastpath-fp16,deit_$m-sdpa-fp16,deit_$m-math-fp16 --batch 128 --resolutions 224 \
+       --warmup 1 --iters 5 --out-dir $W/b128_vim_$m
+  done
+  python3 bench/merge_bench.py "$OUT/e2e_a" $W/sweep_b8 $W/b128_vim_tiny $W/b128_vim_small $W/b128_vim_base > /dev/null
+  cp $W/sweep_b8/bench.png "$OUT/sweep_b8.png"
+  grep -h "^|" "$OUT/e2e_a.md" | grep -v "^|--"
+  tail -qn1 /tmp/build_*.log
+  ;;
+b)
+  for i in $(seq 1 90); do
+    MB=$(ls -d /tmp/build_mamba_ssm-* 2>/dev/null | head -1); CB=$(ls -d /tmp/build_causal_conv1d-* 2>/dev/null | head -1)
+    PYTHONPATH=$MB:$CB python3 -c "import selective_scan_cuda, causal_conv1d_cuda" 2>/dev/null && break
+    sleep 5
+  done
+  tail -qn1 /tmp/build_*.log
+  export PYTHONPATH=$MB:$CB:$PYTHONPATH
+  python3 bench/bench_scan.py --out "$OUT" 2>&1 | grep -E "^#|^\|"
+  for m in tiny small base; do
+    $B -m vim_$m --backends official-fp16,fastpath-fp16 --upstream .third_party/Vim --batch 128 --resolutions 224 \
+       --warmup 1 --iters 5 --out-dir $W/off_b128_vim_$m
+  done
+  $B -m vim_tiny --backends official-fp16,fastpath-fp16 --upstream .third_party/Vim --batch 1 --resolutions 224 \
+     --warmup 3 --iters 20 --out-dir $W/off_b1
+  $B -m vim_tiny --backends official-fp16,fastpath-fp16 --upstream .third_party/Vim --batch 8 --resolutions paper \
+     --warmup 2 --iters 10 --out-dir $W/off_sweep_b8
+  python3 bench/merge_bench.py "$OUT/e2e_b" $W/off_b128_vim_tiny $W/off_b128_vim_small $W/off_b128_vim_base $W/off_b1 \
+     $W/off_sweep_b8 > /dev/null
+  grep -h "^|" "$OUT/e2e_b.md" | grep -v "^|--"
+  ;;
+esac

@@ -1,8 +1,10 @@
 """`vim-deploy bench` on the CPU with a tiny model: outputs are complete and well-formed."""
-import pytest
 
 import csv
 import json
+
+import pytest
+
 from tests.helpers import run_cli
 
 

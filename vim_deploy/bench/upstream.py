@@ -14,7 +14,6 @@ says so, since it is slower than the real kernel.
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 import types
@@ -37,10 +36,14 @@ def _conv_standin():
 
 
 def _conv_adapter(real):
-    """Upstream calls causal_conv1d_fwd(x, w, b, seq_idx, initial_states, final_states_out, silu)."""
+    """Upstream calls causal_conv1d_fwd(x, w, b, seq_idx, initial_states, final_states_out, silu);
+    causal-conv1d >= 1.5 wants an `out` tensor before final_states_out and returns nothing."""
     def causal_conv1d_fwd(x, weight, bias, seq_idx, initial_states, final_states_out, silu):
         out = torch.empty_like(x)
-        real.causal_conv1d_fwd(x, weight, bias, seq_idx, initial_states, out, final_states_out, silu)
+        try:
+            real.causal_conv1d_fwd(x, weight, bias, seq_idx, initial_states, out, final_states_out, silu)
+        except TypeError:  # an older build with the 7-argument form
+            return real.causal_conv1d_fwd(x, weight, bias, seq_idx, initial_states, final_states_out, silu)
         return out
 
     return causal_conv1d_fwd
@@ -53,13 +56,8 @@ def _install_shims() -> str:
     try:
         import causal_conv1d_cuda as real  # compiled extension
 
-        try:
-            n_args = len(inspect.signature(real.causal_conv1d_fwd).parameters)
-        except (TypeError, ValueError):  # pybind functions: read the docstring's signature
-            doc = real.causal_conv1d_fwd.__doc__ or ""
-            n_args = doc.split("(", 1)[1].split(")", 1)[0].count(":") if "(" in doc else 7
-        fwd = _conv_adapter(real) if n_args >= 8 else real.causal_conv1d_fwd
-        impl = f"causal_conv1d_cuda ({'adapter for the out argument' if n_args >= 8 else 'native'})"
+        fwd = _conv_adapter(real)
+        impl = "causal_conv1d_cuda (compiled)"
     except ImportError:
         pass
     mod = types.ModuleType("causal_conv1d_cuda")
