@@ -3,11 +3,10 @@
 Usage: python tools/official_parity.py <hustvl/Vim checkout> [--out DIR]
 
 Imports upstream's ``vim/models_mamba.py`` and its bundled ``mamba-1p1p1/mamba_ssm`` (Triton
-RMSNorm, ``mamba_inner_fn_no_out_proj``), with mamba_ssm's compiled ``selective_scan_cuda``
-(bench/build_mamba_ssm.py). ``causal_conv1d`` is not built (it takes ~6 minutes); a PyTorch
-stand-in with its exact semantics (fp32 depthwise causal conv + SiLU, output in the input dtype)
-is installed instead, and said so in the output. Upstream's HF/generation helpers are stubbed (not
-used by the vision model).
+RMSNorm, ``mamba_inner_fn_no_out_proj``) through ``vim_deploy.bench.upstream``, with mamba_ssm's
+compiled ``selective_scan_cuda`` and, when importable, causal-conv1d's ``causal_conv1d_cuda``
+(both built by bench/build_mamba_ssm.py); without the latter a PyTorch stand-in with its exact
+semantics is used, and the report says which ran.
 
 For each official variant: build upstream's model, load its state_dict into ours *strictly*
 (proves the key/shape compatibility), run both on the same random images, compare logits; fp32
@@ -19,37 +18,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import types
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def install_shims():
-    def causal_conv1d_fwd(x, weight, bias, *rest):
-        silu = bool(rest[-1]) if rest else False
-        k = weight.shape[-1]
-        y = F.conv1d(F.pad(x.float(), (k - 1, 0)), weight.float().unsqueeze(1),
-                     None if bias is None else bias.float(), groups=x.shape[1])
-        return (F.silu(y) if silu else y).to(x.dtype)
-
-    def causal_conv1d_fn(x, weight, bias=None, activation=None, **_):
-        return causal_conv1d_fwd(x, weight, bias, activation in ("silu", "swish"))
-
-    cuda_mod = types.ModuleType("causal_conv1d_cuda")
-    cuda_mod.causal_conv1d_fwd = causal_conv1d_fwd
-    sys.modules["causal_conv1d_cuda"] = cuda_mod
-    cc = types.ModuleType("causal_conv1d")
-    cc.causal_conv1d_fn, cc.causal_conv1d_update = causal_conv1d_fn, None
-    sys.modules["causal_conv1d"] = cc
-    gen = types.ModuleType("mamba_ssm.utils.generation")
-    gen.GenerationMixin = object
-    sys.modules["mamba_ssm.utils.generation"] = gen
-    hf = types.ModuleType("mamba_ssm.utils.hf")
-    hf.load_config_hf = hf.load_state_dict_hf = None
-    sys.modules["mamba_ssm.utils.hf"] = hf
 
 
 def cos_min(a, b):
@@ -63,12 +36,10 @@ def rel(a, b):
 def main():
     repo = sys.argv[1]
     out_dir = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv else "."
-    install_shims()
-    import selective_scan_cuda  # noqa: F401  (must be built/importable)
+    from vim_deploy.bench.upstream import load_models_mamba
 
-    sys.path.insert(0, os.path.join(repo, "mamba-1p1p1"))
-    sys.path.insert(0, os.path.join(repo, "vim"))
-    import models_mamba  # upstream
+    models_mamba, conv_impl = load_models_mamba(repo)  # upstream, on mamba_ssm's compiled kernels
+    print(f"causal conv1d: {conv_impl}", flush=True)
 
     from vim_deploy.models import create_model
     from vim_deploy.models.vim import _OFFICIAL
@@ -108,7 +79,7 @@ def main():
         del up, ours, ours16
         torch.cuda.empty_cache()
     report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-              "causal_conv1d": "PyTorch stand-in (fp32 depthwise causal conv + SiLU)", "results": results}
+              "causal_conv1d": conv_impl, "results": results}
     with open(os.path.join(out_dir, "official_parity.json"), "w") as f:
         json.dump(report, f, indent=2)
 
