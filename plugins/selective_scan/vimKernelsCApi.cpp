@@ -29,6 +29,25 @@ vim::SelectiveScanParams makeParams(int dtype, int batch, int dim, int seqlen, i
     p.lanesPerChannel = lanesPerChannel;
     return p;
 }
+
+//! Validate, launch on `stream`, and map the outcome to the C ABI's return value and vim_last_error().
+template <typename Params, typename Validate, typename Launch>
+int checkedLaunch(Params const& p, Validate validate, Launch launch, void* stream)
+{
+    if (char const* msg = validate(p))
+    {
+        gLastError = msg;
+        return -1;
+    }
+    cudaError_t const err = launch(p, static_cast<cudaStream_t>(stream));
+    if (err != cudaSuccess)
+    {
+        gLastError = std::string("CUDA error: ") + cudaGetErrorString(err);
+        return static_cast<int>(err);
+    }
+    gLastError.clear();
+    return 0;
+}
 } // namespace
 
 extern "C"
@@ -105,24 +124,17 @@ __attribute__((visibility("default"))) int vim_selective_scan_fwd(int dtype, int
             p.dir[i].cBatchStride = batchStrides[5 * i + 4];
         }
     }
-    if (char const* msg = vim::selectiveScanValidate(p))
-    {
-        gLastError = msg;
-        return -1;
-    }
-    if (workspaceBytes < vim::selectiveScanWorkspaceSize(p))
-    {
-        gLastError = "workspace too small (see vim_selective_scan_workspace_size)";
-        return -1;
-    }
-    cudaError_t err = vim::selectiveScanForward(p, workspace, workspaceBytes, static_cast<cudaStream_t>(stream));
-    if (err != cudaSuccess)
-    {
-        gLastError = std::string("CUDA error: ") + cudaGetErrorString(err);
-        return static_cast<int>(err);
-    }
-    gLastError.clear();
-    return 0;
+    auto validate = [workspaceBytes](vim::SelectiveScanParams const& q) -> char const* {
+        if (char const* msg = vim::selectiveScanValidate(q))
+            return msg;
+        if (workspaceBytes < vim::selectiveScanWorkspaceSize(q))
+            return "workspace too small (see vim_selective_scan_workspace_size)";
+        return nullptr;
+    };
+    auto launch = [workspace, workspaceBytes](vim::SelectiveScanParams const& q, cudaStream_t s) {
+        return vim::selectiveScanForward(q, workspace, workspaceBytes, s);
+    };
+    return checkedLaunch(p, validate, launch, stream);
 }
 
 //! Depthwise causal conv1d + SiLU of x (batch, dim, seqlen; rows rowStride apart, 0 = seqlen; batch
@@ -149,19 +161,7 @@ __attribute__((visibility("default"))) int vim_causal_conv1d_silu(int dtype, int
     p.weight[1] = weightBwd;
     p.bias[1] = biasBwd;
     p.out[1] = outBwd;
-    if (char const* msg = vim::causalConv1dSiluValidate(p))
-    {
-        gLastError = msg;
-        return -1;
-    }
-    cudaError_t err = vim::causalConv1dSilu(p, static_cast<cudaStream_t>(stream));
-    if (err != cudaSuccess)
-    {
-        gLastError = std::string("CUDA error: ") + cudaGetErrorString(err);
-        return static_cast<int>(err);
-    }
-    gLastError.clear();
-    return 0;
+    return checkedLaunch(p, vim::causalConv1dSiluValidate, vim::causalConv1dSilu, stream);
 }
 
 //! residualOut = residualIn (or 0 when null) + float(h); out = T(residualOut * rsqrt(mean(residualOut^2) + eps)
@@ -179,19 +179,7 @@ __attribute__((visibility("default"))) int vim_add_rms_norm(int dtype, long long
     p.residualOut = residualOut;
     p.weight = weight;
     p.out = out;
-    if (char const* msg = vim::addRmsNormValidate(p))
-    {
-        gLastError = msg;
-        return -1;
-    }
-    cudaError_t err = vim::addRmsNorm(p, static_cast<cudaStream_t>(stream));
-    if (err != cudaSuccess)
-    {
-        gLastError = std::string("CUDA error: ") + cudaGetErrorString(err);
-        return static_cast<int>(err);
-    }
-    gLastError.clear();
-    return 0;
+    return checkedLaunch(p, vim::addRmsNormValidate, vim::addRmsNorm, stream);
 }
 
 } // extern "C"

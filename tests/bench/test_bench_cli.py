@@ -53,3 +53,17 @@ def test_upstream_checkout_is_checked(tmp_path, monkeypatch):
     assert official_name("vim_small").startswith("vim_small_patch16_224_bimambav2")
     with pytest.raises(VimDeployError, match="no upstream counterpart"):
         official_name("test_vim")
+
+
+def test_tensorrt_backend_needs_an_engine_and_a_gpu(tmp_path):
+    r = run_cli("bench", "-m", "test_vim", "--backends", "tensorrt", "--device", "cpu", "--out-dir", "o", cwd=tmp_path)
+    assert r.returncode == 1 and "needs an engine" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "e.plan").write_bytes(b"x")
+    (tmp_path / "e.plan.json").write_text('{"onnx_metadata": {"img_size": "224"}}')
+    r = run_cli("bench", "-m", "test_vim", "--backends", "tensorrt", "--engine", "e.plan", "--device", "cpu",
+                "--out-dir", "o", cwd=tmp_path)
+    assert r.returncode == 1 and "needs a CUDA GPU" in r.stderr
+    (tmp_path / "f.plan").write_bytes(b"x")  # no sidecar
+    r = run_cli("bench", "-m", "test_vim", "--backends", "tensorrt", "--engine", "f.plan", "--device", "cpu",
+                "--out-dir", "o", cwd=tmp_path)
+    assert r.returncode == 1 and "f.plan.json" in r.stderr and "Traceback" not in r.stderr

@@ -4,7 +4,9 @@ Names: ``pytorch-fp32``, ``pytorch-fp16`` (our fp16 precision policy), ``fastpat
 our CUDA scan kernel, replayed as a CUDA graph), ``onnxruntime`` (portable graph; CUDA provider when
 onnxruntime-gpu is installed), ``deit_<size>-math`` / ``deit_<size>-sdpa`` (timm DeiT with plain
 or fused attention; needs timm), ``official-fp16`` (hustvl/Vim's own code on mamba_ssm's kernels,
-fp16 autocast, eager as its users run it; see vim_deploy/bench/upstream.py).
+fp16 autocast, eager as its users run it; see vim_deploy/bench/upstream.py), ``tensorrt`` (an engine
+built by `vim-deploy build`, run through the TensorRT runtime; UNVERIFIED on a GPU, see
+vim_deploy/trt/engine_runner.py).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 
 from vim_deploy.errors import VimDeployError
 
-VIM_BACKENDS = ("pytorch-fp32", "pytorch-fp16", "fastpath-fp16", "onnxruntime", "official-fp16")
+VIM_BACKENDS = ("pytorch-fp32", "pytorch-fp16", "fastpath-fp16", "onnxruntime", "official-fp16", "tensorrt")
 DEIT_SIZES = ("tiny", "small", "base")
 
 
@@ -33,6 +35,10 @@ class Backend:
 
     def release(self) -> None:
         pass
+
+    def extra_device_bytes(self) -> int:
+        """Device memory the backend holds outside PyTorch's allocator (added to the peak)."""
+        return 0
 
 
 class TorchVim(Backend):
@@ -136,6 +142,45 @@ class OfficialVim(Backend):
         self.model = self.x = None
 
 
+class TrtEngine(Backend):
+    """A serialized TensorRT engine (`vim-deploy build`) at the resolution it was built for."""
+
+    name = "tensorrt"
+
+    def __init__(self, engine: str | None, plugin: str | None, device: str):
+        from vim_deploy.trt.engine_runner import read_sidecar
+
+        if not engine:
+            raise VimDeployError("the tensorrt backend needs an engine.", "Pass --engine <plan> (vim-deploy build).")
+        if not os.path.isfile(engine):
+            raise VimDeployError(f"engine '{engine}' does not exist.")
+        self.side = read_sidecar(engine)  # the resolution it was built for
+        if device != "cuda":
+            raise VimDeployError("the tensorrt backend needs a CUDA GPU.")
+        self.engine, self.plugin, self.device = engine, plugin, device
+        self.runner = None
+
+    def prepare(self, batch, res):
+        from vim_deploy.trt.engine_runner import EngineRunner
+
+        built = self.side.get("onnx_metadata", {}).get("img_size")
+        if built is not None and int(built) != res:
+            raise VimDeployError(f"the engine was built for {built}px, not {res}px.")
+        if self.runner is None:
+            self.runner = EngineRunner(self.engine, self.plugin)
+        self.x = torch.randn(batch, 3, res, res, device="cuda").to(self.runner.input_dtype())
+        self.runner.bind(self.x)
+
+    def run(self):
+        self.runner.launch()
+
+    def extra_device_bytes(self):
+        return self.runner.device_memory_bytes() if self.runner is not None else 0
+
+    def release(self):
+        self.x = None
+
+
 class TimmDeiT(Backend):
     def __init__(self, size: str, fused: bool, device: str, fp16: bool):
         try:
@@ -164,7 +209,8 @@ class TimmDeiT(Backend):
         self.model = self.x = None
 
 
-def make_backend(name: str, model: str, checkpoint: str | None, device: str) -> Backend:
+def make_backend(name: str, model: str, checkpoint: str | None, device: str, engine: str | None = None,
+                 plugin: str | None = None) -> Backend:
     if name in ("pytorch-fp32", "pytorch-fp16"):
         return TorchVim(model, checkpoint, name.split("-")[1], device)
     if name == "fastpath-fp16":
@@ -173,6 +219,8 @@ def make_backend(name: str, model: str, checkpoint: str | None, device: str) -> 
         return OrtVim(model, checkpoint, device)
     if name == "official-fp16":
         return OfficialVim(model, device)
+    if name == "tensorrt":
+        return TrtEngine(engine, plugin, device)
     if name.startswith("deit_"):
         parts = name.split("-")
         size = parts[0][len("deit_"):]

@@ -33,6 +33,8 @@ class BenchConfig:
     warmup: int = 3
     iters: int = 20
     device: str = "auto"
+    engine: str | None = None   # tensorrt backend: a plan written by `vim-deploy build`
+    plugin: str | None = None   # and the plugin library it needs
 
 
 def _percentile(xs, q):
@@ -73,7 +75,8 @@ def run_bench(cfg: BenchConfig, progress=None) -> dict:
         raise VimDeployError("--device cuda was asked for, but PyTorch sees no CUDA GPU.")
     if cfg.iters < 1 or cfg.warmup < 0 or not cfg.batches or not cfg.resolutions or not cfg.backends:
         raise VimDeployError("need >= 1 iteration, >= 0 warm-up runs, and at least one batch, resolution and backend.")
-    backends = [make_backend(n, cfg.model, cfg.checkpoint, device) for n in cfg.backends]  # fail fast on names
+    backends = [make_backend(n, cfg.model, cfg.checkpoint, device, cfg.engine, cfg.plugin)
+                for n in cfg.backends]  # fail fast on names
     cuda = device == "cuda"
     combos = [(be, r, b) for be in backends for r in cfg.resolutions for b in cfg.batches]
     rows = []
@@ -91,7 +94,7 @@ def run_bench(cfg: BenchConfig, progress=None) -> dict:
             med = statistics.median(times)
             row.update(status="ok", latency_ms_p50=med, latency_ms_p90=_percentile(times, 0.9),
                        latency_ms_p99=_percentile(times, 0.99), img_per_s=batch / (med / 1e3),
-                       peak_mem_gb=(torch.cuda.max_memory_allocated() / 1e9) if cuda else None)
+                       peak_mem_gb=((torch.cuda.max_memory_allocated() + be.extra_device_bytes()) / 1e9) if cuda else None)
         except Exception as e:  # noqa: BLE001 - OOM is a result; anything else is reported as an error row
             if _is_oom(e):
                 row.update(status="OOM")

@@ -68,22 +68,41 @@ class EngineRunner:
         key = str(self.engine.get_tensor_dtype(name)).split(".")[-1]
         return getattr(self.torch, _TRT_TO_TORCH.get(key, "float32"))
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def input_dtype(self):
+        return self._torch_dtype(self.inputs[0])
+
+    def bind(self, xt) -> None:
+        """Set the input shape and the tensor addresses for a CUDA input tensor (outputs allocated here)."""
         torch = self.torch
         inp = self.inputs[0]
-        xt = torch.from_numpy(x).cuda().to(self._torch_dtype(inp)).contiguous()
         self.context.set_input_shape(inp, tuple(xt.shape))
         self.context.set_tensor_address(inp, xt.data_ptr())
-        outs = {}
+        self.outs = {}
         for name in self.outputs:
             shape = tuple(self.context.get_tensor_shape(name))
-            outs[name] = torch.empty(shape, dtype=self._torch_dtype(name), device="cuda")
-            self.context.set_tensor_address(name, outs[name].data_ptr())
-        stream = torch.cuda.current_stream()
-        if not self.context.execute_async_v3(stream.cuda_stream):
+            self.outs[name] = torch.empty(shape, dtype=self._torch_dtype(name), device="cuda")
+            self.context.set_tensor_address(name, self.outs[name].data_ptr())
+        self._bound = xt  # keep the input alive while its address is set
+
+    def launch(self) -> None:
+        """Enqueue one inference on PyTorch's current stream (no synchronization)."""
+        if not self.context.execute_async_v3(self.torch.cuda.current_stream().cuda_stream):
             raise VimDeployError("TensorRT failed to execute the engine (see the messages above).")
-        stream.synchronize()
-        return outs[self.outputs[0]].float().cpu().numpy()
+
+    def device_memory_bytes(self) -> int:
+        """Activation memory TensorRT allocates for an execution context (outside PyTorch's allocator)."""
+        for attr in ("device_memory_size_v2", "device_memory_size"):
+            if hasattr(self.engine, attr):
+                return int(getattr(self.engine, attr))
+        return 0
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        xt = torch.from_numpy(x).cuda().to(self.input_dtype()).contiguous()
+        self.bind(xt)
+        self.launch()
+        torch.cuda.current_stream().synchronize()
+        return self.outs[self.outputs[0]].float().cpu().numpy()
 
 
 def polygraphy_recipe(onnx_portable: str, plan: str, plugin: str | None, atol: float, rtol: float) -> str:
