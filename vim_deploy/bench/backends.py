@@ -87,7 +87,14 @@ class OrtVim(Backend):
         import onnxruntime as ort
 
         self.model_name, self.checkpoint = model_name, checkpoint
+        if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers() and hasattr(ort, "preload_dlls"):
+            try:  # onnxruntime-gpu >= 1.21 can load CUDA / cuDNN from the nvidia-* wheels (those torch brings)
+                ort.preload_dlls()
+            except Exception:  # noqa: BLE001 - the session then reports which provider it got
+                pass
         self.providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        if device != "cuda":
+            self.providers = ["CPUExecutionProvider"]
         self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
         self.name = "onnxruntime-" + ("cuda" if self.device == "cuda" else "cpu")
         self._tmp = tempfile.TemporaryDirectory(prefix="vim-bench-")
