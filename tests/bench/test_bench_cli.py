@@ -21,6 +21,14 @@ def test_bench_writes_csv_json_md_png(tmp_path):
     assert len(rows) == 12 and {"backend", "img_per_s", "latency_ms_p90", "peak_mem_gb"} <= set(rows[0])
     md = (out / "bench.md").read_text()
     assert md.count("\n| pytorch-fp32 |") == 4 and "img/s" in md
+    # same-run speed-ups against the PyTorch reference model (pytorch-fp16 here: no official backend)
+    assert rep["baseline"] == "pytorch-fp16" and "x pytorch-fp16" in md
+    for row in rep["rows"]:
+        ref = next(r for r in rep["rows"] if r["backend"] == "pytorch-fp16" and r["resolution"] == row["resolution"]
+                   and r["batch"] == row["batch"])
+        assert abs(row["speedup_vs_baseline"] - row["img_per_s"] / ref["img_per_s"]) < 1e-9
+    assert all(r["speedup_vs_baseline"] == 1.0 for r in rep["rows"] if r["backend"] == "pytorch-fp16")
+    assert rows[0]["speedup_vs_baseline"] != ""
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -12,7 +12,7 @@ from vim_deploy import log
 from vim_deploy.io_utils import atomic_write_bytes, atomic_write_text
 
 COLUMNS = ("backend", "model", "resolution", "batch", "device", "status", "img_per_s", "latency_ms_p50",
-           "latency_ms_p90", "latency_ms_p99", "peak_mem_gb", "error")
+           "latency_ms_p90", "latency_ms_p99", "peak_mem_gb", "speedup_vs_baseline", "error")
 
 
 def to_csv(report: dict) -> str:
@@ -28,16 +28,42 @@ def _fmt(v, spec):
     return "—" if v is None or v == "" else format(v, spec)
 
 
+# The baseline a row's speed-up is given against, in order of preference: the code users run today
+# (hustvl/Vim on mamba_ssm), else our PyTorch reference model.
+BASELINES = ("official-fp16", "pytorch-fp16", "pytorch-fp32")
+
+
+def speedups(report: dict) -> tuple[str | None, dict[int, float]]:
+    """(baseline backend, {row index: img/s over the baseline's img/s at the same resolution and batch}),
+    from rows of the same run only."""
+    ok = [r for r in report["rows"] if r["status"] == "ok" and r.get("img_per_s")]
+    present = {r["backend"] for r in ok}
+    base = next((b for b in BASELINES if b in present), None)
+    if base is None:
+        return None, {}
+    ref = {(r["resolution"], r["batch"]): r["img_per_s"] for r in ok if r["backend"] == base}
+    out = {}
+    for i, r in enumerate(report["rows"]):
+        key = (r["resolution"], r["batch"])
+        if r["status"] == "ok" and r.get("img_per_s") and key in ref:
+            out[i] = r["img_per_s"] / ref[key]
+    return base, out
+
+
 def to_markdown(report: dict) -> str:
+    base, ratio = speedups(report)
+    extra_head = f" x {base} |" if base else ""
     lines = [f"# vim-deploy bench: {report['config']['model']} on {report['device']}", "",
              f"{report['date']}; {report['tool']}; torch {report['torch']}; warm-up {report['config']['warmup']}, "
-             f"{report['config']['iters']} timed runs (median)", "",
-             "| backend | resolution | batch | img/s | p50 ms | p90 ms | p99 ms | peak GB | status |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in report["rows"]:
+             f"{report['config']['iters']} timed runs (median)"
+             + (f"; speed-ups against {base} measured in this run" if base else ""), "",
+             "| backend | resolution | batch | img/s | p50 ms | p90 ms | p99 ms | peak GB |" + extra_head + " status |",
+             "|---|---|---|---|---|---|---|---|" + ("---|" if base else "") + "---|"]
+    for i, r in enumerate(report["rows"]):
+        cell = f" {_fmt(ratio.get(i), '.2f')} |" if base else ""
         lines.append(f"| {r['backend']} | {r['resolution']} | {r['batch']} | {_fmt(r.get('img_per_s'), '.1f')} | "
                      f"{_fmt(r.get('latency_ms_p50'), '.2f')} | {_fmt(r.get('latency_ms_p90'), '.2f')} | "
-                     f"{_fmt(r.get('latency_ms_p99'), '.2f')} | {_fmt(r.get('peak_mem_gb'), '.2f')} | "
+                     f"{_fmt(r.get('latency_ms_p99'), '.2f')} | {_fmt(r.get('peak_mem_gb'), '.2f')} |{cell} "
                      f"{r['status']}{': ' + r['error'] if r.get('error') else ''} |")
     return "\n".join(lines) + "\n"
 

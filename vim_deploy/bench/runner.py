@@ -17,6 +17,7 @@ import torch
 
 from vim_deploy import __version__
 from vim_deploy.bench.backends import make_backend
+from vim_deploy.bench.report import speedups
 from vim_deploy.errors import VimDeployError
 
 # The paper lists 738, which no 16-pixel patch grid fits exactly; 736 is the nearest valid size.
@@ -106,6 +107,10 @@ def run_bench(cfg: BenchConfig, progress=None) -> dict:
             be.release()
         rows.append(row)
     dev_name = torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine()
-    return {"tool": f"vim-deploy {__version__}", "command": "bench",
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "device": dev_name, "torch": torch.__version__, "config": cfg.__dict__, "rows": rows}
+    report = {"tool": f"vim-deploy {__version__}", "command": "bench",
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "device": dev_name, "torch": torch.__version__, "config": cfg.__dict__, "rows": rows}
+    report["baseline"], ratios = speedups(report)  # same-run ratios (img/s over the baseline's)
+    for i, ratio in ratios.items():
+        rows[i]["speedup_vs_baseline"] = ratio
+    return report
