@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vim_deploy.errors import VimDeployError
 from vim_deploy.models.registry import register_alias, register_cfg, register_model
 from vim_deploy.ops.selective_scan import selective_scan, selective_scan_bidirectional
 
@@ -326,6 +327,13 @@ class VisionMamba(nn.Module):
             layer.mixer.use_kernel = enabled
         return self
 
+    def _check_inference_only(self, x: torch.Tensor) -> None:
+        """The CUDA kernels have no backward: refuse to build a graph that would silently lose gradients."""
+        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters())):
+            raise VimDeployError("the CUDA fast path is inference-only (its kernels have no backward).",
+                                 "Run it under torch.no_grad() / torch.inference_mode(), or call set_fast_path(False) "
+                                 "to train.")
+
     # -- forward -----------------------------------------------------------------------------
     def _pos_embed_for(self, grid: tuple[int, int]) -> torch.Tensor:
         if tuple(grid) == tuple(self.patch_embed.grid_size):
@@ -348,6 +356,8 @@ class VisionMamba(nn.Module):
         hidden_states, residual = x, None
         L = x.shape[1]
         fast = x.is_cuda and not torch.jit.is_tracing() and all(layer.mixer.use_kernel for layer in self.layers)
+        if fast:
+            self._check_inference_only(x)
         if fast and L % 8:  # pad the tokens: every GEMM of the fast path then gets aligned operands
             hidden_states = F.pad(x, (0, 0, 0, 8 - L % 8))
         for layer in self.layers:
