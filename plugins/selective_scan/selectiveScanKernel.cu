@@ -4,10 +4,10 @@
  * Work decomposition. A thread owns kSPT states of one (batch, channel) and walks the tokens of one
  * sequence chunk sequentially with its states in registers; kLPC lanes share a channel when dstate
  * exceeds 16, or when few channels are in flight (their partial <C, h> sums meet through warp
- * shuffles). A block holds kThreads (64) threads,
- * i.e. kThreads / kLPC channels of one batch. Inputs reach the threads through shared-memory tiles of
- * kTile tokens loaded with coalesced reads (each warp reads whole rows), and outputs leave the same
- * way, so global traffic is one read of every input and one write of the output.
+ * shuffles). A block holds kThreads (64) threads, i.e. kThreads / kLPC channels of one batch.
+ * Token tiles of kTile tokens flow through a software pipeline (see Tiles and RowPlan): the next
+ * tile's rows arrive by cp.async and its B/C in registers while this tile is computed; y leaves by
+ * a coalesced store. Global traffic is one read of every input and one write of the output.
  *
  * When batch * dim is too small to fill the GPU (batch 1, or long sequences at small batch), the
  * sequence is cut into chunks: pass A computes, per chunk, the end state from a zero start and the
@@ -19,6 +19,7 @@
  * (y_fwd + y_bwd) * outScale.
  */
 #include "selectiveScanKernel.h"
+#include "scanTypes.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -52,42 +53,6 @@ constexpr int kThreads = VIM_SCAN_THREADS;
 constexpr int kTile = VIM_SCAN_TILE;
 constexpr int kTokenUnroll = VIM_SCAN_TOKEN_UNROLL;
 constexpr float kLog2e = 1.4426950408889634f;
-
-template <typename T>
-__device__ __forceinline__ float toFloat(T v);
-template <>
-__device__ __forceinline__ float toFloat<float>(float v)
-{
-    return v;
-}
-template <>
-__device__ __forceinline__ float toFloat<__half>(__half v)
-{
-    return __half2float(v);
-}
-template <>
-__device__ __forceinline__ float toFloat<__nv_bfloat16>(__nv_bfloat16 v)
-{
-    return __bfloat162float(v);
-}
-
-template <typename T>
-__device__ __forceinline__ T fromFloat(float v);
-template <>
-__device__ __forceinline__ float fromFloat<float>(float v)
-{
-    return v;
-}
-template <>
-__device__ __forceinline__ __half fromFloat<__half>(float v)
-{
-    return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 fromFloat<__nv_bfloat16>(float v)
-{
-    return __float2bfloat16_rn(v);
-}
 
 __device__ __forceinline__ float softplus(float x)
 {
@@ -341,7 +306,7 @@ struct StateSlab
             int const c = e % kTile;
             if (n < kMaxN)
             {
-                dst[c][n] = toFloat<T>(v[i]);
+                dst[c][n] = toFloat(v[i]);
             }
         }
     }
@@ -357,7 +322,7 @@ __device__ __forceinline__ void loadStatesDirect(float (*dst)[kBCStride], T cons
         int const n = e / kTile;
         int const c = e % kTile;
         dst[c][n] = (n < dstate && c < tValid)
-            ? toFloat<T>(src[batchOffset + static_cast<int64_t>(n) * rowStride + t0 + c])
+            ? toFloat(src[batchOffset + static_cast<int64_t>(n) * rowStride + t0 + c])
             : 0.f;
     }
 }
@@ -552,8 +517,8 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
                 bool const doSoftplus = kRuntime ? args.deltaSoftplus : (kMode & 1) != 0;
                 bool const doZ = kRuntime ? hasZ : (kMode & 2) != 0;
                 bool const doPrev = kRuntime ? hasPrev : (kMode & 4) != 0;
-                float const uu = toFloat<T>(uRow[c]);
-                float dt = toFloat<T>(dtRow[c]) + bias;
+                float const uu = toFloat(uRow[c]);
+                float dt = toFloat(dtRow[c]) + bias;
                 if (doSoftplus)
                 {
                     dt = softplus(dt);
@@ -600,12 +565,12 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
                     float y = acc + Dd * uu;
                     if (doZ)
                     {
-                        float const zz = toFloat<T>(zRow[c]);
+                        float const zz = toFloat(zRow[c]);
                         y *= zz / (1.f + __expf(-zz));
                     }
                     if (doPrev)
                     {
-                        y += toFloat<T>(prevRow[c]);
+                        y += toFloat(prevRow[c]);
                     }
                     y *= yScale;
                     if (lane == 0)
@@ -783,7 +748,7 @@ int smCountOf(SelectiveScanParams const& p)
 }
 
 //! 8-byte cp.async needs 8-byte aligned tensors (a tensor can be a view at any element offset).
-bool wordAligned(void const* ptr)
+bool granuleAligned(void const* ptr)
 {
     return (reinterpret_cast<uintptr_t>(ptr) & 7u) == 0;
 }
@@ -893,7 +858,7 @@ cudaError_t selectiveScanForward(SelectiveScanParams const& p, void* workspace, 
     args.rowStride = p.rowStride > 0 ? p.rowStride : p.seqlen;
     args.numel = static_cast<int64_t>(p.batch) * p.dim * args.rowStride;
     int64_t const elemsPerGranule = p.dtype == ScanDType::kFLOAT ? 2 : 4;
-    args.asyncCopy = wordAligned(p.out);
+    args.asyncCopy = granuleAligned(p.out);
     for (int i = 0; i < p.numDirections; ++i)
     {
         ScanDirection const& d = p.dir[i];
@@ -906,7 +871,7 @@ cudaError_t selectiveScanForward(SelectiveScanParams const& p, void* workspace, 
         args.bcBatchStride[i][1] = d.cBatchStride > 0 ? d.cBatchStride : states / p.batch;
         // cp.async needs 8-byte aligned tensors whose tiles sit at the same element phase as the
         // output's (the shared-memory layout is common to all of them).
-        args.asyncCopy = args.asyncCopy && wordAligned(d.u) && wordAligned(d.delta) && wordAligned(d.z);
+        args.asyncCopy = args.asyncCopy && granuleAligned(d.u) && granuleAligned(d.delta) && granuleAligned(d.z);
         for (int k = 0; k < 3; ++k)
         {
             args.asyncCopy = args.asyncCopy && (args.rowBatchStride[i][k] - rows / p.batch) % elemsPerGranule == 0;

@@ -3,6 +3,7 @@
  * passes (sum of squares, then scale), so each input is read once and each output written once.
  */
 #include "addRmsNormKernel.h"
+#include "scanTypes.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -14,18 +15,6 @@ namespace
 
 constexpr int kWarps = 4;
 constexpr int kMaxPerLane = 64; // cols <= 2048
-
-__device__ __forceinline__ float toF(float v) { return v; }
-__device__ __forceinline__ float toF(__half v) { return __half2float(v); }
-__device__ __forceinline__ float toF(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T>
-__device__ __forceinline__ T fromF(float v);
-template <>
-__device__ __forceinline__ float fromF<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ __half fromF<__half>(float v) { return __float2half_rn(v); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 fromF<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
 template <typename T, int kPerLane>
 __global__ void __launch_bounds__(kWarps * 32) addRmsNormKernel(AddRmsNormParams const p)
@@ -45,7 +34,7 @@ __global__ void __launch_bounds__(kWarps * 32) addRmsNormKernel(AddRmsNormParams
         float x = 0.f;
         if (c < p.cols)
         {
-            x = toF(h[c]);
+            x = toFloat(h[c]);
             if (p.residualIn)
                 x += p.residualIn[base + c];
         }
@@ -64,7 +53,7 @@ __global__ void __launch_bounds__(kWarps * 32) addRmsNormKernel(AddRmsNormParams
         if (c < p.cols)
         {
             p.residualOut[base + c] = v[i];
-            out[c] = fromF<T>(v[i] * rstd * p.weight[c]);
+            out[c] = fromFloat<T>(v[i] * rstd * p.weight[c]);
         }
     }
 }

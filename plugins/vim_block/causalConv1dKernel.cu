@@ -7,6 +7,7 @@
  * once, each output written once.
  */
 #include "causalConv1dKernel.h"
+#include "scanTypes.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -20,13 +21,6 @@ constexpr int kThreads = 128;
 constexpr int kPerThread = 4;
 constexpr int kTokens = kThreads * kPerThread; // tokens per block
 constexpr int kMaxWidth = 8;
-
-__device__ __forceinline__ float load(float const* p, int64_t i) { return p[i]; }
-__device__ __forceinline__ float load(__half const* p, int64_t i) { return __half2float(p[i]); }
-__device__ __forceinline__ float load(__nv_bfloat16 const* p, int64_t i) { return __bfloat162float(p[i]); }
-__device__ __forceinline__ void store(float* p, int64_t i, float v) { p[i] = v; }
-__device__ __forceinline__ void store(__half* p, int64_t i, float v) { p[i] = __float2half_rn(v); }
-__device__ __forceinline__ void store(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
 
 __device__ __forceinline__ float silu(float v)
 {
@@ -50,7 +44,7 @@ __global__ void __launch_bounds__(kThreads) causalConvSiluKernel(CausalConvParam
     for (int i = threadIdx.x; i < kTokens + 2 * halo; i += kThreads)
     {
         int const t = t0 - halo + i;
-        xs[i] = (t >= 0 && t < p.seqlen) ? load(x, t) : 0.f;
+        xs[i] = (t >= 0 && t < p.seqlen) ? toFloat(x[t]) : 0.f;
     }
     bool const bwd = p.weight[1] != nullptr;
     float wf[kWMax], wb[kWMax];
@@ -88,9 +82,9 @@ __global__ void __launch_bounds__(kThreads) causalConvSiluKernel(CausalConvParam
             yf = silu(af);
             yb = silu(ab);
         }
-        store(static_cast<T*>(p.out[0]), rowOut + t, yf);
+        static_cast<T*>(p.out[0])[rowOut + t] = fromFloat<T>(yf);
         if (bwd)
-            store(static_cast<T*>(p.out[1]), rowOut + t, yb);
+            static_cast<T*>(p.out[1])[rowOut + t] = fromFloat<T>(yb);
     }
 }
 

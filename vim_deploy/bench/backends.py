@@ -87,15 +87,14 @@ class OrtVim(Backend):
         import onnxruntime as ort
 
         self.model_name, self.checkpoint = model_name, checkpoint
-        if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers() and hasattr(ort, "preload_dlls"):
+        cuda = device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers()
+        if cuda and hasattr(ort, "preload_dlls"):
             try:  # onnxruntime-gpu >= 1.21 can load CUDA / cuDNN from the nvidia-* wheels (those torch brings)
                 ort.preload_dlls()
             except Exception:  # noqa: BLE001 - the session then reports which provider it got
                 pass
-        self.providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-        if device != "cuda":
-            self.providers = ["CPUExecutionProvider"]
-        self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
+        self.providers = (["CUDAExecutionProvider"] if cuda else []) + ["CPUExecutionProvider"]
+        self.device = "cuda" if cuda else "cpu"
         self.name = "onnxruntime-" + ("cuda" if self.device == "cuda" else "cpu")
         self._tmp = tempfile.TemporaryDirectory(prefix="vim-bench-")
         self._exported: dict[int, str] = {}
@@ -127,13 +126,13 @@ class OfficialVim(Backend):
 
     name = "official-fp16"
 
-    def __init__(self, model_name: str, device: str):
+    def __init__(self, model_name: str, device: str, upstream: str | None = None):
         from vim_deploy.bench.upstream import load_models_mamba, official_name
 
         if device != "cuda":
             raise VimDeployError("the official backend needs a CUDA GPU (mamba_ssm's kernels).")
         self.official = official_name(model_name)
-        self.models_mamba, self.conv_impl = load_models_mamba()
+        self.models_mamba, self.conv_impl = load_models_mamba(upstream)
         self.device = device
 
     def prepare(self, batch, res):
@@ -217,7 +216,7 @@ class TimmDeiT(Backend):
 
 
 def make_backend(name: str, model: str, checkpoint: str | None, device: str, engine: str | None = None,
-                 plugin: str | None = None) -> Backend:
+                 plugin: str | None = None, upstream: str | None = None) -> Backend:
     if name in ("pytorch-fp32", "pytorch-fp16"):
         return TorchVim(model, checkpoint, name.split("-")[1], device)
     if name == "fastpath-fp16":
@@ -225,7 +224,7 @@ def make_backend(name: str, model: str, checkpoint: str | None, device: str, eng
     if name == "onnxruntime":
         return OrtVim(model, checkpoint, device)
     if name == "official-fp16":
-        return OfficialVim(model, device)
+        return OfficialVim(model, device, upstream)
     if name == "tensorrt":
         return TrtEngine(engine, plugin, device)
     if name.startswith("deit_"):

@@ -36,6 +36,7 @@ class BenchConfig:
     device: str = "auto"
     engine: str | None = None   # tensorrt backend: a plan written by `vim-deploy build`
     plugin: str | None = None   # and the plugin library it needs
+    upstream: str | None = None  # official-fp16 backend: a hustvl/Vim checkout (else $VIM_DEPLOY_UPSTREAM)
 
 
 def _percentile(xs, q):
@@ -76,7 +77,7 @@ def run_bench(cfg: BenchConfig, progress=None) -> dict:
         raise VimDeployError("--device cuda was asked for, but PyTorch sees no CUDA GPU.")
     if cfg.iters < 1 or cfg.warmup < 0 or not cfg.batches or not cfg.resolutions or not cfg.backends:
         raise VimDeployError("need >= 1 iteration, >= 0 warm-up runs, and at least one batch, resolution and backend.")
-    backends = [make_backend(n, cfg.model, cfg.checkpoint, device, cfg.engine, cfg.plugin)
+    backends = [make_backend(n, cfg.model, cfg.checkpoint, device, cfg.engine, cfg.plugin, cfg.upstream)
                 for n in cfg.backends]  # fail fast on names
     cuda = device == "cuda"
     combos = [(be, r, b) for be in backends for r in cfg.resolutions for b in cfg.batches]

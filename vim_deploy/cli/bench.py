@@ -63,13 +63,11 @@ class _Bar:
 def bench_cmd(model, checkpoint, backends, engine, plugin, upstream, batches, resolutions, warmup, iters, device,
               out_dir):
     """Benchmark Vim backends (and DeiT baselines) over batch sizes and resolutions."""
-    if upstream:
-        os.environ["VIM_DEPLOY_UPSTREAM"] = upstream
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise VimDeployError(f"--out-dir '{out_dir}' exists and is not a folder.")
     cfg = BenchConfig(model=model, checkpoint=checkpoint, backends=[b.strip() for b in backends.split(",") if b.strip()],
                       batches=batches, resolutions=resolutions, warmup=warmup, iters=iters, device=device,
-                      engine=engine, plugin=plugin)
+                      engine=engine, plugin=plugin, upstream=upstream)
     log.info(f"RUNNING | bench {model}: {', '.join(cfg.backends)} x res {resolutions} x batch {batches}")
     report = run_bench(cfg, progress=_Bar())
     files = write_all(report, out_dir)

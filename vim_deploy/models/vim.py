@@ -145,7 +145,7 @@ class BiMambaMixer(nn.Module):
         if flip:
             x, z = x.flip(-1), z.flip(-1)
         u, delta, A, B, C, D, z, bias, reverse = self._scan_args(x, z, backward, flip)
-        # (the CUDA fast path never gets here: forward() sends both directions to the fused entry)
+        # (the CUDA fast path never gets here: forward() sends the whole block to _forward_kernels)
         y = selective_scan(u, delta, A, B, C, D, z, bias, delta_softplus=True, reverse=reverse)
         return y.flip(-1) if flip else y
 
@@ -199,21 +199,23 @@ class BiMambaMixer(nn.Module):
         kernels.selective_scan_multi(dirs, True, 0.5 if self.if_divide_out else 1.0, out=y[..., :L])
         return torch.matmul(y.transpose(1, 2), self.out_proj.weight.t())  # (B, Lp, C)
 
+    def kernel_path(self, x: torch.Tensor) -> bool:
+        """Whether a forward on x runs on the CUDA kernels (opted in, a CUDA tensor, not being traced)."""
+        return self.use_kernel and x.is_cuda and not torch.jit.is_tracing()
+
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """(B, L, C) -> (B, L, C)."""
-        if self.use_kernel and hidden_states.is_cuda and not torch.jit.is_tracing():
+        if self.kernel_path(hidden_states):
             return self._forward_kernels(hidden_states)
         xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2E, L)
         x, z = xz.chunk(2, dim=1)
         scale = 0.5 if self.if_divide_out else 1.0
-        fused = (self.use_kernel and x.is_cuda and not torch.jit.is_tracing()) or (
-            self.fuse_bidirectional and torch.jit.is_tracing())
-        if fused:
-            # Both directions at once (reverse form, no flips): one kernel launch / one ONNX node.
+        if self.fuse_bidirectional and torch.jit.is_tracing():
+            # Both directions at once (reverse form, no flips): one ONNX node.
             u_f, d_f, A_f, B_f, C_f, D_f, _, b_f, _ = self._scan_args(x, z, backward=False, flip=False)
             u_b, d_b, A_b, B_b, C_b, D_b, _, b_b, _ = self._scan_args(x, z, backward=True, flip=False)
             y = selective_scan_bidirectional((u_f, d_f, A_f, B_f, C_f, D_f, b_f), (u_b, d_b, A_b, B_b, C_b, D_b, b_b),
-                                             z, delta_softplus=True, out_scale=scale, use_kernel=self.use_kernel)
+                                             z, delta_softplus=True, out_scale=scale)
         else:
             y = (self._branch(x, z, backward=False) + self._branch(x, z, backward=True)) * scale
         return self.out_proj(y.transpose(1, 2))
@@ -228,15 +230,16 @@ class Block(nn.Module):
         self.norm = RMSNorm(dim, eps=norm_eps)
 
     def forward(self, hidden_states: torch.Tensor, residual: Optional[torch.Tensor], valid_len: int | None = None):
+        """valid_len: tokens past it are padding (the fast path's); the PyTorch path gets none."""
         dtype = self.mixer.in_proj.weight.dtype
-        if self.mixer.use_kernel and hidden_states.is_cuda and not torch.jit.is_tracing():
+        if self.mixer.kernel_path(hidden_states):
             from vim_deploy.ops import kernels
 
             hidden_states, residual = kernels.add_rms_norm(hidden_states.to(dtype), residual, self.norm.weight,
                                                            self.norm.eps)
             return self.mixer._forward_kernels(hidden_states, valid_len), residual
         residual = hidden_states.float() if residual is None else residual + hidden_states.float()
-        hidden_states = self.norm(residual).to(self.mixer.in_proj.weight.dtype)
+        hidden_states = self.norm(residual).to(dtype)
         return self.mixer(hidden_states), residual
 
 
@@ -355,14 +358,13 @@ class VisionMamba(nn.Module):
         x = x + self._pos_embed_for(grid).float()
         hidden_states, residual = x, None
         L = x.shape[1]
-        fast = x.is_cuda and not torch.jit.is_tracing() and all(layer.mixer.use_kernel for layer in self.layers)
+        fast = all(layer.mixer.kernel_path(x) for layer in self.layers)
         if fast:
             self._check_inference_only(x)
         if fast and L % 8:  # pad the tokens: every GEMM of the fast path then gets aligned operands
             hidden_states = F.pad(x, (0, 0, 0, 8 - L % 8))
         for layer in self.layers:
-            hidden_states, residual = layer(hidden_states, residual, valid_len=L) if fast else layer(hidden_states,
-                                                                                                     residual)
+            hidden_states, residual = layer(hidden_states, residual, valid_len=L)
         hidden_states, residual = hidden_states[:, :L], residual[:, :L]
         residual = residual + hidden_states.float()
         hidden_states = self.norm_f(residual)

@@ -44,6 +44,9 @@ def load_library():
             "Build it with `vim-deploy plugin build` (needs nvcc) or set VIM_DEPLOY_KERNELS_LIB.",
         )
     lib = ctypes.CDLL(str(path))
+    if lib.vim_kernels_abi_version() != ABI_VERSION:
+        raise VimDeployError(f"{path} has C ABI {lib.vim_kernels_abi_version()}, this package needs {ABI_VERSION}.",
+                             "Rebuild it: vim-deploy plugin build")
     vp = ctypes.c_void_p
     lib.vim_selective_scan_fwd.restype = ctypes.c_int
     lib.vim_selective_scan_fwd.argtypes = [
@@ -53,24 +56,19 @@ def load_library():
         ctypes.POINTER(ctypes.c_longlong), ctypes.c_float, vp, ctypes.c_int, ctypes.c_int, ctypes.c_int, vp,
         ctypes.c_size_t, vp,
     ]
-    if hasattr(lib, "vim_add_rms_norm"):
-        lib.vim_add_rms_norm.restype = ctypes.c_int
-        lib.vim_add_rms_norm.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_int, ctypes.c_float, vp, vp, vp, vp,
-                                         vp, vp]
-    if hasattr(lib, "vim_causal_conv1d_silu"):
-        lib.vim_causal_conv1d_silu.restype = ctypes.c_int
-        lib.vim_causal_conv1d_silu.argtypes = [
-            ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, vp,
-            ctypes.c_longlong, vp, vp, vp, vp, vp, vp, vp,
-        ]
+    lib.vim_add_rms_norm.restype = ctypes.c_int
+    lib.vim_add_rms_norm.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_int, ctypes.c_float, vp, vp, vp, vp, vp,
+                                     vp]
+    lib.vim_causal_conv1d_silu.restype = ctypes.c_int
+    lib.vim_causal_conv1d_silu.argtypes = [
+        ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, vp,
+        ctypes.c_longlong, vp, vp, vp, vp, vp, vp, vp,
+    ]
     for name in ("vim_selective_scan_workspace_size", "vim_selective_scan_num_chunks", "vim_selective_scan_lanes"):
         getattr(lib, name).argtypes = [ctypes.c_int] * 8
     lib.vim_selective_scan_workspace_size.restype = ctypes.c_size_t
     lib.vim_selective_scan_num_chunks.restype = ctypes.c_int
     lib.vim_selective_scan_lanes.restype = ctypes.c_int
-    if lib.vim_kernels_abi_version() != ABI_VERSION:
-        raise VimDeployError(f"{path} has C ABI {lib.vim_kernels_abi_version()}, this package needs {ABI_VERSION}.",
-                             "Rebuild it: vim-deploy plugin build")
     lib.vim_last_error.restype = ctypes.c_char_p
     _lib = lib
     return lib
@@ -78,6 +76,17 @@ def load_library():
 
 def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
+
+
+def _f32(t: torch.Tensor | None) -> torch.Tensor | None:
+    """The fp32 contiguous form the kernels take for parameters (a no-op when it already is)."""
+    return None if t is None else t.float().contiguous()
+
+
+def _check(lib, rc: int, what: str) -> None:
+    """Turn a C ABI return code into a one-line error (vim_last_error says what was wrong)."""
+    if rc != 0:
+        raise VimDeployError(f"{what} failed: {lib.vim_last_error().decode()} (code {rc}).")
 
 
 def row_stride_of(t: torch.Tensor) -> int | None:
@@ -132,11 +141,10 @@ def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: flo
     rows, row_stride = _layout(rows_in, dtype)
     if out is not None and rows[-1] is not out:
         raise VimDeployError("selective scan kernel: `out` must share the inputs' row stride.")
-    as_f = lambda t: None if t is None else t.float().contiguous()  # noqa: E731
     dirs, strides = [], []
     for i, d in enumerate(directions):
         u, delta, z, B, C = rows[5 * i: 5 * i + 5]
-        dirs.append((u, delta, as_f(d[2]), B, C, as_f(d[5]), z, as_f(d[7]), bool(d[8])))
+        dirs.append((u, delta, _f32(d[2]), B, C, _f32(d[5]), z, _f32(d[7]), bool(d[8])))
         strides += [0 if t is None else _batch_stride(t, row_stride) for t in (u, delta, z, B, C)]
     strides += [0] * (10 - len(strides))
     u0 = dirs[0][0]
@@ -156,8 +164,7 @@ def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: flo
                                     arr(0), arr(1), arr(2), arr(3), arr(4), arr(5), arr(6), arr(7), rev,
                                     (ctypes.c_longlong * 10)(*strides), float(out_scale), out.data_ptr(), num_chunks,
                                     lanes, row_stride, ws.data_ptr(), ws_bytes, stream)
-    if rc != 0:
-        raise VimDeployError(f"selective scan kernel failed: {lib.vim_last_error().decode()} (code {rc}).")
+    _check(lib, rc, "selective scan kernel")
     return out
 
 
@@ -175,8 +182,6 @@ def causal_conv1d_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     Weights (dim, 1, width) or (dim, width). Returns one tensor, or (forward, backward), with x's row
     stride (views of (batch, dim, row_stride) buffers whose tokens past seqlen are zeros)."""
     lib = load_library()
-    if not hasattr(lib, "vim_causal_conv1d_silu"):
-        raise VimDeployError("this libvim_kernels.so has no causal conv1d kernel.", "Rebuild it: vim-deploy plugin build")
     if x.dtype not in _DTYPES:
         raise VimDeployError(f"causal conv1d kernel: unsupported dtype {x.dtype}.")
     rs = row_stride_of(x)
@@ -184,18 +189,16 @@ def causal_conv1d_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
         x, rs = x.contiguous(), x.shape[2]
     batch, dim, seqlen = x.shape
     sx = _batch_stride(x, rs)
-    w = weight.reshape(dim, -1).float().contiguous()
-    wb = None if weight_bwd is None else weight_bwd.reshape(dim, -1).float().contiguous()
-    bf = None if bias is None else bias.float().contiguous()
-    bb = None if bias_bwd is None else bias_bwd.float().contiguous()
+    w = _f32(weight.reshape(dim, -1))
+    wb = None if weight_bwd is None else _f32(weight_bwd.reshape(dim, -1))
+    bf, bb = _f32(bias), _f32(bias_bwd)
     full_f = torch.empty((batch, dim, rs), dtype=x.dtype, device=x.device)
     full_b = None if wb is None else torch.empty_like(full_f)
     out_f, out_b = full_f[..., :seqlen], None if full_b is None else full_b[..., :seqlen]
     stream = torch.cuda.current_stream(x.device).cuda_stream
     rc = lib.vim_causal_conv1d_silu(_DTYPES[x.dtype], batch, dim, seqlen, w.shape[1], rs, x.data_ptr(), sx,
                                     w.data_ptr(), _ptr(bf), full_f.data_ptr(), _ptr(wb), _ptr(bb), _ptr(full_b), stream)
-    if rc != 0:
-        raise VimDeployError(f"causal conv1d kernel failed: {lib.vim_last_error().decode()} (code {rc}).")
+    _check(lib, rc, "causal conv1d kernel")
     return out_f if out_b is None else (out_f, out_b)
 
 
@@ -203,20 +206,17 @@ def add_rms_norm(h: torch.Tensor, residual: torch.Tensor | None, weight: torch.T
     """Upstream's fused add + RMSNorm with an fp32 residual: returns ``(normed, residual)`` where
     ``residual = residual + h.float()`` (``h.float()`` when None) and ``normed`` has h's dtype."""
     lib = load_library()
-    if not hasattr(lib, "vim_add_rms_norm"):
-        raise VimDeployError("this libvim_kernels.so has no add+RMSNorm kernel.", "Rebuild it: vim-deploy plugin build")
     if h.dtype not in _DTYPES:
         raise VimDeployError(f"add+RMSNorm kernel: unsupported dtype {h.dtype}.")
     h = h.contiguous()
     cols = h.shape[-1]
     rows = h.numel() // cols
-    res_in = None if residual is None else residual.float().contiguous()
+    res_in = _f32(residual)
     res_out = res_in if res_in is not None else torch.empty(h.shape, dtype=torch.float32, device=h.device)
     out = torch.empty_like(h)
-    w = weight.float().contiguous()
+    w = _f32(weight)
     stream = torch.cuda.current_stream(h.device).cuda_stream
     rc = lib.vim_add_rms_norm(_DTYPES[h.dtype], rows, cols, float(eps), h.data_ptr(), _ptr(res_in), res_out.data_ptr(),
                               w.data_ptr(), out.data_ptr(), stream)
-    if rc != 0:
-        raise VimDeployError(f"add+RMSNorm kernel failed: {lib.vim_last_error().decode()} (code {rc}).")
+    _check(lib, rc, "add+RMSNorm kernel")
     return out, res_out
