@@ -143,7 +143,10 @@ def bench_shape(name, b, l, n=16, dtype=torch.float16, ceilings=None, mamba=None
     row["chunks"] = lib.vim_selective_scan_num_chunks(1, b, e, l, n, 2, 0, 0)
     row["lanes"] = lib.vim_selective_scan_lanes(1, b, e, l, n, 2, 0, 0)
     if explore:  # other (chunks, lanes) choices, to tune the launcher's heuristics
-        for ch, ln in ((1, 1), (1, 4), (2, 4), (4, 4), (8, 1), (0, 1), (0, 2), (0, 4)):
+        choices = ((1, 1), (1, 2), (1, 4), (2, 2), (4, 2), (6, 2), (2, 4), (4, 4), (6, 4), (8, 1), (0, 1), (0, 2), (0, 4))
+        if l >= 1024:  # long sequences: how many chunks (each costs a second pass over its tokens)
+            choices = tuple((ch, ln) for ln in (1, 2) for ch in (4, 6, 8, 11, 16, 22, 32))
+        for ch, ln in choices:
             def cfg_run(i, ch=ch, ln=ln):
                 f, r = inputs[i]
                 kernels.selective_scan_multi([(*f, False), (*r, True)], True, 0.5, num_chunks=ch, out=out, lanes=ln)
@@ -186,6 +189,7 @@ def main():
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--explore", action="store_true", help="also time other (chunks, lanes) launch choices")
+    ap.add_argument("--shapes", default="", help="only these, e.g. small:8:197,tiny:8:6085 (model:batch:L)")
     args = ap.parse_args()
     dev = torch.cuda.get_device_name()
     ceilings = {"copy_Bps": copy_bandwidth(), "exp_per_s": exp_throughput()}
@@ -195,7 +199,9 @@ def main():
     shapes = [(m, b, 197) for m in ("tiny", "small", "base") for b in (1, 8, 128)]
     shapes += [("tiny", 1, 6085), ("tiny", 8, 6085), ("small", 1, 6085), ("small", 8, 6085)]
     if args.quick:
-        shapes = [("small", 128, 197), ("small", 1, 197), ("small", 8, 6085)]
+        shapes = [("small", 128, 197), ("small", 1, 197), ("small", 8, 6085), ("tiny", 8, 6085)]
+    if args.shapes:
+        shapes = [(m, int(b), int(l)) for m, b, l in (t.split(":") for t in args.shapes.split(","))]
     rows = []
     for m, b, l in shapes:
         r = bench_shape(m, b, l, ceilings=ceilings, mamba=mamba, explore=args.explore)

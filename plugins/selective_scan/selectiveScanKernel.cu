@@ -368,6 +368,10 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
     {
         ScanDirection const P = di == 0 ? args.dir[0] : args.dir[1];
         bool const reverse = P.reverse;
+        if (!kOutputPass && chunk == (reverse ? 0 : args.numChunks - 1))
+        {
+            continue; // the last chunk scanned in this direction carries into none: no pass A for it
+        }
         bool const hasZ = kOutputPass && P.z != nullptr;
         int64_t const rowStride[3] = {args.rowBatchStride[di][0], args.rowBatchStride[di][1], args.rowBatchStride[di][2]};
         int64_t const bcStride[2] = {args.bcBatchStride[di][0], args.bcBatchStride[di][1]};
@@ -696,23 +700,78 @@ cudaError_t launchTyped(KernelArgs const& args, cudaStream_t stream)
     return cudaGetLastError();
 }
 
+//! Calls f(integral_constant<kSPT>, integral_constant<kLPC>) for the compiled (states, lanes) layout.
+template <typename F>
+cudaError_t withLayout(int spt, int lpc, F&& f)
+{
+    auto call = [&](auto spt_, auto lpc_) { return f(spt_, lpc_); };
+    using std::integral_constant;
+    switch (lpc * 100 + spt)
+    {
+    case 104: return call(integral_constant<int, 4>{}, integral_constant<int, 1>{});
+    case 108: return call(integral_constant<int, 8>{}, integral_constant<int, 1>{});
+    case 116: return call(integral_constant<int, 16>{}, integral_constant<int, 1>{});
+    case 204: return call(integral_constant<int, 4>{}, integral_constant<int, 2>{});
+    case 208: return call(integral_constant<int, 8>{}, integral_constant<int, 2>{});
+    case 216: return call(integral_constant<int, 16>{}, integral_constant<int, 2>{});
+    case 404: return call(integral_constant<int, 4>{}, integral_constant<int, 4>{});
+    case 416: return call(integral_constant<int, 16>{}, integral_constant<int, 4>{});
+    case 816: return call(integral_constant<int, 16>{}, integral_constant<int, 8>{});
+    case 1616: return call(integral_constant<int, 16>{}, integral_constant<int, 16>{});
+    default: return cudaErrorInvalidConfiguration;
+    }
+}
+
 template <typename T>
 cudaError_t launchForLayout(KernelArgs const& args, int spt, int lpc, cudaStream_t stream)
 {
-    switch (lpc * 100 + spt)
+    return withLayout(spt, lpc, [&](auto spt_, auto lpc_) {
+        return launchTyped<T, decltype(spt_)::value, decltype(lpc_)::value>(args, stream);
+    });
+}
+
+/*
+ * Blocks of the output-pass kernel that one SM of the current device holds at once (occupancy query:
+ * registers and shared memory of this layout), cached per device. Without a device to ask, the
+ * launch bounds' guaranteed minimum.
+ */
+template <typename T>
+int residentBlocksOnDevice(int spt, int lpc)
+{
+    int blocks = VIM_SCAN_MIN_BLOCKS;
+    cudaError_t const err = withLayout(spt, lpc, [&](auto spt_, auto lpc_) {
+        constexpr int kS = decltype(spt_)::value;
+        constexpr int kL = decltype(lpc_)::value;
+        constexpr int kMaxDevices = 64;
+        static std::atomic<int> cache[kMaxDevices] = {};
+        int dev = 0;
+        cudaError_t e = cudaGetDevice(&dev);
+        if (e != cudaSuccess)
+            return e;
+        bool const cached = dev >= 0 && dev < kMaxDevices;
+        if (cached && cache[dev].load(std::memory_order_relaxed) > 0)
+        {
+            blocks = cache[dev].load(std::memory_order_relaxed);
+            return cudaSuccess;
+        }
+        size_t smem = 0;
+        e = prepareSmem<T, kS, kL, true>(smem);
+        int n = 0;
+        if (e == cudaSuccess)
+            e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, selectiveScanKernel<T, kS, kL, true>, kThreads, smem);
+        if (e == cudaSuccess && n > 0)
+        {
+            blocks = n;
+            if (cached)
+                cache[dev].store(n, std::memory_order_relaxed);
+        }
+        return e;
+    });
+    if (err != cudaSuccess)
     {
-    case 104: return launchTyped<T, 4, 1>(args, stream);
-    case 108: return launchTyped<T, 8, 1>(args, stream);
-    case 116: return launchTyped<T, 16, 1>(args, stream);
-    case 204: return launchTyped<T, 4, 2>(args, stream);
-    case 208: return launchTyped<T, 8, 2>(args, stream);
-    case 216: return launchTyped<T, 16, 2>(args, stream);
-    case 404: return launchTyped<T, 4, 4>(args, stream);
-    case 416: return launchTyped<T, 16, 4>(args, stream);
-    case 816: return launchTyped<T, 16, 8>(args, stream);
-    case 1616: return launchTyped<T, 16, 16>(args, stream);
-    default: return cudaErrorInvalidConfiguration;
+        cudaGetLastError(); // a failed query leaves no sticky error behind
     }
+    return blocks;
 }
 
 //! Fewest lanes a channel needs (at most 16 states a thread).
@@ -725,6 +784,20 @@ int statesPerThread(int dstate, int lanes)
 {
     int const need = (dstate + lanes - 1) / lanes;
     return need <= 4 ? 4 : (need <= 8 ? 8 : 16);
+}
+
+int residentBlocksPerSm(SelectiveScanParams const& p, int lanes)
+{
+    if (p.smCount > 0) // sizing for a device given by its SM count (TensorRT workspace): no query
+        return VIM_SCAN_MIN_BLOCKS;
+    int const spt = statesPerThread(p.dstate, lanes);
+    switch (p.dtype)
+    {
+    case ScanDType::kFLOAT: return residentBlocksOnDevice<float>(spt, lanes);
+    case ScanDType::kHALF: return residentBlocksOnDevice<__half>(spt, lanes);
+    case ScanDType::kBF16: return residentBlocksOnDevice<__nv_bfloat16>(spt, lanes);
+    }
+    return VIM_SCAN_MIN_BLOCKS;
 }
 
 //! SM count of the current device, queried once per device (the launch path asks several times).
@@ -752,9 +825,6 @@ bool granuleAligned(void const* ptr)
 {
     return (reinterpret_cast<uintptr_t>(ptr) & 7u) == 0;
 }
-
-//! Threads per SM below which the exp unit starves (tuned on the H100, bench/RESULTS.md).
-constexpr int64_t kTargetThreadsPerSm = 512;
 
 } // namespace
 
@@ -819,15 +889,18 @@ int32_t selectiveScanChooseChunks(SelectiveScanParams const& p)
 {
     if (p.numChunks > 0)
         return std::min(p.numChunks, p.seqlen);
-    // Enough resident warps to keep the exp unit busy. Below that, cut the sequence (each extra
-    // chunk costs a second pass over the tokens, so only when it pays).
-    int64_t const threads = static_cast<int64_t>(p.batch) * p.dim * selectiveScanChooseLanes(p);
-    int64_t const want = static_cast<int64_t>(smCountOf(p)) * kTargetThreadsPerSm;
-    if (threads >= want || static_cast<double>(p.batch) * p.dim / smCountOf(p) >= 64)
+    // Plenty of channels: one chunk. Otherwise cut the sequence into as many chunks as fill the
+    // GPU's resident blocks once, never more: each chunk costs a second pass over its tokens, and a
+    // grid one block over a whole wave runs a second, nearly empty wave (measured on the H100 at
+    // L = 6085, batch 8: vim_tiny 16 chunks 689 us vs 22 chunks 826 us; bench/RESULTS.md).
+    int const lanes = selectiveScanChooseLanes(p);
+    int64_t const threads = static_cast<int64_t>(p.batch) * p.dim * lanes;
+    if (static_cast<double>(p.batch) * p.dim / smCountOf(p) >= 64)
         return 1;
-    int64_t const byWork = (want + threads - 1) / threads;
+    int64_t const resident = static_cast<int64_t>(smCountOf(p)) * residentBlocksPerSm(p, lanes) * kThreads;
+    int64_t const byWork = std::max<int64_t>(1, resident / threads);
     int64_t const byLength = std::max<int64_t>(1, p.seqlen / 32);
-    return static_cast<int32_t>(std::max<int64_t>(1, std::min<int64_t>({byWork, byLength, 64})));
+    return static_cast<int32_t>(std::min<int64_t>({byWork, byLength, 64}));
 }
 
 size_t selectiveScanWorkspaceSize(SelectiveScanParams const& p)

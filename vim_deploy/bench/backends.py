@@ -60,7 +60,7 @@ class TorchVim(Backend):
         self.x = torch.randn(batch, 3, res, res, device=self.device)
         self.graph = None
         if self.fast:  # CUDA graph: one replay per forward, no launch overhead
-            s = torch.cuda.Stream()
+            s = self._warmup_stream()
             with torch.cuda.stream(s), torch.no_grad():
                 for _ in range(2):
                     self.model(self.x)
@@ -68,6 +68,17 @@ class TorchVim(Backend):
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph), torch.no_grad():
                 self.out = self.model(self.x)
+
+    _side_stream = None
+
+    @classmethod
+    def _warmup_stream(cls):
+        """One side stream for every warm-up: PyTorch keeps a cuBLAS workspace (tens of MB, counted
+        as allocated) per stream used, so a new stream per prepare() would pile them up over a sweep
+        and inflate the peak memory of every later row."""
+        if cls._side_stream is None:
+            cls._side_stream = torch.cuda.Stream()
+        return cls._side_stream
 
     @torch.no_grad()
     def run(self):
@@ -77,7 +88,7 @@ class TorchVim(Backend):
             self.model(self.x)
 
     def release(self):
-        self.graph = self.model = self.x = None
+        self.graph = self.model = self.x = self.out = None
 
 
 class OrtVim(Backend):

@@ -8,6 +8,7 @@ the sweep goes on.
 from __future__ import annotations
 
 import datetime
+import gc
 import platform
 import statistics
 import time
@@ -106,6 +107,7 @@ def run_bench(cfg: BenchConfig, progress=None) -> dict:
                 row.update(status="error", error=f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
         finally:
             be.release()
+            gc.collect()  # what the combination held is gone before the next one's peak is measured
         rows.append(row)
     dev_name = torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine()
     report = {"tool": f"vim-deploy {__version__}", "command": "bench",
