@@ -26,6 +26,7 @@ a)
     $B -m vim_$m --backends pytorch-fp16,fastpath-fp16,deit_$m-sdpa-fp16,deit_$m-math-fp16 --batch 128 --resolutions 224 \
        --warmup 1 --iters 5 --out-dir $W/b128_vim_$m
   done
+  python3 bench/profile_memory.py --model vim_tiny --batch 8 --res 1248 --out "$OUT" | head -1
   python3 bench/merge_bench.py "$OUT/e2e_a" $W/sweep_b8 $W/b128_vim_tiny $W/b128_vim_small $W/b128_vim_base > /dev/null
   cp $W/sweep_b8/bench.png "$OUT/sweep_b8.png"
   grep -h "^|" "$OUT/e2e_a.md" | grep -v "^|--"

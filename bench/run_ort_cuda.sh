@@ -16,7 +16,7 @@ bench)
   export PYTHONPATH=/tmp/ortgpu:$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
   # torch's CUDA 13 libraries (cublas, cudart, curand, cudnn) serve onnxruntime's CUDA provider
   python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())"
-  python3 -m vim_deploy bench -q -m vim_tiny --backends onnxruntime,fastpath-fp16 --batch 1,8 --resolutions 224 \
+  python3 -m vim_deploy bench -q -m vim_tiny --backends onnxruntime,pytorch-fp32,fastpath-fp16 --batch 1,8 --resolutions 224 \
      --warmup 2 --iters 10 --out-dir /tmp/ort_bench && cp /tmp/ort_bench/bench.json "$OUT/ort_cuda.json" \
      && cat /tmp/ort_bench/bench.md ;;
 esac

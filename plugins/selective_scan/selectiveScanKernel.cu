@@ -52,6 +52,10 @@ namespace
 constexpr int kThreads = VIM_SCAN_THREADS;
 constexpr int kTile = VIM_SCAN_TILE;
 constexpr int kTokenUnroll = VIM_SCAN_TOKEN_UNROLL;
+#ifndef VIM_SCAN_LOOKAHEAD
+#define VIM_SCAN_LOOKAHEAD 1
+#endif
+constexpr int kLookahead = VIM_SCAN_LOOKAHEAD; // tokens whose inputs are prepared ahead of the scan
 constexpr float kLog2e = 1.4426950408889634f;
 
 __device__ __forceinline__ float softplus(float x)
@@ -505,30 +509,56 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
             float const(*const Bt)[Smem::kBCStride] = s.B[j & 1];
             float const(*const Ct)[Smem::kBCStride] = s.C[j & 1];
 
-            // One token step. Full tiles run a partly unrolled loop so that the next token's
-            // softplus / exp work (independent of the state) overlaps this token's state update.
             /*
-             * One token step. kMode selects a specialised copy of the token loop: bit 0 softplus,
-             * bit 1 gating by z, bit 2 adding the previous direction's output, bit 3 reverse; kGeneric
-             * reads those flags at run time instead (rare configurations, partial tiles). A
-             * specialised loop is one basic block, so the compiler overlaps consecutive tokens (the
-             * next token's softplus and exps with this token's state update).
+             * One token = its element-wise inputs (a TokenIn: softplus(delta), delta * u, u, the SiLU
+             * gate, the previous direction's output) and the state update that consumes them. kMode
+             * selects a specialised copy: bit 0 softplus, bit 1 gating by z, bit 2 adding the previous
+             * direction's output, bit 3 reverse; kGeneric reads those flags at run time instead (rare
+             * configurations, partial tiles).
+             *
+             * Full tiles are software-pipelined: token c + kLookahead's inputs are loaded and their
+             * softplus / SiLU computed while token c's exps run. Each of those is a chain of two
+             * dependent MUFU operations; left inside the token (load, softplus, exps, gate, store) they
+             * serialise the token behind the exp unit's queue twice, and the compiler cannot move
+             * the next token's shared-memory loads above this token's store of y on its own.
              */
             constexpr int kGeneric = 16;
-            auto step = [&](int const c, auto mode) {
+            struct TokenIn
+            {
+                float dt, du, uu, gate, prev;
+            };
+            auto loadToken = [&](int const c, auto mode) {
                 constexpr int kMode = decltype(mode)::value;
                 constexpr bool kRuntime = (kMode & kGeneric) != 0;
                 bool const doSoftplus = kRuntime ? args.deltaSoftplus : (kMode & 1) != 0;
                 bool const doZ = kRuntime ? hasZ : (kMode & 2) != 0;
                 bool const doPrev = kRuntime ? hasPrev : (kMode & 4) != 0;
-                float const uu = toFloat(uRow[c]);
-                float dt = toFloat(dtRow[c]) + bias;
+                TokenIn t;
+                t.uu = toFloat(uRow[c]);
+                t.dt = toFloat(dtRow[c]) + bias;
                 if (doSoftplus)
                 {
-                    dt = softplus(dt);
+                    t.dt = softplus(t.dt);
                 }
-                sumDt += dt;
-                float const du = dt * uu;
+                t.du = t.dt * t.uu;
+                t.gate = yScale;
+                t.prev = 0.f;
+                if (kOutputPass && doZ)
+                {
+                    float const zz = toFloat(zRow[c]);
+                    t.gate = yScale * zz / (1.f + __expf(-zz));
+                }
+                if (kOutputPass && doPrev)
+                {
+                    t.prev = yScale * toFloat(prevRow[c]);
+                }
+                return t;
+            };
+            auto scanToken = [&](int const c, TokenIn const& t) {
+                if (!kOutputPass)
+                {
+                    sumDt += t.dt;
+                }
                 float acc4[4] = {0.f, 0.f, 0.f, 0.f};
                 float4 const* Bq = reinterpret_cast<float4 const*>(&Bt[c][lane * kSPT]);
                 float4 const* Cq = reinterpret_cast<float4 const*>(&Ct[c][lane * kSPT]);
@@ -550,8 +580,8 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
                     for (int jj = 0; jj < 4; ++jj)
                     {
                         int const i = 4 * q + jj;
-                        float const a = exp2f(dt * A2[i]);
-                        h[i] = fmaf(a, h[i], du * bv[jj]);
+                        float const a = exp2f(t.dt * A2[i]);
+                        h[i] = fmaf(a, h[i], t.du * bv[jj]);
                         if (kOutputPass)
                         {
                             acc4[jj] = fmaf(h[i], cv[jj], acc4[jj]);
@@ -566,29 +596,35 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
                     {
                         acc += __shfl_xor_sync(0xffffffffu, acc, off, kLPC);
                     }
-                    float y = acc + Dd * uu;
-                    if (doZ)
-                    {
-                        float const zz = toFloat(zRow[c]);
-                        y *= zz / (1.f + __expf(-zz));
-                    }
-                    if (doPrev)
-                    {
-                        y += toFloat(prevRow[c]);
-                    }
-                    y *= yScale;
                     if (lane == 0)
                     {
-                        uRow[c] = fromFloat<T>(y); // every lane of the row has read u[c] (shuffle above)
+                        // y = (<C, h> + D u) * silu(z) * scale [+ previous direction * scale]; every lane
+                        // of the row has read u[c] (its inputs were loaded before the shuffle above).
+                        uRow[c] = fromFloat<T>(fmaf(fmaf(Dd, t.uu, acc), t.gate, t.prev));
                     }
                 }
             };
             auto fullTile = [&](auto mode) {
                 constexpr int kMode = decltype(mode)::value;
+                auto tokenAt = [](int jj) { return (kMode & 8) ? kTile - 1 - jj : jj; };
+                TokenIn ahead[kLookahead];
+#pragma unroll
+                for (int k = 0; k < kLookahead; ++k)
+                {
+                    ahead[k] = loadToken(tokenAt(k), mode);
+                }
 #pragma unroll(kTokenUnroll)
                 for (int jj = 0; jj < kTile; ++jj)
                 {
-                    step((kMode & 8) ? kTile - 1 - jj : jj, mode);
+                    TokenIn const cur = ahead[0];
+#pragma unroll
+                    for (int k = 0; k + 1 < kLookahead; ++k)
+                    {
+                        ahead[k] = ahead[k + 1];
+                    }
+                    // Past the tile's end: reload the last token (unused; its y is not yet stored).
+                    ahead[kLookahead - 1] = loadToken(tokenAt(min(jj + kLookahead, kTile - 1)), mode);
+                    scanToken(tokenAt(jj), cur);
                 }
             };
             using Generic = std::integral_constant<int, kGeneric>;
@@ -610,7 +646,8 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
             {
                 for (int jj = 0; jj < tValid; ++jj)
                 {
-                    step(reverse ? tValid - 1 - jj : jj, Generic{});
+                    int const c = reverse ? tValid - 1 - jj : jj;
+                    scanToken(c, loadToken(c, Generic{}));
                 }
             }
             if (j + 1 < numTiles)
