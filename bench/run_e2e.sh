@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The end-to-end session on a CUDA machine, in two device calls on the same (warm) machine:
+# The end-to-end session on a CUDA machine, in three device calls on the same (warm) machine:
 #   bash bench/run_e2e.sh a   GPU tests, memcheck, our fast path + DeiT sweeps; starts the builds of
 #                             mamba_ssm's and causal-conv1d's kernels in the background (setsid)
 #   bash bench/run_e2e.sh b   waits for those builds; scan benchmark vs mamba_ssm; hustvl/Vim's own
-#                             code (official-fp16) beside our fast path in the same runs
+#                             code (official-fp16) beside our fast path at batch 128 and 1 @ 224
+#   bash bench/run_e2e.sh c   the same two over the paper's resolutions at batch 8
 # Needs build/libvim_kernels.so (sm_90) and .third_party/{mamba_ssm-*.tar.gz, causal_conv1d-*.tar.gz,
 # Vim/} carried (never committed). Outputs (at most 8 files) under $OUT.
 set -u
@@ -47,10 +48,16 @@ b)
   done
   $B -m vim_tiny --backends official-fp16,fastpath-fp16 --upstream .third_party/Vim --batch 1 --resolutions 224 \
      --warmup 3 --iters 20 --out-dir $W/off_b1
+  python3 bench/merge_bench.py "$OUT/e2e_b" $W/off_b128_vim_tiny $W/off_b128_vim_small $W/off_b128_vim_base $W/off_b1 \
+     > /dev/null
+  grep -h "^|" "$OUT/e2e_b.md" | grep -v "^|--"
+  ;;
+c)  # the resolution sweep of the official code beside ours (a and b together run past one call's 10 minutes)
+  export PYTHONPATH=$MB:$CB:$PYTHONPATH
   $B -m vim_tiny --backends official-fp16,fastpath-fp16 --upstream .third_party/Vim --batch 8 --resolutions paper \
      --warmup 2 --iters 10 --out-dir $W/off_sweep_b8
-  python3 bench/merge_bench.py "$OUT/e2e_b" $W/off_b128_vim_tiny $W/off_b128_vim_small $W/off_b128_vim_base $W/off_b1 \
-     $W/off_sweep_b8 > /dev/null
-  grep -h "^|" "$OUT/e2e_b.md" | grep -v "^|--"
+  python3 bench/merge_bench.py "$OUT/e2e_c" $W/off_sweep_b8 > /dev/null
+  cp $W/off_sweep_b8/bench.png "$OUT/sweep_b8_official.png"
+  grep -h "^|" "$OUT/e2e_c.md" | grep -v "^|--"
   ;;
 esac

@@ -368,8 +368,9 @@ int32_t SelectiveScanPluginV3::enqueue(PluginTensorDesc const* inputDesc, Plugin
             d.reverse = mBidirectional ? (k == 1) : (mReverse != 0);
         }
         p.out = outputs[0];
-        // getWorkspaceSize reserved, for every batch of the profile, the need at kWORKSPACE_SM_COUNT SMs;
-        // the device's own chunk choice needs no more unless it has more SMs, then fall back to 1 chunk.
+        // getWorkspaceSize reserved, for every batch of the profile, the need at kWORKSPACE_SM_COUNT SMs
+        // holding the launch bounds' minimum of blocks each; the device's own chunk choice (its SMs x its
+        // occupancy) needs no more unless it holds more threads than that, then fall back to 1 chunk.
         SelectiveScanParams sized = p;
         sized.smCount = kWORKSPACE_SM_COUNT;
         size_t const granted = workspace ? selectiveScanWorkspaceSize(sized) : 0;

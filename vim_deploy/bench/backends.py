@@ -36,6 +36,9 @@ class Backend:
     def release(self) -> None:
         pass
 
+    # Whether PyTorch's allocator sees this backend's device memory (peak = its peak + extra_device_bytes).
+    tracks_memory = True
+
     def extra_device_bytes(self) -> int:
         """Device memory the backend holds outside PyTorch's allocator (added to the peak)."""
         return 0
@@ -93,6 +96,7 @@ class TorchVim(Backend):
 
 class OrtVim(Backend):
     name = "onnxruntime"
+    tracks_memory = False  # onnxruntime's CUDA arena is its own: no peak to report
 
     def __init__(self, model_name: str, checkpoint: str | None, device: str):
         import onnxruntime as ort

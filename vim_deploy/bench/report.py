@@ -65,6 +65,10 @@ def to_markdown(report: dict) -> str:
                      f"{_fmt(r.get('latency_ms_p50'), '.2f')} | {_fmt(r.get('latency_ms_p90'), '.2f')} | "
                      f"{_fmt(r.get('latency_ms_p99'), '.2f')} | {_fmt(r.get('peak_mem_gb'), '.2f')} |{cell} "
                      f"{r['status']}{': ' + r['error'] if r.get('error') else ''} |")
+    untracked = sorted({r["backend"] for r in report["rows"]
+                        if r["status"] == "ok" and r.get("device") == "cuda" and r.get("peak_mem_gb") is None})
+    if untracked:
+        lines += ["", f"Peak GB not measured for {', '.join(untracked)}: it allocates GPU memory outside PyTorch."]
     return "\n".join(lines) + "\n"
 
 

@@ -97,7 +97,8 @@ def run_bench(cfg: BenchConfig, progress=None) -> dict:
             med = statistics.median(times)
             row.update(status="ok", latency_ms_p50=med, latency_ms_p90=_percentile(times, 0.9),
                        latency_ms_p99=_percentile(times, 0.99), img_per_s=batch / (med / 1e3),
-                       peak_mem_gb=((torch.cuda.max_memory_allocated() + be.extra_device_bytes()) / 1e9) if cuda else None)
+                       peak_mem_gb=((torch.cuda.max_memory_allocated() + be.extra_device_bytes()) / 1e9)
+                       if cuda and be.tracks_memory else None)
         except Exception as e:  # noqa: BLE001 - OOM is a result; anything else is reported as an error row
             if _is_oom(e):
                 row.update(status="OOM")
