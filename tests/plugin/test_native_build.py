@@ -37,6 +37,21 @@ def test_chunking_and_workspace(lib):
     assert lib.vim_selective_scan_lanes(1, 1, 192, 100, 64, 1, 0, 2) == 4  # dstate 64 needs 4 lanes anyway
 
 
+
+@pytest.mark.parametrize("batch,dim,seqlen", [(8, 384, 6085), (8, 768, 6085), (1, 384, 6085), (1, 768, 6085),
+                                              (8, 768, 197), (8, 384, 197), (1, 768, 197)])
+def test_chunks_fill_at_most_one_wave_of_resident_blocks(lib, batch, dim, seqlen):
+    # Each chunk costs a second pass over its tokens, and a grid past one wave of resident blocks runs
+    # a second, nearly empty wave. Without a GPU to ask, the library assumes 108 SMs x 6 blocks.
+    slots = 108 * 6
+    lanes = lib.vim_selective_scan_lanes(1, batch, dim, seqlen, 16, 2, 0, 0)
+    chunks = lib.vim_selective_scan_num_chunks(1, batch, dim, seqlen, 16, 2, 0, 0)
+    blocks_per_chunk = batch * -(-dim * lanes // 64)
+    assert 1 <= chunks <= max(1, seqlen // 32)
+    assert chunks == 1 or chunks * blocks_per_chunk <= slots
+    if chunks < min(64, seqlen // 32):  # not capped by length: one more chunk would start a second wave
+        assert (chunks + 1) * blocks_per_chunk > slots
+
 def test_bad_arguments_are_rejected_without_touching_the_gpu(lib):
     null2 = (ctypes.c_void_p * 2)()
     rev = (ctypes.c_int * 2)()
