@@ -681,6 +681,33 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
     }
 }
 
+constexpr int kMaxDevices = 64;
+using PerDevice = std::atomic<int>[kMaxDevices]; //!< a positive value per device once known, else 0
+
+/*
+ * value = cache[current device]; the first time, compute(dev, value) finds it (kept only when that
+ * succeeds with a positive value, so a failed query is asked again later). The launch path asks for
+ * these values on every call: each costs a device query once per device.
+ */
+template <typename F>
+cudaError_t oncePerDevice(PerDevice& cache, int& value, F&& compute)
+{
+    int dev = 0;
+    cudaError_t err = cudaGetDevice(&dev);
+    if (err != cudaSuccess)
+        return err;
+    bool const cacheable = dev >= 0 && dev < kMaxDevices;
+    if (cacheable && cache[dev].load(std::memory_order_relaxed) > 0)
+    {
+        value = cache[dev].load(std::memory_order_relaxed);
+        return cudaSuccess;
+    }
+    err = compute(dev, value);
+    if (err == cudaSuccess && value > 0 && cacheable)
+        cache[dev].store(value, std::memory_order_relaxed);
+    return err;
+}
+
 //! Dynamic shared memory of a kernel instantiation; raises the kernel's limit once when over 48 KB.
 template <typename T, int kSPT, int kLPC, bool kOutputPass>
 cudaError_t prepareSmem(size_t& bytes)
@@ -689,20 +716,13 @@ cudaError_t prepareSmem(size_t& bytes)
     if (bytes <= 48 * 1024)
         return cudaSuccess;
     // The limit is a per-device function attribute: raised once per device.
-    constexpr int kMaxDevices = 64;
-    static std::atomic<int> raised[kMaxDevices] = {};
-    int dev = 0;
-    cudaError_t err = cudaGetDevice(&dev);
-    if (err != cudaSuccess)
-        return err;
-    bool const cached = dev >= 0 && dev < kMaxDevices;
-    if (cached && raised[dev].load(std::memory_order_relaxed))
-        return cudaSuccess;
-    err = cudaFuncSetAttribute(
-        selectiveScanKernel<T, kSPT, kLPC, kOutputPass>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
-    if (err == cudaSuccess && cached)
-        raised[dev].store(1, std::memory_order_relaxed);
-    return err;
+    static PerDevice raised = {};
+    int done = 0;
+    return oncePerDevice(raised, done, [&](int, int& v) {
+        v = 1;
+        return cudaFuncSetAttribute(selectiveScanKernel<T, kSPT, kLPC, kOutputPass>,
+            cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+    });
 }
 
 template <typename T, int kSPT, int kLPC>
@@ -741,20 +761,19 @@ cudaError_t launchTyped(KernelArgs const& args, cudaStream_t stream)
 template <typename F>
 cudaError_t withLayout(int spt, int lpc, F&& f)
 {
-    auto call = [&](auto spt_, auto lpc_) { return f(spt_, lpc_); };
     using std::integral_constant;
     switch (lpc * 100 + spt)
     {
-    case 104: return call(integral_constant<int, 4>{}, integral_constant<int, 1>{});
-    case 108: return call(integral_constant<int, 8>{}, integral_constant<int, 1>{});
-    case 116: return call(integral_constant<int, 16>{}, integral_constant<int, 1>{});
-    case 204: return call(integral_constant<int, 4>{}, integral_constant<int, 2>{});
-    case 208: return call(integral_constant<int, 8>{}, integral_constant<int, 2>{});
-    case 216: return call(integral_constant<int, 16>{}, integral_constant<int, 2>{});
-    case 404: return call(integral_constant<int, 4>{}, integral_constant<int, 4>{});
-    case 416: return call(integral_constant<int, 16>{}, integral_constant<int, 4>{});
-    case 816: return call(integral_constant<int, 16>{}, integral_constant<int, 8>{});
-    case 1616: return call(integral_constant<int, 16>{}, integral_constant<int, 16>{});
+    case 104: return f(integral_constant<int, 4>{}, integral_constant<int, 1>{});
+    case 108: return f(integral_constant<int, 8>{}, integral_constant<int, 1>{});
+    case 116: return f(integral_constant<int, 16>{}, integral_constant<int, 1>{});
+    case 204: return f(integral_constant<int, 4>{}, integral_constant<int, 2>{});
+    case 208: return f(integral_constant<int, 8>{}, integral_constant<int, 2>{});
+    case 216: return f(integral_constant<int, 16>{}, integral_constant<int, 2>{});
+    case 404: return f(integral_constant<int, 4>{}, integral_constant<int, 4>{});
+    case 416: return f(integral_constant<int, 16>{}, integral_constant<int, 4>{});
+    case 816: return f(integral_constant<int, 16>{}, integral_constant<int, 8>{});
+    case 1616: return f(integral_constant<int, 16>{}, integral_constant<int, 16>{});
     default: return cudaErrorInvalidConfiguration;
     }
 }
@@ -775,40 +794,24 @@ cudaError_t launchForLayout(KernelArgs const& args, int spt, int lpc, cudaStream
 template <typename T>
 int residentBlocksOnDevice(int spt, int lpc)
 {
-    int blocks = VIM_SCAN_MIN_BLOCKS;
+    int blocks = 0;
     cudaError_t const err = withLayout(spt, lpc, [&](auto spt_, auto lpc_) {
         constexpr int kS = decltype(spt_)::value;
         constexpr int kL = decltype(lpc_)::value;
-        constexpr int kMaxDevices = 64;
-        static std::atomic<int> cache[kMaxDevices] = {};
-        int dev = 0;
-        cudaError_t e = cudaGetDevice(&dev);
-        if (e != cudaSuccess)
-            return e;
-        bool const cached = dev >= 0 && dev < kMaxDevices;
-        if (cached && cache[dev].load(std::memory_order_relaxed) > 0)
-        {
-            blocks = cache[dev].load(std::memory_order_relaxed);
-            return cudaSuccess;
-        }
-        size_t smem = 0;
-        e = prepareSmem<T, kS, kL, true>(smem);
-        int n = 0;
-        if (e == cudaSuccess)
-            e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, selectiveScanKernel<T, kS, kL, true>, kThreads, smem);
-        if (e == cudaSuccess && n > 0)
-        {
-            blocks = n;
-            if (cached)
-                cache[dev].store(n, std::memory_order_relaxed);
-        }
-        return e;
+        static PerDevice cache = {};
+        return oncePerDevice(cache, blocks, [&](int, int& n) {
+            size_t smem = 0;
+            cudaError_t const e = prepareSmem<T, kS, kL, true>(smem);
+            return e != cudaSuccess
+                ? e
+                : cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, selectiveScanKernel<T, kS, kL, true>, kThreads, smem);
+        });
     });
     if (err != cudaSuccess)
     {
         cudaGetLastError(); // a failed query leaves no sticky error behind
     }
-    return blocks;
+    return err == cudaSuccess && blocks > 0 ? blocks : VIM_SCAN_MIN_BLOCKS;
 }
 
 //! Fewest lanes a channel needs (at most 16 states a thread).
@@ -842,19 +845,11 @@ int smCountOf(SelectiveScanParams const& p)
 {
     if (p.smCount > 0)
         return p.smCount;
-    constexpr int kMaxDevices = 64;
-    static std::atomic<int> cache[kMaxDevices] = {};
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess)
-        return 108;
-    if (dev >= 0 && dev < kMaxDevices && cache[dev].load(std::memory_order_relaxed) > 0)
-        return cache[dev].load(std::memory_order_relaxed);
+    static PerDevice cache = {};
     int sm = 0;
-    if (cudaDeviceGetAttribute(&sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || sm <= 0)
-        return 108; // not cached: a later call may succeed
-    if (dev >= 0 && dev < kMaxDevices)
-        cache[dev].store(sm, std::memory_order_relaxed);
-    return sm;
+    cudaError_t const err = oncePerDevice(
+        cache, sm, [](int dev, int& v) { return cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev); });
+    return err == cudaSuccess && sm > 0 ? sm : 108; // 108: no device to ask (not cached: a later call may succeed)
 }
 
 //! 8-byte cp.async needs 8-byte aligned tensors (a tensor can be a view at any element offset).
@@ -932,9 +927,10 @@ int32_t selectiveScanChooseChunks(SelectiveScanParams const& p)
     // L = 6085, batch 8: vim_tiny 16 chunks 689 us vs 22 chunks 826 us; bench/RESULTS.md).
     int const lanes = selectiveScanChooseLanes(p);
     int64_t const threads = static_cast<int64_t>(p.batch) * p.dim * lanes;
-    if (static_cast<double>(p.batch) * p.dim / smCountOf(p) >= 64)
+    int const sms = smCountOf(p);
+    if (static_cast<double>(p.batch) * p.dim / sms >= 64)
         return 1;
-    int64_t const resident = static_cast<int64_t>(smCountOf(p)) * residentBlocksPerSm(p, lanes) * kThreads;
+    int64_t const resident = static_cast<int64_t>(sms) * residentBlocksPerSm(p, lanes) * kThreads;
     int64_t const byWork = std::max<int64_t>(1, resident / threads);
     int64_t const byLength = std::max<int64_t>(1, p.seqlen / 32);
     return static_cast<int32_t>(std::min<int64_t>({byWork, byLength, 64}));
