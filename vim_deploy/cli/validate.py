@@ -18,6 +18,13 @@ from vim_deploy.validate import ValidateConfig, run_validation, to_markdown, wri
               help="TensorRT plan from `vim-deploy build` (repeatable; its <plan>.json names the model and weights). "
                    "UNVERIFIED: engine execution has not been run on a GPU by this project yet.")
 @click.option("--plugin", default=None, help="libvim_trt_plugin.so to load for --engine [default: ./build].")
+@click.option("--runtime", type=click.Choice(["auto", "onnxruntime", "reference"]), default="auto", show_default=True,
+              help="Runtime of plugin graphs: onnxruntime with libvim_ort_ops.so ('auto': when it is built), or "
+                   "onnx's reference evaluator with the NumPy scan op (slow oracle).")
+@click.option("--ort-provider", type=click.Choice(["cpu", "cuda"]), default=None,
+              help="onnxruntime execution provider [default: cpu for plugin graphs, cuda when available otherwise].")
+@click.option("--ort-ops-library", default=None, type=click.Path(dir_okay=False),
+              help="libvim_ort_ops.so [default: $VIM_DEPLOY_ORT_OPS_LIB, then build/].")
 @click.option("--model", "-m", default=None, help="Model when exporting on the fly [default: vim_tiny]; "
               "with --onnx it is read from the graph and only checked.")
 @click.option("--checkpoint", "-c", default=None, help="Checkpoint the graph was exported from.")
@@ -36,12 +43,13 @@ from vim_deploy.validate import ValidateConfig, run_validation, to_markdown, wri
 @click.option("--report-json", type=click.Path(dir_okay=False), default=None, help="Write the report as JSON.")
 @click.option("--report-md", type=click.Path(dir_okay=False), default=None, help="Write the report as Markdown.")
 @logging_options
-def validate_cmd(onnx_paths, engines, plugin, model, checkpoint, use_ema, unsafe_load, precision, num_random, images, batch_size, seed,
+def validate_cmd(onnx_paths, engines, plugin, runtime, ort_provider, ort_ops_library, model, checkpoint, use_ema, unsafe_load, precision, num_random, images, batch_size, seed,
                  min_cosine, min_top1, max_rel_l2, report_json, report_md):
     """Compare exported graphs with the fp32 PyTorch model (max/rel error, cosine, top-1/top-5).
 
-    Plugin graphs run on onnx's reference runtime with a NumPy scan op; portable and function
-    graphs on onnxruntime. Exit status 1 when any comparison fails its thresholds.
+    Plugin graphs run on onnxruntime with vim-deploy's op library (libvim_ort_ops.so, CPU or CUDA
+    provider) when it is built, else on onnx's reference runtime with a NumPy scan op; portable and
+    function graphs on onnxruntime. Exit status 1 when any comparison fails its thresholds.
     """
     for p in (report_json, report_md):
         if p:
@@ -55,7 +63,8 @@ def validate_cmd(onnx_paths, engines, plugin, model, checkpoint, use_ema, unsafe
         plugin = str(default) if default.is_file() else None
     cfg = ValidateConfig(onnx=list(onnx_paths), engines=list(engines), plugin=plugin, model=model, checkpoint=checkpoint, use_ema=use_ema,
                          unsafe_load=unsafe_load, precision=precision, num_random=num_random, batch_size=batch_size,
-                         images=images, seed=seed, thresholds=overrides)
+                         images=images, seed=seed, thresholds=overrides, runtime=runtime,
+                         ort_provider=ort_provider, ort_ops_library=ort_ops_library)
     log.info("RUNNING | validate")
     report = run_validation(cfg, progress=Progress())
     click.echo(to_markdown(report))

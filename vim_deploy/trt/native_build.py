@@ -1,8 +1,10 @@
-"""Build and find the native libraries of ``plugins/`` (CUDA core + TensorRT plugin) through CMake.
+"""Build and find the native libraries of ``plugins/`` through CMake.
 
 ``libvim_kernels.so`` needs only nvcc; ``libvim_trt_plugin.so`` also needs TensorRT's headers
 (found from ``--tensorrt-root``, ``TensorRT_ROOT``, ``TENSORRT_INCLUDE_DIR``, the system include
-folders or a ``tensorrt`` pip wheel). Neither links TensorRT.
+folders or a ``tensorrt`` pip wheel); ``libvim_ort_ops.so`` needs ONNX Runtime's C API headers
+(``--onnxruntime-include``, ``ONNXRUNTIME_INCLUDE_DIR``, ``ONNXRUNTIME_ROOT``) and gets its CUDA
+kernel when nvcc is there. None links TensorRT or ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ PLUGINS_DIR = REPO / "plugins"
 DEFAULT_BUILD_DIR = REPO / "build"
 KERNELS_LIB = "libvim_kernels.so"
 PLUGIN_LIB = "libvim_trt_plugin.so"
+ORT_OPS_LIB = "libvim_ort_ops.so"
 
 
 def find_plugin_library(explicit: str | None = None) -> Path:
@@ -35,14 +38,22 @@ def find_plugin_library(explicit: str | None = None) -> Path:
 
 def build_native(build_dir: str | os.PathLike = DEFAULT_BUILD_DIR, tensorrt_root: str | None = None,
                  cuda_archs: str | None = None, werror: bool = False, jobs: int | None = None,
-                 echo=print) -> dict[str, Path | None]:
+                 echo=print, onnxruntime_include: str | None = None) -> dict[str, Path | None]:
     """Configure and build with CMake; returns the paths of the libraries that were built."""
-    for tool in ("cmake", "nvcc"):
-        if shutil.which(tool) is None:
-            raise VimDeployError(f"`{tool}` was not found on PATH.",
-                                 "Install the CUDA toolkit (nvcc) and CMake >= 3.18 to build the native code.")
+    if shutil.which("cmake") is None:
+        raise VimDeployError("`cmake` was not found on PATH.", "Install CMake >= 3.18 to build the native code.")
+    if shutil.which("nvcc") is None and not (onnxruntime_include or os.environ.get("ONNXRUNTIME_INCLUDE_DIR")
+                                             or os.environ.get("ONNXRUNTIME_ROOT")):
+        raise VimDeployError("`nvcc` was not found on PATH.",
+                             "Install the CUDA toolkit to build the GPU libraries; without it only the CPU kernel of "
+                             "libvim_ort_ops.so can be built (pass --onnxruntime-include).")
     build_dir = Path(build_dir)
     cfg = ["cmake", "-S", str(PLUGINS_DIR), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release"]
+    if onnxruntime_include:
+        if not (Path(onnxruntime_include) / "onnxruntime_c_api.h").is_file():
+            raise VimDeployError(f"--onnxruntime-include '{onnxruntime_include}' has no onnxruntime_c_api.h.",
+                                 "Point it at the folder holding ONNX Runtime's C API headers.")
+        cfg.append(f"-DONNXRUNTIME_INCLUDE_DIR={onnxruntime_include}")
     if tensorrt_root:
         if not (Path(tensorrt_root) / "include" / "NvInferRuntime.h").is_file():
             raise VimDeployError(f"--tensorrt-root '{tensorrt_root}' has no include/NvInferRuntime.h.",
@@ -62,4 +73,5 @@ def build_native(build_dir: str | os.PathLike = DEFAULT_BUILD_DIR, tensorrt_root
             tail = "\n".join(proc.stdout.splitlines()[-15:])
             raise VimDeployError(f"native build failed ({cmd[1]} step, exit {proc.returncode}).",
                                  f"Last lines:\n{tail}")
-    return {name: (build_dir / name if (build_dir / name).is_file() else None) for name in (KERNELS_LIB, PLUGIN_LIB)}
+    return {name: (build_dir / name if (build_dir / name).is_file() else None)
+            for name in (KERNELS_LIB, PLUGIN_LIB, ORT_OPS_LIB)}

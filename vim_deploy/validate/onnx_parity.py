@@ -3,7 +3,8 @@
 The reference is always the fp32 PyTorch model with the weights the graph was exported from (the
 file's metadata names the model, resolution, precision and checkpoint or seed). Each graph runs on
 the backend that can execute it here: onnxruntime for portable/function graphs, onnx's
-ReferenceEvaluator plus our NumPy scan op for plugin graphs (bare custom nodes). A PyTorch row at
+ReferenceEvaluator plus our NumPy scan op for plugin graphs (bare custom nodes), or onnxruntime
+with vim-deploy's op library when it is built (CPU or CUDA provider). A PyTorch row at
 the graph's precision (same precision policy, no ONNX) is reported beside it, so precision loss and
 graph bugs can be told apart.
 """
@@ -45,6 +46,9 @@ class ValidateConfig:
     seed: int = 1234  # input seed
     model_seed: int = 0  # weight seed for graphs exported on the fly without a checkpoint
     thresholds: dict = field(default_factory=dict)  # overrides, e.g. {"min_cosine": 0.9999}
+    runtime: str = "auto"  # plugin graphs: onnxruntime + op library ("auto": when built) or the reference evaluator
+    ort_provider: str | None = None  # onnxruntime provider: "cpu" / "cuda" (None: see runner_for_onnx)
+    ort_ops_library: str | None = None  # libvim_ort_ops.so (None: $VIM_DEPLOY_ORT_OPS_LIB, build/)
 
 
 def _graph_infos(cfg: ValidateConfig, tmpdir: str, say) -> list[tuple[str, dict]]:
@@ -146,7 +150,7 @@ def run_validation(cfg: ValidateConfig, progress=None) -> dict:
 
                 runner, kind = EngineRunner(path, cfg.plugin), "engine"
             else:
-                runner, kind, _ = runner_for_onnx(path)
+                runner, kind, _ = runner_for_onnx(path, cfg.runtime, cfg.ort_provider, cfg.ort_ops_library)
             say(f"running {os.path.basename(path)} ({kind} graph) on {runner.name}")
             out, secs = _run_all(runner, batches)
             rows.append(_row(runner.name, path if (cfg.onnx or cfg.engines) else os.path.basename(path), kind,

@@ -44,21 +44,31 @@ def onnx_kind(proto: onnx.ModelProto) -> str:
 
 
 class OrtRunner:
-    """onnxruntime on a graph it can run (portable or function mode)."""
+    """onnxruntime on a graph it can run: portable / function graphs as they are, plugin graphs with
+    vim-deploy's op library registered (``ops_library``; see :mod:`vim_deploy.ort`)."""
 
-    def __init__(self, path: str, providers: list[str] | None = None):
+    def __init__(self, path: str, providers: list[str] | None = None, ops_library=None, provider: str | None = None):
         import onnxruntime as ort
 
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        avail = ort.get_available_providers()
-        providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in avail]
-        try:
-            self.session = ort.InferenceSession(path, so, providers=providers)
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise VimDeployError(f"onnxruntime cannot load '{path}': {str(e).splitlines()[0][:200]}") from None
+        if ops_library is not None:
+            from vim_deploy.ort import create_session
+
+            self.session = create_session(path, provider=provider or "cpu", library=ops_library)
+        else:
+            so = ort.SessionOptions()
+            so.log_severity_level = 3
+            avail = ort.get_available_providers()
+            if provider is not None:
+                providers = (["CUDAExecutionProvider"] if provider == "cuda" else []) + ["CPUExecutionProvider"]
+            providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in avail]
+            try:
+                self.session = ort.InferenceSession(path, so, providers=providers)
+            except Exception as e:  # onnxruntime raises its own exception types
+                raise VimDeployError(f"onnxruntime cannot load '{path}': {str(e).splitlines()[0][:200]}") from None
         self.input_name = self.session.get_inputs()[0].name
         self.name = f"onnxruntime-{self.session.get_providers()[0].replace('ExecutionProvider', '').lower()}"
+        if ops_library is not None:
+            self.name += "+vim-ops"
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x})[0].astype(np.float32)
@@ -93,8 +103,31 @@ def metadata(proto: onnx.ModelProto) -> dict[str, str]:
     return {p.key: p.value for p in proto.metadata_props}
 
 
-def runner_for_onnx(path: str):
-    """The CPU backend for this graph: onnxruntime unless it has bare custom nodes."""
+RUNTIMES = ("auto", "onnxruntime", "reference")
+
+
+def runner_for_onnx(path: str, runtime: str = "auto", provider: str | None = None, ops_library=None):
+    """The backend for this graph.
+
+    Portable and function graphs run on onnxruntime. Plugin graphs (bare custom nodes) run on
+    onnxruntime with vim-deploy's op library (``runtime`` 'onnxruntime', or 'auto' when the library
+    is built), else on onnx's reference evaluator with the NumPy scan op ('reference': the slow
+    oracle). ``provider``: 'cpu' or 'cuda' for onnxruntime (default: CUDA when available for graphs
+    without custom nodes, the CPU for plugin graphs).
+    """
+    from vim_deploy.ort import find_ops_library, ops_library_or_none
+
+    if runtime not in RUNTIMES:
+        raise VimDeployError(f"unknown runtime '{runtime}'.", f"Use one of {', '.join(RUNTIMES)}.")
     proto = load_onnx(path)
     kind = onnx_kind(proto)
-    return (ReferenceRunner(proto) if kind == "plugin" else OrtRunner(path)), kind, metadata(proto)
+    if kind != "plugin":
+        return OrtRunner(path, provider=provider), kind, metadata(proto)
+    if runtime == "reference":
+        return ReferenceRunner(proto), kind, metadata(proto)
+    lib = find_ops_library(ops_library) if runtime == "onnxruntime" else ops_library_or_none(ops_library)
+    if lib is None:
+        if provider == "cuda":
+            find_ops_library()  # raises: a CUDA run of a plugin graph needs the op library
+        return ReferenceRunner(proto), kind, metadata(proto)
+    return OrtRunner(path, ops_library=lib, provider=provider or "cpu"), kind, metadata(proto)

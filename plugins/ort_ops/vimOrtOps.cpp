@@ -1,0 +1,592 @@
+/*
+ * ONNX Runtime custom-op library for the nodes `vim-deploy export` writes: domain `vim_deploy`, ops
+ * VimSelectiveScan (8 inputs) and VimBiSelectiveScan (15 inputs), exactly the inputs, attributes
+ * and type rules of the TensorRT plugin (vim_deploy/ops/schema.py): T = float32 / float16 /
+ * bfloat16 for the activations, A / D / delta_bias float32, output y of type T.
+ *
+ * Kernels:
+ *   - CPU execution provider: the plain C++ scan (selectiveScanCpu.h), rows split over ORT's
+ *     intra-op thread pool where the runtime offers KernelContext_ParallelFor (ORT >= 1.17);
+ *   - CUDA execution provider (built when nvcc is present): the CUDA core (selectiveScanKernel.h) on
+ *     ORT's compute stream, its workspace from ORT's allocator, no host sync, no allocation outside
+ *     ORT (CUDA-graph capturable).
+ * One OrtCustomOp per (op, T, provider): ORT (>= 1.14) merges same-named ops of a domain into one
+ * schema whose output type follows the inputs' types.
+ *
+ * Written against the C API only, at API version kAPI_VERSION (ORT 1.16): the library loads into
+ * every ONNX Runtime from 1.16 on (JetPack 5's and 6's onnxruntime-gpu builds, current wheels).
+ * Entry point: RegisterCustomOps (SessionOptions.register_custom_ops_library in Python,
+ * RegisterCustomOpsLibrary in C/C++, `op_library_filename` in Triton's onnxruntime backend).
+ *
+ * Errors (bad attributes at session creation, bad shapes at run) come back as ORT statuses that
+ * name the op, the node and the problem; nothing here throws across the C boundary or aborts.
+ */
+#include "onnxruntime_c_api.h"
+
+#include "selectiveScanCpu.h"
+#include "selectiveScanParams.h"
+#if VIM_ORT_WITH_CUDA
+#include "selectiveScanKernel.h"
+#endif
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace
+{
+
+using vim::ScanDType;
+using vim::SelectiveScanParams;
+
+//! The C API version this library is written against (ORT 1.16: CreateKernelV2 / KernelComputeV2,
+//! KernelInfo_GetNodeName, KernelContext_GetAllocator). Newer runtimes serve older API versions.
+constexpr uint32_t kAPI_VERSION = 16;
+//! KernelContext_ParallelFor arrived with API 17; used when the runtime has it.
+constexpr uint32_t kPARALLEL_FOR_API_VERSION = 17;
+
+constexpr char const* kDOMAIN = "vim_deploy";
+constexpr char const* kSCAN = "VimSelectiveScan";
+constexpr char const* kBI_SCAN = "VimBiSelectiveScan";
+constexpr char const* kCUDA_EP = "CUDAExecutionProvider";
+constexpr size_t kNB_INPUTS = 8;
+constexpr size_t kNB_BI_INPUTS = 15;
+
+OrtApi const* gApi = nullptr;          //!< API at kAPI_VERSION (set by RegisterCustomOps)
+OrtApi const* gApiParallel = nullptr;  //!< API at kPARALLEL_FOR_API_VERSION, or null
+
+//! Input positions of one direction's tensors (and z) in the two node forms.
+struct DirIndex
+{
+    size_t u, delta, A, B, C, D, bias, z;
+};
+constexpr DirIndex kSINGLE{0, 1, 2, 3, 4, 5, 7, 6};
+constexpr DirIndex kBI_FWD{0, 1, 2, 3, 4, 5, 6, 14};
+constexpr DirIndex kBI_BWD{7, 8, 9, 10, 11, 12, 13, 14};
+
+char const* const kSINGLE_NAMES[kNB_INPUTS] = {"u", "delta", "A", "B", "C", "D", "z", "delta_bias"};
+char const* const kBI_NAMES[kNB_BI_INPUTS] = {"u_f", "delta_f", "A_f", "B_f", "C_f", "D_f", "delta_bias_f", "u_b",
+    "delta_b", "A_b", "B_b", "C_b", "D_b", "delta_bias_b", "z"};
+
+bool isFp32Input(bool bi, size_t pos)
+{
+    if (bi)
+        return pos == 2 || pos == 5 || pos == 6 || pos == 9 || pos == 12 || pos == 13;
+    return pos == 2 || pos == 5 || pos == 7;
+}
+
+ONNXTensorElementDataType onnxType(ScanDType t)
+{
+    switch (t)
+    {
+    case ScanDType::kHALF: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+    case ScanDType::kBF16: return ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16;
+    default: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+    }
+}
+
+//! One registered op: its form, element type and provider. The OrtCustomOp base is what ORT sees.
+struct VimOp : OrtCustomOp
+{
+    bool bidirectional{false};
+    ScanDType dtype{ScanDType::kFLOAT};
+    bool cuda{false};
+};
+
+//! A kernel: one node's attributes, checked at session creation.
+struct Kernel
+{
+    bool bidirectional{false};
+    ScanDType dtype{ScanDType::kFLOAT};
+    bool cuda{false};
+    int64_t deltaSoftplus{1};
+    int64_t reverse{0};
+    float outScale{1.f};
+    std::string node;
+
+    char const* opName() const
+    {
+        return bidirectional ? kBI_SCAN : kSCAN;
+    }
+    size_t nbInputs() const
+    {
+        return bidirectional ? kNB_BI_INPUTS : kNB_INPUTS;
+    }
+    char const* inputName(size_t i) const
+    {
+        return bidirectional ? kBI_NAMES[i] : kSINGLE_NAMES[i];
+    }
+};
+
+//! An error status "<op> node '<name>': <what>" (ORT prefixes its own context when it reports it).
+OrtStatus* fail(Kernel const& k, std::string const& what, OrtErrorCode code = ORT_INVALID_ARGUMENT)
+{
+    std::string const msg = std::string(k.opName()) + " node '" + k.node + "': " + what;
+    return gApi->CreateStatus(code, msg.c_str());
+}
+
+//! Release an OrtStatus and say whether it was an error.
+bool failed(OrtStatus* s)
+{
+    if (s == nullptr)
+        return false;
+    gApi->ReleaseStatus(s);
+    return true;
+}
+
+// ---- attributes ------------------------------------------------------------------------------
+//! A required INT attribute in {0, 1}.
+OrtStatus* readFlag(OrtKernelInfo const* info, Kernel const& k, char const* name, int64_t& out)
+{
+    if (failed(gApi->KernelInfoGetAttribute_int64(info, name, &out)))
+    {
+        float f = 0.f;
+        if (!failed(gApi->KernelInfoGetAttribute_float(info, name, &f)))
+            return fail(k, std::string("attribute '") + name + "' must be an INT, got a FLOAT");
+        return fail(k, std::string("required INT attribute '") + name + "' is missing (0 or 1)");
+    }
+    if (out != 0 && out != 1)
+        return fail(k, std::string("attribute '") + name + "' must be 0 or 1, got " + std::to_string(out));
+    return nullptr;
+}
+
+OrtStatus* readScale(OrtKernelInfo const* info, Kernel const& k, char const* name, float& out)
+{
+    if (failed(gApi->KernelInfoGetAttribute_float(info, name, &out)))
+    {
+        int64_t i = 0;
+        if (!failed(gApi->KernelInfoGetAttribute_int64(info, name, &i)))
+            return fail(k, std::string("attribute '") + name + "' must be a FLOAT, got an INT");
+        return fail(k, std::string("required FLOAT attribute '") + name + "' is missing");
+    }
+    if (!std::isfinite(out))
+        return fail(k, std::string("attribute '") + name + "' must be finite");
+    return nullptr;
+}
+
+std::string nodeName(OrtKernelInfo const* info)
+{
+    size_t size = 0;
+    if (failed(gApi->KernelInfo_GetNodeName(info, nullptr, &size)) || size == 0)
+        return "";
+    std::string name(size, '\0');
+    if (failed(gApi->KernelInfo_GetNodeName(info, &name[0], &size)))
+        return "";
+    name.resize(std::strlen(name.c_str()));
+    return name;
+}
+
+OrtStatus* ORT_API_CALL createKernel(OrtCustomOp const* op, OrtApi const* /*api*/, OrtKernelInfo const* info,
+    void** kernel) noexcept
+{
+    try
+    {
+        auto const* vop = static_cast<VimOp const*>(op);
+        auto k = new Kernel();
+        k->bidirectional = vop->bidirectional;
+        k->dtype = vop->dtype;
+        k->cuda = vop->cuda;
+        k->node = nodeName(info);
+        OrtStatus* s = readFlag(info, *k, "delta_softplus", k->deltaSoftplus);
+        if (s == nullptr)
+            s = k->bidirectional ? readScale(info, *k, "out_scale", k->outScale)
+                                 : readFlag(info, *k, "reverse", k->reverse);
+        if (s != nullptr)
+        {
+            delete k;
+            return s;
+        }
+        *kernel = k;
+        return nullptr;
+    }
+    catch (std::exception const& e)
+    {
+        return gApi->CreateStatus(ORT_FAIL, e.what());
+    }
+}
+
+void ORT_API_CALL destroyKernel(void* kernel) noexcept
+{
+    delete static_cast<Kernel*>(kernel);
+}
+
+// ---- inputs ----------------------------------------------------------------------------------
+struct Tensor
+{
+    void* data{nullptr};
+    std::vector<int64_t> dims;
+};
+
+OrtStatus* readInput(OrtKernelContext* ctx, Kernel const& k, size_t i, Tensor& t)
+{
+    OrtValue const* v = nullptr;
+    if (failed(gApi->KernelContext_GetInput(ctx, i, &v)) || v == nullptr)
+        return fail(k, std::string("input ") + std::to_string(i) + " (" + k.inputName(i) + ") is missing");
+    OrtTensorTypeAndShapeInfo* info = nullptr;
+    if (failed(gApi->GetTensorTypeAndShape(v, &info)))
+        return fail(k, std::string("input ") + k.inputName(i) + " is not a tensor");
+    size_t rank = 0;
+    OrtStatus* s = gApi->GetDimensionsCount(info, &rank);
+    if (s == nullptr)
+    {
+        t.dims.assign(rank, 0);
+        s = gApi->GetDimensions(info, t.dims.data(), rank);
+    }
+    gApi->ReleaseTensorTypeAndShapeInfo(info);
+    if (s != nullptr)
+        return s;
+    return gApi->GetTensorMutableData(const_cast<OrtValue*>(v), &t.data);
+}
+
+std::string shapeText(std::vector<int64_t> const& d)
+{
+    std::ostringstream os;
+    os << "(";
+    for (size_t i = 0; i < d.size(); ++i)
+        os << (i ? ", " : "") << d[i];
+    os << ")";
+    return os.str();
+}
+
+//! Check every input's shape against u's (batch, dim, seqlen) and A's dstate; fill the sizes of p.
+OrtStatus* checkShapes(Kernel const& k, std::vector<Tensor> const& in, SelectiveScanParams& p)
+{
+    auto bad = [&](size_t i, std::string const& want) {
+        return fail(k, std::string("input ") + k.inputName(i) + " has shape " + shapeText(in[i].dims) + ", expected "
+                + want);
+    };
+    std::vector<int64_t> const& u = in[0].dims;
+    if (u.size() != 3)
+        return bad(0, "(batch, dim, seqlen)");
+    for (int64_t d : u)
+        if (d > std::numeric_limits<int32_t>::max())
+            return fail(k, "dimensions of u " + shapeText(u) + " exceed the int32 range");
+    int32_t const nbDirs = k.bidirectional ? 2 : 1;
+    DirIndex const& first = k.bidirectional ? kBI_FWD : kSINGLE;
+    std::vector<int64_t> const& A0 = in[first.A].dims;
+    if (A0.size() != 2 || A0[0] != u[1] || A0[1] < 1 || A0[1] > 256)
+        return bad(first.A, "(dim, dstate) with dim = " + std::to_string(u[1]) + " and dstate in 1..256");
+    int64_t const N = A0[1];
+    std::string const bdl = shapeText(u);
+    std::string const bnl = shapeText({u[0], N, u[2]});
+    std::string const dvec = shapeText({u[1]});
+    for (int32_t dir = 0; dir < nbDirs; ++dir)
+    {
+        DirIndex const& ix = k.bidirectional ? (dir == 0 ? kBI_FWD : kBI_BWD) : kSINGLE;
+        for (size_t i : {ix.u, ix.delta, ix.z})
+            if (in[i].dims != u)
+                return bad(i, bdl + " (like " + k.inputName(ix.u) + ")");
+        if (in[ix.A].dims != A0)
+            return bad(ix.A, shapeText(A0));
+        for (size_t i : {ix.B, ix.C})
+            if (in[i].dims != std::vector<int64_t>{u[0], N, u[2]})
+                return bad(i, bnl + " (batch, dstate, seqlen)");
+        for (size_t i : {ix.D, ix.bias})
+            if (in[i].dims != std::vector<int64_t>{u[1]})
+                return bad(i, dvec + " (dim)");
+    }
+    p.batch = static_cast<int32_t>(u[0]);
+    p.dim = static_cast<int32_t>(u[1]);
+    p.seqlen = static_cast<int32_t>(u[2]);
+    p.dstate = static_cast<int32_t>(N);
+    return nullptr;
+}
+
+void fillDirections(Kernel const& k, std::vector<Tensor> const& in, SelectiveScanParams& p)
+{
+    p.dtype = k.dtype;
+    p.deltaSoftplus = k.deltaSoftplus != 0;
+    p.numDirections = k.bidirectional ? 2 : 1;
+    p.outScale = k.bidirectional ? k.outScale : 1.f;
+    for (int32_t dir = 0; dir < p.numDirections; ++dir)
+    {
+        DirIndex const& ix = k.bidirectional ? (dir == 0 ? kBI_FWD : kBI_BWD) : kSINGLE;
+        vim::ScanDirection& d = p.dir[dir];
+        d.u = in[ix.u].data;
+        d.delta = in[ix.delta].data;
+        d.A = static_cast<float const*>(in[ix.A].data);
+        d.B = in[ix.B].data;
+        d.C = in[ix.C].data;
+        d.D = static_cast<float const*>(in[ix.D].data);
+        d.z = in[ix.z].data;
+        d.deltaBias = static_cast<float const*>(in[ix.bias].data);
+        d.reverse = k.bidirectional ? (dir == 1) : (k.reverse != 0);
+    }
+}
+
+// ---- compute ---------------------------------------------------------------------------------
+struct CpuJob
+{
+    SelectiveScanParams const* p;
+    int64_t rows;
+    int64_t blocks;
+    char const* error;
+};
+
+void runCpuBlock(void* data, size_t i)
+{
+    auto* job = static_cast<CpuJob*>(data);
+    int64_t const per = (job->rows + job->blocks - 1) / job->blocks;
+    int64_t const begin = static_cast<int64_t>(i) * per;
+    int64_t const end = std::min(job->rows, begin + per);
+    if (begin < end)
+    {
+        if (char const* msg = vim::selectiveScanCpuRows(*job->p, begin, end))
+            job->error = msg; // same static message from every block: a benign race on a pointer
+    }
+}
+
+OrtStatus* computeCpu(OrtKernelContext* ctx, Kernel const& k, SelectiveScanParams const& p)
+{
+    if (char const* msg = vim::selectiveScanCpuValidate(p))
+        return fail(k, msg);
+    CpuJob job{&p, static_cast<int64_t>(p.batch) * p.dim, 1, nullptr};
+    // ~16 rows a task keeps the per-task setup (B/C conversion) small against the scan itself
+    job.blocks = std::max<int64_t>(1, std::min<int64_t>(job.rows / 16, 4096));
+    if (gApiParallel != nullptr && job.blocks > 1)
+    {
+        if (OrtStatus* s = gApiParallel->KernelContext_ParallelFor(
+                ctx, runCpuBlock, static_cast<size_t>(job.blocks), 0, &job))
+            return s;
+    }
+    else
+    {
+        for (int64_t i = 0; i < job.blocks; ++i)
+            runCpuBlock(&job, static_cast<size_t>(i));
+    }
+    return job.error ? fail(k, job.error) : nullptr;
+}
+
+#if VIM_ORT_WITH_CUDA
+OrtStatus* computeCuda(OrtKernelContext* ctx, Kernel const& k, SelectiveScanParams& p)
+{
+    if (p.batch > 65535)
+        return fail(k, "batch " + std::to_string(p.batch) + " exceeds the CUDA kernel's limit of 65535");
+    void* stream = nullptr;
+    if (OrtStatus* s = gApi->KernelContext_GetGPUComputeStream(ctx, &stream))
+        return s;
+    if (char const* msg = vim::selectiveScanValidate(p))
+        return fail(k, msg);
+    size_t const bytes = vim::selectiveScanWorkspaceSize(p);
+    void* workspace = nullptr;
+    OrtAllocator* allocator = nullptr;
+    if (bytes > 0)
+    {
+        int device = 0;
+        cudaError_t const e = cudaGetDevice(&device);
+        if (e != cudaSuccess)
+            return fail(k, std::string("cudaGetDevice failed: ") + cudaGetErrorString(e), ORT_EP_FAIL);
+        OrtMemoryInfo* memInfo = nullptr;
+        if (OrtStatus* s = gApi->CreateMemoryInfo("Cuda", OrtDeviceAllocator, device, OrtMemTypeDefault, &memInfo))
+            return s;
+        OrtStatus* s = gApi->KernelContext_GetAllocator(ctx, memInfo, &allocator);
+        gApi->ReleaseMemoryInfo(memInfo);
+        if (s != nullptr)
+            return s;
+        if ((s = gApi->AllocatorAlloc(allocator, bytes, &workspace)) != nullptr)
+        {
+            gApi->ReleaseAllocator(allocator);
+            return s;
+        }
+    }
+    cudaError_t const err = vim::selectiveScanForward(p, workspace, bytes, static_cast<cudaStream_t>(stream));
+    // Returned to ORT's arena right away, as ORT's own kernels do with scratch buffers: every later
+    // user of this memory is queued behind this kernel on the same compute stream.
+    if (workspace != nullptr)
+        failed(gApi->AllocatorFree(allocator, workspace));
+    if (allocator != nullptr)
+        gApi->ReleaseAllocator(allocator);
+    if (err != cudaSuccess)
+        return fail(k, std::string("CUDA kernel launch failed: ") + cudaGetErrorString(err), ORT_EP_FAIL);
+    return nullptr;
+}
+#endif
+
+OrtStatus* ORT_API_CALL compute(void* kernel, OrtKernelContext* ctx) noexcept
+{
+    try
+    {
+        Kernel const& k = *static_cast<Kernel const*>(kernel);
+        std::vector<Tensor> in(k.nbInputs());
+        for (size_t i = 0; i < in.size(); ++i)
+            if (OrtStatus* s = readInput(ctx, k, i, in[i]))
+                return s;
+        SelectiveScanParams p{};
+        if (OrtStatus* s = checkShapes(k, in, p))
+            return s;
+        OrtValue* out = nullptr;
+        std::vector<int64_t> const& shape = in[0].dims;
+        if (OrtStatus* s = gApi->KernelContext_GetOutput(ctx, 0, shape.data(), shape.size(), &out))
+            return s;
+        if (p.batch == 0 || p.dim == 0 || p.seqlen == 0)
+            return nullptr; // empty output: nothing to compute, no launch
+        if (OrtStatus* s = gApi->GetTensorMutableData(out, &p.out))
+            return s;
+        fillDirections(k, in, p);
+#if VIM_ORT_WITH_CUDA
+        if (k.cuda)
+            return computeCuda(ctx, k, p);
+#endif
+        return computeCpu(ctx, k, p);
+    }
+    catch (std::exception const& e)
+    {
+        return gApi->CreateStatus(ORT_FAIL, e.what());
+    }
+}
+
+// ---- the op table ----------------------------------------------------------------------------
+char const* ORT_API_CALL opName(OrtCustomOp const* op) noexcept
+{
+    return static_cast<VimOp const*>(op)->bidirectional ? kBI_SCAN : kSCAN;
+}
+
+char const* ORT_API_CALL opProvider(OrtCustomOp const* op) noexcept
+{
+    return static_cast<VimOp const*>(op)->cuda ? kCUDA_EP : nullptr; // nullptr = CPU
+}
+
+size_t ORT_API_CALL opInputCount(OrtCustomOp const* op) noexcept
+{
+    return static_cast<VimOp const*>(op)->bidirectional ? kNB_BI_INPUTS : kNB_INPUTS;
+}
+
+ONNXTensorElementDataType ORT_API_CALL opInputType(OrtCustomOp const* op, size_t i) noexcept
+{
+    auto const* v = static_cast<VimOp const*>(op);
+    return isFp32Input(v->bidirectional, i) ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : onnxType(v->dtype);
+}
+
+size_t ORT_API_CALL opOutputCount(OrtCustomOp const*) noexcept
+{
+    return 1;
+}
+
+ONNXTensorElementDataType ORT_API_CALL opOutputType(OrtCustomOp const* op, size_t) noexcept
+{
+    return onnxType(static_cast<VimOp const*>(op)->dtype);
+}
+
+OrtCustomOpInputOutputCharacteristic ORT_API_CALL opRequired(OrtCustomOp const*, size_t) noexcept
+{
+    return INPUT_OUTPUT_REQUIRED;
+}
+
+OrtMemType ORT_API_CALL opInputMemory(OrtCustomOp const*, size_t) noexcept
+{
+    return OrtMemTypeDefault; // every input on the provider's device
+}
+
+int ORT_API_CALL opVariadicArity(OrtCustomOp const*) noexcept
+{
+    return 1;
+}
+
+int ORT_API_CALL opVariadicHomogeneity(OrtCustomOp const*) noexcept
+{
+    return 1;
+}
+
+VimOp makeOp(bool bidirectional, ScanDType dtype, bool cuda)
+{
+    VimOp op{};
+    op.version = kAPI_VERSION;
+    op.CreateKernel = nullptr; // the V2 callbacks below are used (API >= 16)
+    op.GetName = opName;
+    op.GetExecutionProviderType = opProvider;
+    op.GetInputType = opInputType;
+    op.GetInputTypeCount = opInputCount;
+    op.GetOutputType = opOutputType;
+    op.GetOutputTypeCount = opOutputCount;
+    op.KernelCompute = nullptr;
+    op.KernelDestroy = destroyKernel;
+    op.GetInputCharacteristic = opRequired;
+    op.GetOutputCharacteristic = opRequired;
+    op.GetInputMemoryType = opInputMemory;
+    op.GetVariadicInputMinArity = opVariadicArity;
+    op.GetVariadicInputHomogeneity = opVariadicHomogeneity;
+    op.GetVariadicOutputMinArity = opVariadicArity;
+    op.GetVariadicOutputHomogeneity = opVariadicHomogeneity;
+    op.CreateKernelV2 = createKernel;
+    op.KernelComputeV2 = compute;
+    op.bidirectional = bidirectional;
+    op.dtype = dtype;
+    op.cuda = cuda;
+    return op;
+}
+
+std::vector<VimOp>& allOps()
+{
+    static std::vector<VimOp> ops = [] {
+        std::vector<VimOp> v;
+        for (bool cuda : {false, true})
+        {
+#if !VIM_ORT_WITH_CUDA
+            if (cuda)
+                continue;
+#endif
+            for (bool bi : {false, true})
+                for (ScanDType t : {ScanDType::kFLOAT, ScanDType::kHALF, ScanDType::kBF16})
+                    v.push_back(makeOp(bi, t, cuda));
+        }
+        return v;
+    }();
+    return ops;
+}
+
+std::mutex gDomainMutex;
+OrtCustomOpDomain* gDomain = nullptr; //!< one domain for every session; lives as long as the library
+
+} // namespace
+
+extern "C" __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL RegisterCustomOps(
+    OrtSessionOptions* options, OrtApiBase const* apiBase)
+{
+    if (apiBase == nullptr)
+        return nullptr;
+    OrtApi const* api = apiBase->GetApi(kAPI_VERSION);
+    if (api == nullptr)
+    {
+        // an ONNX Runtime older than 1.16: say so through the oldest API, which every runtime serves
+        OrtApi const* oldest = apiBase->GetApi(1);
+        std::string const msg = std::string("libvim_ort_ops needs ONNX Runtime >= 1.16 (C API ") + std::to_string(kAPI_VERSION)
+            + "), this runtime is " + (apiBase->GetVersionString ? apiBase->GetVersionString() : "older");
+        return oldest ? oldest->CreateStatus(ORT_FAIL, msg.c_str()) : nullptr;
+    }
+    std::lock_guard<std::mutex> lock(gDomainMutex);
+    gApi = api;
+    gApiParallel = apiBase->GetApi(kPARALLEL_FOR_API_VERSION);
+    if (gDomain == nullptr)
+    {
+        OrtCustomOpDomain* domain = nullptr;
+        if (OrtStatus* s = api->CreateCustomOpDomain(kDOMAIN, &domain))
+            return s;
+        for (VimOp& op : allOps())
+        {
+            if (OrtStatus* s = api->CustomOpDomain_Add(domain, &op))
+            {
+                api->ReleaseCustomOpDomain(domain);
+                return s;
+            }
+        }
+        gDomain = domain;
+    }
+    return api->AddCustomOpDomain(options, gDomain);
+}
+
+//! Which providers this build serves ("CPU" or "CPU,CUDA"), for tools that load the library with
+//! ctypes to report what they found.
+extern "C" __attribute__((visibility("default"))) char const* vim_ort_ops_providers()
+{
+#if VIM_ORT_WITH_CUDA
+    return "CPU,CUDA";
+#else
+    return "CPU";
+#endif
+}
