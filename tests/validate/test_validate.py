@@ -23,7 +23,8 @@ def graphs(tmp_path_factory):
 
 def test_validate_reports_pass(graphs):
     r = run_cli("validate", "--onnx", "plugin.onnx", "--onnx", "portable.onnx", "--onnx", "plugin16.onnx",
-                "--images", "skimage", "--num-random", "4", "--report-json", "r.json", "--report-md", "r.md", cwd=graphs)
+                "--runtime", "reference", "--images", "skimage", "--num-random", "4", "--report-json", "r.json",
+                "--report-md", "r.md", cwd=graphs)
     print(r.stdout, r.stderr)
     assert r.returncode == 0
     rep = json.loads((graphs / "r.json").read_text())

@@ -6,7 +6,9 @@ onnxruntime-gpu is installed), ``deit_<size>-math`` / ``deit_<size>-sdpa`` (timm
 or fused attention; needs timm), ``official-fp16`` (hustvl/Vim's own code on mamba_ssm's kernels,
 fp16 autocast, eager as its users run it; see vim_deploy/bench/upstream.py), ``tensorrt`` (an engine
 built by `vim-deploy build`, run through the TensorRT runtime; UNVERIFIED on a GPU, see
-vim_deploy/trt/engine_runner.py).
+vim_deploy/trt/engine_runner.py), ``ort-plugin-<fp32|fp16>[-fused]`` (the deployed plugin graph on
+onnxruntime with libvim_ort_ops.so: CUDA provider with I/O binding on device buffers and ORT's CUDA
+graph on a GPU, the CPU provider otherwise).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import torch
 
 from vim_deploy.errors import VimDeployError
 
-VIM_BACKENDS = ("pytorch-fp32", "pytorch-fp16", "fastpath-fp16", "onnxruntime", "official-fp16", "tensorrt")
+VIM_BACKENDS = ("pytorch-fp32", "pytorch-fp16", "fastpath-fp16", "onnxruntime", "official-fp16", "tensorrt",
+                "ort-plugin-fp32", "ort-plugin-fp16", "ort-plugin-fp32-fused", "ort-plugin-fp16-fused")
 DEIT_SIZES = ("tiny", "small", "base")
 
 
@@ -136,6 +139,82 @@ class OrtVim(Backend):
         self.sess = None
 
 
+class OrtPluginVim(Backend):
+    """The plugin graph (what users deploy) on onnxruntime with vim-deploy's op library.
+
+    On a GPU: CUDA provider, input and logits bound to device buffers (I/O binding) and ORT's CUDA
+    graph, so a run is one graph replay, as the fast path's is. The graph is exported with a static
+    batch per row: ORT's CUDA graph needs every node on the CUDA provider, and a dynamic batch
+    leaves shape arithmetic on the CPU. If ORT still refuses the graph capture, the row runs without
+    it and says so in its note.
+    """
+
+    tracks_memory = False  # onnxruntime's CUDA arena is its own
+
+    def __init__(self, model_name: str, checkpoint: str | None, device: str, precision: str, fused: bool,
+                 library: str | None = None):
+        import onnxruntime as ort
+
+        from vim_deploy.ort import find_ops_library
+
+        self.library = str(find_ops_library(library))
+        self.model_name, self.checkpoint, self.precision, self.fused = model_name, checkpoint, precision, fused
+        self.cuda = device == "cuda"
+        if self.cuda and "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise VimDeployError(f"onnxruntime {ort.__version__} has no CUDA provider.",
+                                 "pip install onnxruntime-gpu, or run with --device cpu.")
+        self.device = "cuda" if self.cuda else "cpu"
+        self.name = f"ort-plugin-{precision}" + ("-fused" if fused else "")
+        self._tmp = tempfile.TemporaryDirectory(prefix="vim-bench-ort-")
+        self._exported: dict[tuple[int, int], str] = {}
+        self.note = None
+
+    def _export(self, batch: int, res: int) -> str:
+        from vim_deploy.export import ExportConfig, export_onnx
+
+        key = (batch, res) if self.cuda else (0, res)
+        if key not in self._exported:
+            path = os.path.join(self._tmp.name, f"plugin_{res}_{batch}.onnx")
+            export_onnx(ExportConfig(model=self.model_name, output=path, checkpoint=self.checkpoint, img_size=res,
+                                     precision=self.precision, scan_impl="plugin", fuse_bidirectional=self.fused,
+                                     dynamic_batch=not self.cuda, batch_size=batch))
+            self._exported[key] = path
+        return self._exported[key]
+
+    def prepare(self, batch, res):
+        import onnxruntime as ort
+
+        from vim_deploy.ort import create_session
+
+        path = self._export(batch, res)
+        x = np.random.default_rng(0).standard_normal((batch, 3, res, res), dtype=np.float32)
+        if not self.cuda:
+            self.sess = create_session(path, "cpu", self.library)
+            self.feed = {self.sess.get_inputs()[0].name: x}
+            return
+        try:
+            self.sess = create_session(path, "cuda", self.library, cuda_graph=True)
+            self.note = None
+        except VimDeployError as e:
+            self.sess = create_session(path, "cuda", self.library, cuda_graph=False)
+            self.note = f"no ORT CUDA graph ({e.one_line()[:120]})"
+        out = self.sess.get_outputs()[0]
+        self.x = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
+        self.y = ort.OrtValue.ortvalue_from_shape_and_type((batch, 1000), np.float32, "cuda", 0)
+        self.binding = self.sess.io_binding()
+        self.binding.bind_ortvalue_input(self.sess.get_inputs()[0].name, self.x)
+        self.binding.bind_ortvalue_output(out.name, self.y)
+
+    def run(self):
+        if self.cuda:
+            self.sess.run_with_iobinding(self.binding)  # returns after ORT synchronized its stream
+        else:
+            self.sess.run(None, self.feed)
+
+    def release(self):
+        self.sess = self.binding = self.x = self.y = self.feed = None
+
+
 class OfficialVim(Backend):
     """hustvl/Vim's models_mamba on mamba_ssm / causal-conv1d kernels under fp16 autocast."""
 
@@ -231,7 +310,7 @@ class TimmDeiT(Backend):
 
 
 def make_backend(name: str, model: str, checkpoint: str | None, device: str, engine: str | None = None,
-                 plugin: str | None = None, upstream: str | None = None) -> Backend:
+                 plugin: str | None = None, upstream: str | None = None, ort_ops_library: str | None = None) -> Backend:
     if name in ("pytorch-fp32", "pytorch-fp16"):
         return TorchVim(model, checkpoint, name.split("-")[1], device)
     if name == "fastpath-fp16":
@@ -240,6 +319,12 @@ def make_backend(name: str, model: str, checkpoint: str | None, device: str, eng
         return OrtVim(model, checkpoint, device)
     if name == "official-fp16":
         return OfficialVim(model, device, upstream)
+    if name.startswith("ort-plugin-"):
+        parts = name[len("ort-plugin-"):].split("-")
+        if parts[0] not in ("fp32", "fp16") or parts[1:] not in ([], ["fused"]):
+            raise VimDeployError(f"unknown backend '{name}'.", "onnxruntime plugin-graph backends: "
+                                 "ort-plugin-<fp32|fp16>[-fused].")
+        return OrtPluginVim(model, checkpoint, device, parts[0], fused=parts[1:] == ["fused"], library=ort_ops_library)
     if name == "tensorrt":
         return TrtEngine(engine, plugin, device)
     if name.startswith("deit_"):

@@ -69,6 +69,9 @@ def to_markdown(report: dict) -> str:
                         if r["status"] == "ok" and r.get("device") == "cuda" and r.get("peak_mem_gb") is None})
     if untracked:
         lines += ["", f"Peak GB not measured for {', '.join(untracked)}: it allocates GPU memory outside PyTorch."]
+    notes = sorted({f"{r['backend']}: {r['note']}" for r in report["rows"] if r.get("note")})
+    if notes:
+        lines += ["", "Notes:"] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
 
 

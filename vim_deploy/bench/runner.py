@@ -38,6 +38,7 @@ class BenchConfig:
     engine: str | None = None   # tensorrt backend: a plan written by `vim-deploy build`
     plugin: str | None = None   # and the plugin library it needs
     upstream: str | None = None  # official-fp16 backend: a hustvl/Vim checkout (else $VIM_DEPLOY_UPSTREAM)
+    ort_ops_library: str | None = None  # ort-plugin-* backends: libvim_ort_ops.so (else $VIM_DEPLOY_ORT_OPS_LIB, build/)
 
 
 def _percentile(xs, q):
@@ -78,7 +79,8 @@ def run_bench(cfg: BenchConfig, progress=None) -> dict:
         raise VimDeployError("--device cuda was asked for, but PyTorch sees no CUDA GPU.")
     if cfg.iters < 1 or cfg.warmup < 0 or not cfg.batches or not cfg.resolutions or not cfg.backends:
         raise VimDeployError("need >= 1 iteration, >= 0 warm-up runs, and at least one batch, resolution and backend.")
-    backends = [make_backend(n, cfg.model, cfg.checkpoint, device, cfg.engine, cfg.plugin, cfg.upstream)
+    backends = [make_backend(n, cfg.model, cfg.checkpoint, device, cfg.engine, cfg.plugin, cfg.upstream,
+                             cfg.ort_ops_library)
                 for n in cfg.backends]  # fail fast on names
     cuda = device == "cuda"
     combos = [(be, r, b) for be in backends for r in cfg.resolutions for b in cfg.batches]
@@ -99,6 +101,8 @@ def run_bench(cfg: BenchConfig, progress=None) -> dict:
                        latency_ms_p99=_percentile(times, 0.99), img_per_s=batch / (med / 1e3),
                        peak_mem_gb=((torch.cuda.max_memory_allocated() + be.extra_device_bytes()) / 1e9)
                        if cuda and be.tracks_memory else None)
+            if getattr(be, "note", None):
+                row["note"] = be.note
         except Exception as e:  # noqa: BLE001 - OOM is a result; anything else is reported as an error row
             if _is_oom(e):
                 row.update(status="OOM")

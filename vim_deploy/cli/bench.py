@@ -46,10 +46,13 @@ class _Bar:
 @click.option("--backends", default="pytorch-fp32,pytorch-fp16", show_default=True,
               help="Comma-separated: pytorch-fp32, pytorch-fp16, fastpath-fp16 (CUDA kernel + CUDA graph), "
                    "onnxruntime, official-fp16 (hustvl/Vim's code on mamba_ssm's kernels; needs --upstream), "
-                   "tensorrt (needs --engine), "
+                   "tensorrt (needs --engine), ort-plugin-<fp32|fp16>[-fused] (the plugin graph on onnxruntime with "
+                   "libvim_ort_ops.so; CUDA provider + I/O binding + ORT CUDA graph on a GPU), "
                    "deit_<tiny|small|base>-<math|sdpa>[-fp16] (needs timm).")
 @click.option("--engine", default=None, help="TensorRT plan for the tensorrt backend (from `vim-deploy build`).")
 @click.option("--plugin", default=None, help="Plugin library the engine needs (libvim_trt_plugin.so).")
+@click.option("--ort-ops-library", default=None, type=click.Path(dir_okay=False),
+              help="libvim_ort_ops.so for the ort-plugin-* backends [default: $VIM_DEPLOY_ORT_OPS_LIB, then build/].")
 @click.option("--upstream", default=None, envvar="VIM_DEPLOY_UPSTREAM",
               help="hustvl/Vim checkout for the official-fp16 backend (or $VIM_DEPLOY_UPSTREAM).")
 @click.option("--batch", "batches", default="1,8", show_default=True, callback=_ints, help="Batch sizes.")
@@ -60,14 +63,14 @@ class _Bar:
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--out-dir", default="bench_out", show_default=True, help="Folder for bench.{json,csv,md,png}.")
 @logging_options
-def bench_cmd(model, checkpoint, backends, engine, plugin, upstream, batches, resolutions, warmup, iters, device,
+def bench_cmd(model, checkpoint, backends, engine, plugin, ort_ops_library, upstream, batches, resolutions, warmup, iters, device,
               out_dir):
     """Benchmark Vim backends (and DeiT baselines) over batch sizes and resolutions."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise VimDeployError(f"--out-dir '{out_dir}' exists and is not a folder.")
     cfg = BenchConfig(model=model, checkpoint=checkpoint, backends=[b.strip() for b in backends.split(",") if b.strip()],
                       batches=batches, resolutions=resolutions, warmup=warmup, iters=iters, device=device,
-                      engine=engine, plugin=plugin, upstream=upstream)
+                      engine=engine, plugin=plugin, upstream=upstream, ort_ops_library=ort_ops_library)
     log.info(f"RUNNING | bench {model}: {', '.join(cfg.backends)} x res {resolutions} x batch {batches}")
     report = run_bench(cfg, progress=_Bar())
     files = write_all(report, out_dir)

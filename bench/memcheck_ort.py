@@ -1,0 +1,33 @@
+"""Plugin-graph sessions on onnxruntime-gpu's CUDA provider with libvim_ort_ops.so, for compute-sanitizer:
+vim_tiny fp16 (unfused and fused) at batch 1 and 3, and a long single scan (L = 6085, chunked: the
+workspace comes from ORT's allocator).
+
+    compute-sanitizer --tool memcheck --error-exitcode 9 python3 bench/memcheck_ort.py
+"""
+
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from vim_deploy.export import ExportConfig, export_onnx  # noqa: E402
+from vim_deploy.ort import create_session  # noqa: E402
+
+rng = np.random.default_rng(0)
+with tempfile.TemporaryDirectory() as tmp:
+    for fused in (False, True):
+        path = os.path.join(tmp, f"g{int(fused)}.onnx")
+        export_onnx(ExportConfig(model="vim_tiny", output=path, precision="fp16", fuse_bidirectional=fused))
+        sess = create_session(path, "cuda")
+        for b in (1, 3):
+            y = sess.run(None, {"input": rng.standard_normal((b, 3, 224, 224), dtype=np.float32)})[0]
+            assert np.isfinite(y).all(), (fused, b)
+            print(f"fused={fused} batch={b}: ok")
+    path = os.path.join(tmp, "g.onnx")
+    export_onnx(ExportConfig(model="vim_tiny", output=path, precision="fp16", img_size=1248, fuse_bidirectional=True))
+    y = create_session(path, "cuda").run(None, {"input": rng.standard_normal((1, 3, 1248, 1248), dtype=np.float32)})[0]
+    assert np.isfinite(y).all()
+    print("1248px batch 1 (L = 6085, chunked scan): ok")

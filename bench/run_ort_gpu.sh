@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The exported plugin graph on onnxruntime-gpu's CUDA provider with libvim_ort_ops.so (issue 9),
+# over consecutive device calls on one warm machine (the ~255 MB onnxruntime-gpu wheel is larger than
+# one call may carry, so it travels in parts; .whl_parts/ and .third_party/ are git-excluded):
+#   here:   split -b 61m -d -a 1 onnxruntime_gpu-*.whl .whl_parts/<wheel>.part
+#           vim-deploy plugin build --cuda-archs 90-real --onnxruntime-include <ORT headers>   (carry build)
+#   device: bash bench/run_ort_gpu.sh add      once per part (carry that part; the first call also starts
+#                                              the builds of mamba_ssm / causal-conv1d for official-fp16)
+#           bash bench/run_ort_gpu.sh check    joins + installs the wheel; GPU tests (ops vs float64, vim_tiny
+#                                              graphs vs PyTorch, CUDA graph), validate --ort-provider cuda on
+#                                              the skimage photos, compute-sanitizer memcheck
+#           bash bench/run_ort_gpu.sh bench224 M  vim_M at batch 128 and 1 @ 224: ORT plugin graph vs fast path
+#                                              vs hustvl/Vim's code vs the ORT portable graph, one run per table
+#           bash bench/run_ort_gpu.sh bench1248 [M..] the same at batch 8 @ 1248 (portable graph left out: minutes)
+set -u
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; J=/tmp/ort_parts; W=/tmp/ortw; mkdir -p $J $W
+export PYTHONPATH=/tmp/ortgpu:$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1 VIM_DEPLOY_ORT_OPS_LIB=$PWD/build/libvim_ort_ops.so
+B="python3 -m vim_deploy bench -q"
+MB=$(ls -d /tmp/build_mamba_ssm-* 2>/dev/null | head -1); CB=$(ls -d /tmp/build_causal_conv1d-* 2>/dev/null | head -1)
+case "${1:-check}" in
+add)
+  cp .whl_parts/*.part* $J/ 2>/dev/null; ls -la $J
+  if [ ! -e /tmp/builds_started ] && ls .third_party/mamba_ssm-*.tar.gz >/dev/null 2>&1; then
+    touch /tmp/builds_started
+    for a in .third_party/mamba_ssm-*.tar.gz .third_party/causal_conv1d-*.tar.gz; do
+      n=$(basename "$a" .tar.gz); mkdir -p /tmp/src; cp "$a" /tmp/src/
+      setsid nohup env MAX_JOBS=8 python3 bench/build_mamba_ssm.py "/tmp/src/$(basename $a)" "/tmp/build_$n" \
+        > "/tmp/build_$n.log" 2>&1 < /dev/null &
+    done
+    mkdir -p /tmp/upstream && cp -r .third_party/Vim /tmp/upstream/ 2>/dev/null
+    nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+  fi ;;
+check)
+  if [ ! -d /tmp/ortgpu/onnxruntime ]; then
+    whl=$(ls $J/*.part0 | sed 's/\.part0$//')
+    cat $(ls $J/*.part* | sort) > "$whl" && python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/ortgpu "$whl" || exit 1
+  fi
+  python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())" | tee "$OUT/ort.txt"
+  python3 -m pytest -q -p no:cacheprovider tests/gpu/test_ort_cuda_gpu.py -s 2>&1 | grep -E "cosine|passed|failed|Error|error" \
+     | tail -40 | tee "$OUT/ort_gpu_tests.log"
+  python3 -m vim_deploy export -q -m vim_tiny --precision fp16 -o $W/t16.onnx && \
+  python3 -m vim_deploy export -q -m vim_tiny -o $W/t32.onnx --fuse-bidirectional && \
+  python3 -m vim_deploy validate --onnx $W/t16.onnx --onnx $W/t32.onnx --runtime onnxruntime --ort-provider cuda \
+     --images skimage --report-md "$OUT/validate_ort_cuda.md" 2>&1 | grep -E "PASSED|FAILED|error" | tee -a "$OUT/ort_gpu_tests.log"
+  compute-sanitizer --tool memcheck --error-exitcode 9 python3 bench/memcheck_ort.py 2>&1 | tail -6 | tee "$OUT/memcheck_ort.log"
+  ;;
+bench224|bench1248)   # bench224 <tiny|small|base>: one model a call (each call's tables come back in $OUT)
+  export PYTHONPATH=${MB:-/nonexistent}:${CB:-/nonexistent}:$PYTHONPATH
+  tail -qn1 /tmp/build_*.log 2>/dev/null
+  up="--upstream /tmp/upstream/Vim"
+  if [ "$1" = bench224 ]; then
+    m=${2:-tiny}
+    $B -m vim_$m --backends ort-plugin-fp16,ort-plugin-fp16-fused,fastpath-fp16,official-fp16,onnxruntime $up \
+       --batch 128 --resolutions 224 --warmup 2 --iters 10 --out-dir $W/b128_$m 2>&1 | grep -E "^\||Note|error|^- "
+    $B -m vim_$m --backends ort-plugin-fp16,ort-plugin-fp16-fused,fastpath-fp16,official-fp16,onnxruntime $up \
+       --batch 1 --resolutions 224 --warmup 5 --iters 30 --out-dir $W/b1_$m 2>&1 | grep -E "^\||Note|error|^- "
+    python3 bench/merge_bench.py "$OUT/ort_224_$m" $W/b128_$m $W/b1_$m > /dev/null
+  else
+    for m in ${2:-tiny small base}; do
+      $B -m vim_$m --backends ort-plugin-fp16,ort-plugin-fp16-fused,fastpath-fp16,official-fp16 $up \
+         --batch 8 --resolutions 1248 --warmup 2 --iters 10 --out-dir $W/b8_$m 2>&1 | grep -E "^\||Note|error|^- "
+    done
+    python3 bench/merge_bench.py "$OUT/ort_1248" $(for m in ${2:-tiny small base}; do echo $W/b8_$m; done) > /dev/null
+  fi ;;
+esac

@@ -1,0 +1,177 @@
+"""libvim_ort_ops.so on ONNX Runtime's CPU provider: each op against the float64 reference, every
+attribute and input error, and whole vim_tiny plugin graphs against PyTorch and the portable graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from tests.ort.conftest import HEADER_DIRS, compile_ops
+from vim_deploy.errors import VimDeployError
+from vim_deploy.ops import schema
+from vim_deploy.ort import check_scan_nodes, create_session
+from vim_deploy.validate.reference_op import selective_scan_numpy
+
+ONNX_T = {np.float32: TensorProto.FLOAT, np.float16: TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16}
+
+
+def _scan_model(op: str, dtype, attrs: dict, in_types: dict | None = None) -> onnx.ModelProto:
+    names = schema.BI_INPUT_NAMES if op == schema.BI_OP_NAME else schema.INPUT_NAMES
+    fp32 = schema.BI_FLOAT32_INPUTS if op == schema.BI_OP_NAME else schema.FLOAT32_INPUTS
+    t = ONNX_T[dtype]
+    types = {n: (TensorProto.FLOAT if n in fp32 else t) for n in names}
+    types.update(in_types or {})
+    ins = [helper.make_tensor_value_info(n, types[n], None) for n in names]
+    nodes = [helper.make_node(op, list(names), ["y"], domain=schema.OP_DOMAIN, name="blk3_scan", **attrs)]
+    if dtype == "bf16":  # numpy cannot hold a bfloat16 output: read it through a Cast to float32
+        nodes[0].output[0] = "y_bf16"
+        nodes.append(helper.make_node("Cast", ["y_bf16"], ["y"], to=TensorProto.FLOAT))
+        t = TensorProto.FLOAT
+    g = helper.make_graph(nodes, "scan", ins, [helper.make_tensor_value_info("y", t, None)])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(schema.OP_DOMAIN, 1)])
+
+
+def _rand_inputs(rng, b, d, L, n, dtype, prefix=""):
+    def act(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+    x = {"u": act(b, d, L), "delta": act(b, d, L) * 0.5, "A": -np.exp(act(d, n) * 0.5), "B": act(b, n, L),
+         "C": act(b, n, L), "D": act(d), "z": act(b, d, L), "delta_bias": act(d) * 0.3}
+    return {prefix + k if k != "z" else "z": v for k, v in x.items()}
+
+
+def _to_feed(x: dict, dtype, fp32_names) -> dict:
+    if dtype == "bf16":  # numpy has no bfloat16: the bits travel as uint16 with ORT's element type
+        def bf16(v):
+            bits = torch.from_numpy(v).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+            return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(bits, TensorProto.BFLOAT16)
+        return {k: (v if k in fp32_names else bf16(v)) for k, v in x.items()}
+    return {k: (v if k in fp32_names else v.astype(dtype)) for k, v in x.items()}
+
+
+def _as_float64(y, dtype) -> np.ndarray:
+    return np.asarray(y).astype(np.float64)
+
+
+def _rounded(x: dict, dtype, fp32_names) -> dict:
+    """The inputs as the op sees them (rounded to T), in float64 for the reference."""
+    if dtype == "bf16":
+        return {k: (v if k in fp32_names else torch.from_numpy(v).to(torch.bfloat16).float().numpy()).astype(np.float64)
+                for k, v in x.items()}
+    return {k: (v if k in fp32_names else v.astype(dtype)).astype(np.float64) for k, v in x.items()}
+
+
+TOL = {np.float32: 1e-5, np.float16: 2e-3, "bf16": 1e-2}
+
+
+def _session(model, lib):
+    return create_session(model, "cpu", lib)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, "bf16"])
+@pytest.mark.parametrize("reverse", [0, 1])
+@pytest.mark.parametrize("shape", [(2, 5, 33, 16), (1, 3, 1, 4), (3, 2, 70, 1)])
+def test_single_scan_matches_float64(ort_ops_lib, dtype, reverse, shape):
+    rng = np.random.default_rng(hash((shape, reverse)) % 2**32)
+    x = _rand_inputs(rng, *shape, dtype)
+    sess = _session(_scan_model(schema.OP_NAME, dtype, {"delta_softplus": 1, "reverse": reverse}), ort_ops_lib)
+    y = _as_float64(sess.run(None, _to_feed(x, dtype, schema.FLOAT32_INPUTS))[0], dtype)
+    assert y.shape == x["u"].shape
+    ref = selective_scan_numpy(**_rounded(x, dtype, schema.FLOAT32_INPUTS), delta_softplus=1, reverse=reverse,
+                               compute_dtype=np.float64)
+    err = np.linalg.norm(y - ref) / np.linalg.norm(ref)
+    assert np.isfinite(y).all() and err < TOL[dtype], err
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, "bf16"])
+def test_bidirectional_scan_matches_float64(ort_ops_lib, dtype):
+    rng = np.random.default_rng(7)
+    b, d, L, n = 2, 4, 29, 16
+    xf, xb = _rand_inputs(rng, b, d, L, n, dtype, "f_"), _rand_inputs(rng, b, d, L, n, dtype, "b_")
+    feed_names = dict(zip(schema.BI_INPUT_NAMES, [xf["f_u"], xf["f_delta"], xf["f_A"], xf["f_B"], xf["f_C"], xf["f_D"],
+                                                  xf["f_delta_bias"], xb["b_u"], xb["b_delta"], xb["b_A"], xb["b_B"],
+                                                  xb["b_C"], xb["b_D"], xb["b_delta_bias"], xf["z"]]))
+    sess = _session(_scan_model(schema.BI_OP_NAME, dtype, {"delta_softplus": 1, "out_scale": 0.5}), ort_ops_lib)
+    y = _as_float64(sess.run(None, _to_feed(feed_names, dtype, schema.BI_FLOAT32_INPUTS))[0], dtype)
+    r = _rounded(feed_names, dtype, schema.BI_FLOAT32_INPUTS)
+    ref = 0.5 * (selective_scan_numpy(r["u_f"], r["delta_f"], r["A_f"], r["B_f"], r["C_f"], r["D_f"], r["z"],
+                                      r["delta_bias_f"], 1, 0, np.float64)
+                 + selective_scan_numpy(r["u_b"], r["delta_b"], r["A_b"], r["B_b"], r["C_b"], r["D_b"], r["z"],
+                                        r["delta_bias_b"], 1, 1, np.float64))
+    err = np.linalg.norm(y - ref) / np.linalg.norm(ref)
+    assert err < TOL[dtype], err
+
+
+def test_empty_batch_and_sequence_return_empty_outputs(ort_ops_lib):
+    sess = _session(_scan_model(schema.OP_NAME, np.float32, {"delta_softplus": 1, "reverse": 0}), ort_ops_lib)
+    for b, L in ((0, 9), (2, 0)):
+        x = _rand_inputs(np.random.default_rng(0), b, 3, L, 4, np.float32)
+        y = sess.run(None, x)[0]
+        assert y.shape == (b, 3, L)
+
+
+@pytest.mark.parametrize("attrs, needle", [
+    ({"delta_softplus": 1, "reverse": 2}, "attribute 'reverse' must be 0 or 1, got 2"),
+    ({"delta_softplus": -1, "reverse": 0}, "attribute 'delta_softplus' must be 0 or 1, got -1"),
+    ({"delta_softplus": 1}, "required INT attribute 'reverse' is missing"),
+    ({"delta_softplus": 1.0, "reverse": 0}, "attribute 'delta_softplus' must be an INT, got a FLOAT"),
+])
+def test_bad_attributes_fail_at_session_creation_naming_the_node(ort_ops_lib, attrs, needle):
+    model = _scan_model(schema.OP_NAME, np.float32, attrs)
+    so = ort.SessionOptions()
+    so.log_severity_level = 4
+    so.register_custom_ops_library(str(ort_ops_lib))  # the library alone, without the Python pre-check
+    with pytest.raises(Exception) as e:
+        ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    assert "VimSelectiveScan node 'blk3_scan'" in str(e.value) and needle in str(e.value), str(e.value)
+
+
+def test_bad_out_scale_fails_at_session_creation(ort_ops_lib):
+    model = _scan_model(schema.BI_OP_NAME, np.float32, {"delta_softplus": 1, "out_scale": float("inf")})
+    with pytest.raises(VimDeployError, match="VimBiSelectiveScan node 'blk3_scan': attribute 'out_scale' must be finite"):
+        _session(model, ort_ops_lib)
+
+
+@pytest.mark.parametrize("attrs, needle", [
+    ({"delta_softplus": 1, "reverse": 0, "revrese": 1}, "unknown attribute 'revrese'"),
+    ({"delta_softplus": 1, "reverse": 0.0}, "attribute 'reverse' is FLOAT, expected INT"),
+    ({"reverse": 0}, "lacks the attribute(s) delta_softplus"),
+])
+def test_python_check_names_unknown_and_mistyped_attributes(attrs, needle):
+    model = _scan_model(schema.OP_NAME, np.float32, attrs)
+    with pytest.raises(VimDeployError, match="blk3_scan") as e:
+        check_scan_nodes(model)
+    assert needle in e.value.one_line()
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda x: x.update(B=x["B"][:, :8]), "input B has shape (2, 8, 11), expected (2, 16, 11)"),
+    (lambda x: x.update(A=x["A"][:3]), "input A has shape (3, 16), expected (dim, dstate) with dim = 5"),
+    (lambda x: x.update(u=x["u"][0]), "input u has shape (5, 11), expected (batch, dim, seqlen)"),
+    (lambda x: x.update(z=x["z"][:, :, :10]), "input z has shape (2, 5, 10), expected (2, 5, 11)"),
+    (lambda x: x.update(D=x["D"][:4]), "input D has shape (4), expected (5) (dim)"),
+    (lambda x: x.update(A=np.zeros((5, 300), np.float32) - 1), "dstate in 1..256"),
+])
+def test_bad_input_shapes_fail_at_run_naming_node_and_input(ort_ops_lib, change, needle):
+    sess = _session(_scan_model(schema.OP_NAME, np.float32, {"delta_softplus": 1, "reverse": 0}), ort_ops_lib)
+    x = _rand_inputs(np.random.default_rng(1), 2, 5, 11, 16, np.float32)
+    change(x)
+    with pytest.raises(Exception) as e:
+        sess.run(None, x)
+    assert "VimSelectiveScan node 'blk3_scan'" in str(e.value) and needle in str(e.value), str(e.value)
+
+
+def test_wrong_input_type_fails_at_session_creation(ort_ops_lib):
+    model = _scan_model(schema.OP_NAME, np.float32, {"delta_softplus": 1, "reverse": 0}, {"A": TensorProto.FLOAT16})
+    with pytest.raises(VimDeployError, match="onnxruntime cannot create a session"):
+        _session(model, ort_ops_lib)
+
+
+@pytest.mark.skipif(len(HEADER_DIRS) < 2, reason="needs two or more ORT header folders in VIM_DEPLOY_ORT_HEADERS")
+@pytest.mark.parametrize("include_dir", HEADER_DIRS[1:])
+def test_compiles_warning_free_against_every_header_set(include_dir, tmp_path):
+    r = compile_ops(include_dir, tmp_path / "lib.so")
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr[-3000:]
