@@ -14,7 +14,7 @@
 #           bash bench/run_ort_gpu.sh bench1248 [M..] the same at batch 8 @ 1248 (portable graph left out: minutes)
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; J=/tmp/ort_parts; W=/tmp/ortw; mkdir -p $J $W
-export PYTHONPATH=/tmp/ortgpu:$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1 VIM_DEPLOY_ORT_OPS_LIB=$PWD/build/libvim_ort_ops.so
+export PYTHONPATH=/tmp/ortgpu:$PWD/.whl_parts/ogs:$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1 VIM_DEPLOY_ORT_OPS_LIB=$PWD/build/libvim_ort_ops.so
 B="python3 -m vim_deploy bench -q"
 MB=$(ls -d /tmp/build_mamba_ssm-* 2>/dev/null | head -1); CB=$(ls -d /tmp/build_causal_conv1d-* 2>/dev/null | head -1)
 case "${1:-check}" in

@@ -42,7 +42,7 @@ def _scan_model(op, dtype, attrs):
     ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT if n in fp32 else t, None) for n in names]
     node = helper.make_node(op, list(names), ["y"], domain=schema.OP_DOMAIN, name="scan", **attrs)
     g = helper.make_graph([node], "scan", ins, [helper.make_tensor_value_info("y", t, None)])
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(schema.OP_DOMAIN, 1)])
+    return helper.make_model(g, ir_version=8, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(schema.OP_DOMAIN, 1)])
 
 
 def _bind(ort, sess, feeds: dict, out: torch.Tensor):

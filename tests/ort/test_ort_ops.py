@@ -32,7 +32,7 @@ def _scan_model(op: str, dtype, attrs: dict, in_types: dict | None = None) -> on
         nodes.append(helper.make_node("Cast", ["y_bf16"], ["y"], to=TensorProto.FLOAT))
         t = TensorProto.FLOAT
     g = helper.make_graph(nodes, "scan", ins, [helper.make_tensor_value_info("y", t, None)])
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(schema.OP_DOMAIN, 1)])
+    return helper.make_model(g, ir_version=8, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(schema.OP_DOMAIN, 1)])
 
 
 def _rand_inputs(rng, b, d, L, n, dtype, prefix=""):
