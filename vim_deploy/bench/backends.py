@@ -98,6 +98,9 @@ class TorchVim(Backend):
 
 
 class OrtVim(Backend):
+    """The portable graph (standard ONNX ops only) on onnxruntime: CUDA provider when onnxruntime-gpu
+    is installed and the device is a GPU."""
+
     name = "onnxruntime"
     tracks_memory = False  # onnxruntime's CUDA arena is its own: no peak to report
 
@@ -106,37 +109,28 @@ class OrtVim(Backend):
 
         self.model_name, self.checkpoint = model_name, checkpoint
         cuda = device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers()
-        if cuda and hasattr(ort, "preload_dlls"):
-            try:  # onnxruntime-gpu >= 1.21 can load CUDA / cuDNN from the nvidia-* wheels (those torch brings)
-                ort.preload_dlls()
-            except Exception:  # noqa: BLE001 - the session then reports which provider it got
-                pass
-        self.providers = (["CUDAExecutionProvider"] if cuda else []) + ["CPUExecutionProvider"]
         self.device = "cuda" if cuda else "cpu"
-        self.name = "onnxruntime-" + ("cuda" if self.device == "cuda" else "cpu")
+        self.name = "onnxruntime-" + self.device
         self._tmp = tempfile.TemporaryDirectory(prefix="vim-bench-")
         self._exported: dict[int, str] = {}
 
     def prepare(self, batch, res):
-        import onnxruntime as ort
-
         from vim_deploy.export import ExportConfig, export_onnx
+        from vim_deploy.ort.runner import OrtRunner
 
         if res not in self._exported:
             path = os.path.join(self._tmp.name, f"portable_{res}.onnx")
             export_onnx(ExportConfig(model=self.model_name, output=path, checkpoint=self.checkpoint,
                                      img_size=res, scan_impl="portable"))
             self._exported[res] = path
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        self.sess = ort.InferenceSession(self._exported[res], so, providers=self.providers)
-        self.feed = {"input": np.random.default_rng(0).standard_normal((batch, 3, res, res), dtype=np.float32)}
+        self.runner = OrtRunner(self._exported[res], provider=self.device)
+        self.runner.bind(np.random.default_rng(0).standard_normal((batch, 3, res, res), dtype=np.float32))
 
     def run(self):
-        self.sess.run(None, self.feed)
+        self.runner.run_bound()
 
     def release(self):
-        self.sess = None
+        self.runner = None
 
 
 class OrtPluginVim(Backend):
@@ -182,37 +176,26 @@ class OrtPluginVim(Backend):
         return self._exported[key]
 
     def prepare(self, batch, res):
-        import onnxruntime as ort
-
-        from vim_deploy.ort import create_session
+        from vim_deploy.ort.runner import OrtRunner
 
         path = self._export(batch, res)
         x = np.random.default_rng(0).standard_normal((batch, 3, res, res), dtype=np.float32)
-        if not self.cuda:
-            self.sess = create_session(path, "cpu", self.library)
-            self.feed = {self.sess.get_inputs()[0].name: x}
-            return
+        provider = "cuda" if self.cuda else "cpu"
         try:
-            self.sess = create_session(path, "cuda", self.library, cuda_graph=True)
+            self.runner = OrtRunner(path, provider, self.library, plugin_graph=True, cuda_graph=self.cuda)
             self.note = None
         except VimDeployError as e:
-            self.sess = create_session(path, "cuda", self.library, cuda_graph=False)
+            if not self.cuda:
+                raise
+            self.runner = OrtRunner(path, provider, self.library, plugin_graph=True)
             self.note = f"no ORT CUDA graph ({e.one_line()[:120]})"
-        out = self.sess.get_outputs()[0]
-        self.x = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
-        self.y = ort.OrtValue.ortvalue_from_shape_and_type((batch, 1000), np.float32, "cuda", 0)
-        self.binding = self.sess.io_binding()
-        self.binding.bind_ortvalue_input(self.sess.get_inputs()[0].name, self.x)
-        self.binding.bind_ortvalue_output(out.name, self.y)
+        self.runner.bind(x)
 
     def run(self):
-        if self.cuda:
-            self.sess.run_with_iobinding(self.binding)  # returns after ORT synchronized its stream
-        else:
-            self.sess.run(None, self.feed)
+        self.runner.run_bound()
 
     def release(self):
-        self.sess = self.binding = self.x = self.y = self.feed = None
+        self.runner = None
 
 
 class OfficialVim(Backend):

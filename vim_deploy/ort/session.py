@@ -121,12 +121,14 @@ def session_options(library: str | os.PathLike | None = None, log_severity: int 
 
 def create_session(model: str | os.PathLike | onnx.ModelProto, provider: str = "cpu",
                    library: str | os.PathLike | None = None, cuda_graph: bool = False, device_id: int = 0,
-                   log_severity: int = 3, tf32: bool = False):
+                   log_severity: int = 3, tf32: bool = False, with_ops: bool = True):
     """An ``onnxruntime.InferenceSession`` on ``provider`` ('cpu' or 'cuda') with the op library.
 
     ``cuda_graph`` turns on ORT's CUDA graph (inputs and outputs must then be bound to fixed device
-    buffers with I/O binding). A CUDA request on an onnxruntime without the CUDA provider is an
-    error, never a silent fall back to the CPU.
+    buffers with I/O binding). ``tf32`` lets ORT's CUDA provider run fp32 matrix products in TF32
+    (off: fp32 graphs compute in fp32). ``with_ops=False`` makes a plain session for graphs without
+    custom nodes (portable / function). A CUDA request on an onnxruntime without the CUDA provider
+    is an error, never a silent fall back to the CPU.
     """
     import onnxruntime as ort
 
@@ -137,8 +139,12 @@ def create_session(model: str | os.PathLike | onnx.ModelProto, provider: str = "
         if not os.path.isfile(model):
             raise VimDeployError(f"ONNX file '{model}' does not exist.")
         proto = onnx.load(str(model), load_external_data=False)
-    check_scan_nodes(proto)
-    so = session_options(library, log_severity)
+    if with_ops:
+        check_scan_nodes(proto)
+        so = session_options(library, log_severity)
+    else:
+        so = ort.SessionOptions()
+        so.log_severity_level = log_severity
     if provider == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise VimDeployError(f"this onnxruntime ({ort.__version__}) has no CUDA execution provider.",

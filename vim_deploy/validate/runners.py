@@ -10,6 +10,7 @@ import torch
 
 from vim_deploy.errors import VimDeployError
 from vim_deploy.ops import schema
+from vim_deploy.ort.runner import OrtRunner
 
 
 class TorchRunner:
@@ -41,37 +42,6 @@ def onnx_kind(proto: onnx.ModelProto) -> str:
     if not _has_scan_nodes(proto):
         return "portable"
     return "function" if _has_scan_function(proto) else "plugin"
-
-
-class OrtRunner:
-    """onnxruntime on a graph it can run: portable / function graphs as they are, plugin graphs with
-    vim-deploy's op library registered (``ops_library``; see :mod:`vim_deploy.ort`)."""
-
-    def __init__(self, path: str, providers: list[str] | None = None, ops_library=None, provider: str | None = None):
-        import onnxruntime as ort
-
-        if ops_library is not None:
-            from vim_deploy.ort import create_session
-
-            self.session = create_session(path, provider=provider or "cpu", library=ops_library)
-        else:
-            so = ort.SessionOptions()
-            so.log_severity_level = 3
-            avail = ort.get_available_providers()
-            if provider is not None:
-                providers = (["CUDAExecutionProvider"] if provider == "cuda" else []) + ["CPUExecutionProvider"]
-            providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in avail]
-            try:
-                self.session = ort.InferenceSession(path, so, providers=providers)
-            except Exception as e:  # onnxruntime raises its own exception types
-                raise VimDeployError(f"onnxruntime cannot load '{path}': {str(e).splitlines()[0][:200]}") from None
-        self.input_name = self.session.get_inputs()[0].name
-        self.name = f"onnxruntime-{self.session.get_providers()[0].replace('ExecutionProvider', '').lower()}"
-        if ops_library is not None:
-            self.name += "+vim-ops"
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: x})[0].astype(np.float32)
 
 
 class ReferenceRunner:
@@ -130,4 +100,4 @@ def runner_for_onnx(path: str, runtime: str = "auto", provider: str | None = Non
         if provider == "cuda":
             find_ops_library()  # raises: a CUDA run of a plugin graph needs the op library
         return ReferenceRunner(proto), kind, metadata(proto)
-    return OrtRunner(path, ops_library=lib, provider=provider or "cpu"), kind, metadata(proto)
+    return OrtRunner(path, provider=provider or "cpu", ops_library=lib, plugin_graph=True), kind, metadata(proto)
