@@ -30,6 +30,7 @@
 #endif
 
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -540,6 +541,16 @@ std::vector<VimOp>& allOps()
     return ops;
 }
 
+//! Whether the runtime serves C API `version`: ORT 1.N serves API N (checked from its version string).
+bool runtimeHasApi(OrtApiBase const* apiBase, uint32_t version)
+{
+    char const* v = apiBase->GetVersionString ? apiBase->GetVersionString() : nullptr;
+    unsigned major = 0, minor = 0;
+    if (v == nullptr || std::sscanf(v, "%u.%u", &major, &minor) != 2)
+        return false;
+    return major > 1 || (major == 1 && minor >= version);
+}
+
 std::mutex gDomainMutex;
 OrtCustomOpDomain* gDomain = nullptr; //!< one domain for every session; lives as long as the library
 
@@ -561,7 +572,8 @@ extern "C" __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL Regist
     }
     std::lock_guard<std::mutex> lock(gDomainMutex);
     gApi = api;
-    gApiParallel = apiBase->GetApi(kPARALLEL_FOR_API_VERSION);
+    // Ask for API 17 only from a runtime that has it: GetApi prints an error for versions it lacks.
+    gApiParallel = runtimeHasApi(apiBase, kPARALLEL_FOR_API_VERSION) ? apiBase->GetApi(kPARALLEL_FOR_API_VERSION) : nullptr;
     if (gDomain == nullptr)
     {
         OrtCustomOpDomain* domain = nullptr;
