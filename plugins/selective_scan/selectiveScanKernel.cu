@@ -919,6 +919,8 @@ char const* selectiveScanValidate(SelectiveScanParams const& p)
 
 int32_t selectiveScanChooseChunks(SelectiveScanParams const& p)
 {
+    if (p.batch < 1 || p.dim < 1 || p.seqlen < 1)
+        return 1; // empty (or invalid) sizes: nothing to split; the work-per-thread ratio below would divide by 0
     if (p.numChunks > 0)
         return std::min(p.numChunks, p.seqlen);
     // Plenty of channels: one chunk. Otherwise cut the sequence into as many chunks as fill the

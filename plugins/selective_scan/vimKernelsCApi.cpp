@@ -99,6 +99,18 @@ __attribute__((visibility("default"))) int vim_selective_scan_fwd(int dtype, int
         gLastError = "dtype must be 0 (fp32), 1 (fp16) or 2 (bf16)";
         return -1;
     }
+    if (numDirections != 1 && numDirections != 2)
+    {
+        gLastError = "numDirections must be 1 or 2";
+        return -1;
+    }
+    // the per-direction pointer arrays themselves (u[i], ... are checked by selectiveScanValidate)
+    if (!u || !delta || !A || !B || !C || !D || !z || !deltaBias || !reverse)
+    {
+        gLastError = "the u, delta, A, B, C, D, z, delta_bias and reverse arrays must not be null "
+                     "(one entry per direction; entries of D, z, delta_bias may be null)";
+        return -1;
+    }
     vim::SelectiveScanParams p
         = makeParams(dtype, batch, dim, seqlen, dstate, deltaSoftplus, numDirections, numChunks, lanesPerChannel);
     p.outScale = outScale;

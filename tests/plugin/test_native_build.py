@@ -94,3 +94,36 @@ def test_fast_path_kernels_validate_arguments(lib):
     rc = lib.vim_add_rms_norm(1, ctypes.c_longlong(10), 4096, ctypes.c_float(1e-5), ctypes.c_void_p(1), None,
                               ctypes.c_void_p(1), ctypes.c_void_p(1), ctypes.c_void_p(1), None)
     assert rc == -1 and b"cols" in lib.vim_last_error()
+
+
+def _in_child(lib, body: str) -> str:
+    """Run `body` (with `l` = the library) in a child process: a crash fails the test, not pytest."""
+    import subprocess
+    import sys
+
+    code = ("import ctypes; l = ctypes.CDLL(%r); l.vim_selective_scan_workspace_size.restype = ctypes.c_size_t;"
+            "l.vim_last_error.restype = ctypes.c_char_p\n" % lib._name) + body
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"crashed with status {r.returncode}: {r.stderr[-500:]}"
+    return r.stdout
+
+
+def test_empty_sizes_do_not_crash_the_chunk_chooser(lib):
+    # batch 0 (an empty TensorRT / ORT tensor) divided by zero in the chunk chooser (SIGFPE)
+    out = _in_child(lib, "print(l.vim_selective_scan_num_chunks(1, 0, 192, 197, 16, 2, 0, 0),"
+                         " l.vim_selective_scan_num_chunks(1, 4, 192, 0, 16, 2, 0, 0),"
+                         " l.vim_selective_scan_workspace_size(1, 0, 192, 6085, 16, 2, 0, 0))")
+    assert out.split() == ["1", "1", "0"]
+
+
+def test_null_pointer_arrays_are_rejected(lib):
+    body = """
+one = (ctypes.c_void_p * 1)(ctypes.c_void_p(256)); rev = (ctypes.c_int * 1)()
+for missing in range(9):
+    arrays = [one] * 8 + [rev]
+    arrays[missing] = None
+    rc = l.vim_selective_scan_fwd(1, 1, 8, 16, 4, 1, 1, *arrays, None, ctypes.c_float(1.0), ctypes.c_void_p(256),
+                                  0, 0, 0, None, ctypes.c_size_t(0), None)
+    print(rc, b"must not be null" in l.vim_last_error())
+"""
+    assert _in_child(lib, body).split() == ["-1", "True"] * 9
