@@ -14,6 +14,7 @@
 #pragma once
 
 #include "NvInferRuntime.h"
+#include "selectiveScanPluginCommon.h"
 
 #include <string>
 #include <vector>
@@ -23,13 +24,6 @@ namespace vim
 namespace plugin
 {
 
-constexpr char const* kSELECTIVE_SCAN_PLUGIN_NAME{"VimSelectiveScan"};
-constexpr char const* kBI_SELECTIVE_SCAN_PLUGIN_NAME{"VimBiSelectiveScan"};
-constexpr char const* kSELECTIVE_SCAN_PLUGIN_VERSION{"1"};
-constexpr int32_t kNB_INPUTS{8};
-constexpr int32_t kNB_BI_INPUTS{15};
-constexpr int32_t kNB_OUTPUTS{1};
-
 class SelectiveScanPluginV3 : public nvinfer1::IPluginV3,
                               public nvinfer1::IPluginV3OneCore,
                               public nvinfer1::IPluginV3OneBuild,
@@ -37,8 +31,7 @@ class SelectiveScanPluginV3 : public nvinfer1::IPluginV3,
 {
 public:
     //! bidirectional: the VimBiSelectiveScan form (reverse unused, outScale used).
-    SelectiveScanPluginV3(
-        bool bidirectional, int32_t deltaSoftplus, int32_t reverse, float outScale, std::string const& nameSpace);
+    SelectiveScanPluginV3(bool bidirectional, ScanFields const& fields, std::string const& nameSpace);
     ~SelectiveScanPluginV3() override = default;
 
     // IPluginV3
@@ -73,15 +66,8 @@ public:
     nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
 
 private:
-    int32_t nbInputs() const noexcept
-    {
-        return mBidirectional ? kNB_BI_INPUTS : kNB_INPUTS;
-    }
-
     bool mBidirectional;
-    int32_t mDeltaSoftplus;
-    int32_t mReverse;
-    float mOutScale;
+    ScanFields mFields;
     std::string mNamespace;
     std::vector<nvinfer1::PluginField> mDataToSerialize;
     nvinfer1::PluginFieldCollection mFCToSerialize{};
@@ -107,8 +93,6 @@ public:
 
 private:
     bool mBidirectional;
-    std::vector<nvinfer1::PluginField> mPluginAttributes;
-    nvinfer1::PluginFieldCollection mFC{};
     std::string mNamespace;
 };
 

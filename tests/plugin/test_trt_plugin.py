@@ -1,10 +1,12 @@
-"""The TensorRT plugin: its contract matches the exporter; it compiles warning-free against real
-TensorRT headers; TensorRT-RTX's ONNX parser maps every exported node to it and builds a plan.
+"""The TensorRT plugin: its contract matches the exporter; both adapters (IPluginV2DynamicExt for
+TensorRT 8.x, IPluginV3 for >= 10) compile warning-free against real TensorRT headers; the plugin
+host test driver (plugins/tests/pluginHostDriver.cpp) drives the built library as TensorRT's builder
+and runtime would; TensorRT-RTX's ONNX parser maps every exported node to it and builds a plan.
 
 Header checks run when ``VIM_DEPLOY_TRT_HEADERS`` names one or more TensorRT ``include`` folders
-(``os.pathsep``-separated; e.g. TensorRT 11.x and 10.3 from the public NVIDIA/TensorRT repository,
-kept outside this repository). The TensorRT-RTX check runs when ``tensorrt_rtx`` is importable and
-the plugin library has been built (``vim-deploy plugin build``).
+(``os.pathsep``-separated; e.g. the tags 8.5.2, v8.6.1, v10.3.0 and v11.1 of the public
+NVIDIA/TensorRT repository, kept outside this repository). The TensorRT-RTX check runs when
+``tensorrt_rtx`` is importable and the plugin library has been built (``vim-deploy plugin build``).
 """
 
 import os
@@ -19,12 +21,31 @@ from vim_deploy.ops import schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "plugins" / "selective_scan"
+DRIVER = ROOT / "plugins" / "tests" / "pluginHostDriver.cpp"
 HEADER_DIRS = [d for d in os.environ.get("VIM_DEPLOY_TRT_HEADERS", "").split(os.pathsep) if d]
+NO_HEADERS = "VIM_DEPLOY_TRT_HEADERS not set (TensorRT include folders to compile against)"
+
+
+def trt_major(include_dir: str) -> int:
+    text = (Path(include_dir) / "NvInferVersion.h").read_text()
+    m = re.search(r"#define (?:NV_TENSORRT_MAJOR|TRT_MAJOR_ENTERPRISE) (\d+)", text)
+    return int(m.group(1))
+
+
+def adapter_source(include_dir: str) -> Path:
+    return SRC / ("selectiveScanPluginV2.cpp" if trt_major(include_dir) < 10 else "selectiveScanPlugin.cpp")
+
+
+def cuda_include() -> Path | None:
+    cands = [Path(os.environ.get("CUDA_HOME", "/nonexistent")) / "include", Path("/usr/local/cuda/include")]
+    if shutil.which("nvcc"):
+        cands.insert(1, Path(shutil.which("nvcc")).resolve().parents[1] / "include")
+    return next((c for c in cands if (c / "cuda_runtime_api.h").is_file()), None)
 
 
 def test_plugin_contract_matches_exporter_schema():
-    h = (SRC / "selectiveScanPlugin.h").read_text()
-    cpp = (SRC / "selectiveScanPlugin.cpp").read_text()
+    h = (SRC / "selectiveScanPluginCommon.h").read_text()
+    cpp = (SRC / "selectiveScanPluginCommon.cpp").read_text()
     assert re.search(r'kSELECTIVE_SCAN_PLUGIN_NAME\{"(\w+)"\}', h).group(1) == schema.OP_NAME
     assert re.search(r'kBI_SELECTIVE_SCAN_PLUGIN_NAME\{"(\w+)"\}', h).group(1) == schema.BI_OP_NAME
     assert int(re.search(r"kNB_BI_INPUTS\{(\d+)\}", h).group(1)) == len(schema.BI_INPUT_NAMES)
@@ -41,20 +62,45 @@ def test_plugin_contract_matches_exporter_schema():
     assert "pos == 2 || pos == 5 || pos == 7" in cpp and fp32_pos == [2, 5, 7]
 
 
-@pytest.mark.skipif(not HEADER_DIRS, reason="VIM_DEPLOY_TRT_HEADERS not set (TensorRT include folders to compile against)")
+@pytest.mark.skipif(not HEADER_DIRS, reason=NO_HEADERS)
 @pytest.mark.parametrize("include_dir", HEADER_DIRS)
 def test_plugin_compiles_warning_free(include_dir, tmp_path):
-    cands = [Path(os.environ.get("CUDA_HOME", "/nonexistent")) / "include", Path("/usr/local/cuda/include")]
-    if shutil.which("nvcc"):
-        cands.insert(1, Path(shutil.which("nvcc")).resolve().parents[1] / "include")
-    cuda_inc = next((c for c in cands if (c / "cuda_runtime_api.h").is_file()), None)
+    cuda_inc = cuda_include()
     if cuda_inc is None:
         pytest.skip("CUDA headers (cuda_runtime_api.h) not found")
-    cmd = ["g++", "-std=c++17", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fPIC", "-fvisibility=hidden",
-           "-isystem", include_dir, "-isystem", str(cuda_inc), f"-I{SRC}", "-c", str(SRC / "selectiveScanPlugin.cpp"),
-           "-o", str(tmp_path / "plugin.o")]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0 and not r.stderr.strip(), r.stderr[-3000:]
+    for src in (SRC / "selectiveScanPluginCommon.cpp", adapter_source(include_dir)):
+        cmd = ["g++", "-std=c++17", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fPIC", "-fvisibility=hidden",
+               "-isystem", include_dir, "-isystem", str(cuda_inc), f"-I{SRC}", "-c", str(src),
+               "-o", str(tmp_path / (src.stem + ".o"))]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        assert r.returncode == 0 and not r.stderr.strip(), f"{src.name}: {r.stderr[-3000:]}"
+
+
+@pytest.mark.skipif(not HEADER_DIRS, reason=NO_HEADERS)
+@pytest.mark.skipif(shutil.which("nvcc") is None or shutil.which("cmake") is None, reason="needs nvcc and cmake")
+@pytest.mark.parametrize("include_dir", HEADER_DIRS)
+def test_host_driver_drives_the_built_plugin(include_dir, tmp_path):
+    """Build the plugin for these headers (CMake picks the adapter), then run the host driver on it:
+    creators, fields, types, shapes, the format matrix, configure, workspace, serialization, clone,
+    shape changes and empty-tensor enqueues, with no TensorRT library and no GPU."""
+    build = tmp_path / "build"
+    env = dict(os.environ, TENSORRT_INCLUDE_DIR=include_dir)
+    for cmd in (["cmake", "-S", str(ROOT / "plugins"), "-B", str(build), "-DCMAKE_CUDA_ARCHITECTURES=90-real",
+                 "-DVIM_WERROR=ON"], ["cmake", "--build", str(build), "-j", "2", "--target", "vim_trt_plugin"]):
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    driver = tmp_path / "driver"
+    r = subprocess.run(["g++", "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror", "-isystem", include_dir, "-isystem",
+                        str(cuda_include()), str(DRIVER), "-o", str(driver), "-ldl", "-rdynamic"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run_env = dict(os.environ, LD_LIBRARY_PATH=str(build / "stubs"))  # libnvinfer.so.8 for the V2 library's NEEDED
+    r = subprocess.run([str(driver), str(build / "libvim_trt_plugin.so")], capture_output=True, text=True, env=run_env,
+                       timeout=300)
+    print(r.stdout)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    passes = r.stdout.count("PASS ")
+    assert passes >= (60 if trt_major(include_dir) >= 10 else 40) and "0 failure(s)" in r.stdout
 
 
 def _rtx_or_skip():

@@ -1,0 +1,672 @@
+/*
+ * Plugin host test driver: loads libvim_trt_plugin.so the way TensorRT does and calls it in the
+ * order, and with the arguments, TensorRT's builder and runtime use, compiled against TensorRT's
+ * headers only (no TensorRT library). The adapter under test follows the headers: IPluginV3 for
+ * TensorRT >= 10 (creators from getCreators, logger through setLoggerFinder), IPluginV2DynamicExt
+ * for 8.x (creators registered at load through getPluginRegistry(), which this program provides
+ * together with getLogger(), as libnvinfer would).
+ *
+ *   pluginHostDriver <libvim_trt_plugin.so>
+ *
+ * CPU part (this file): creators, fields (good, missing, unknown, mistyped, out of range, INT64
+ * overflow), output types and shapes, the whole type x format matrix, configure with min/opt/max,
+ * workspace, serialize -> runtime creation / deserialize, clone, attach, shape changes, and the
+ * empty-tensor enqueue (batch 0 / L 0: success without a launch; it used to crash the host with
+ * SIGFPE). Enqueue on a GPU against a float64 reference is not part of this driver yet.
+ * Prints PASS / FAIL lines; the exit status is the number of failures.
+ */
+#include "NvInferRuntime.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <dlfcn.h>
+#include <string>
+#include <vector>
+
+using namespace nvinfer1;
+
+namespace
+{
+
+int gFailures = 0;
+
+void check(std::string const& what, bool ok, std::string const& detail = "")
+{
+    std::printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", what.c_str(), detail.empty() ? "" : ": ", detail.c_str());
+    gFailures += ok ? 0 : 1;
+}
+
+struct CapturingLogger : ILogger
+{
+    std::vector<std::string> errors;
+    void log(Severity severity, AsciiChar const* msg) noexcept override
+    {
+        if (severity <= Severity::kWARNING)
+            errors.emplace_back(msg);
+    }
+    std::string takeLast()
+    {
+        std::string last = errors.empty() ? "" : errors.back();
+        errors.clear();
+        return last;
+    }
+};
+CapturingLogger gLogger;
+
+//! A field list that owns its values.
+struct Fields
+{
+    std::vector<PluginField> list;
+    std::vector<std::vector<char>> storage;
+    PluginFieldCollection fc{};
+
+    template <typename T>
+    Fields& add(char const* name, T value, PluginFieldType type, int32_t length = 1)
+    {
+        storage.emplace_back(sizeof(T) * static_cast<size_t>(std::max(length, 1)));
+        for (int32_t i = 0; i < std::max(length, 1); ++i)
+            std::memcpy(storage.back().data() + i * sizeof(T), &value, sizeof(T));
+        list.emplace_back(name, storage.back().data(), type, length);
+        return *this;
+    }
+    Fields& addString(char const* name, char const* s)
+    {
+        storage.emplace_back(s, s + std::strlen(s) + 1);
+        list.emplace_back(name, storage.back().data(), PluginFieldType::kCHAR, static_cast<int32_t>(std::strlen(s)));
+        return *this;
+    }
+    PluginFieldCollection const* get()
+    {
+        // storage may have moved while adding: point the fields at the final buffers
+        for (size_t i = 0; i < list.size(); ++i)
+            list[i].data = storage[i].data();
+        fc.nbFields = static_cast<int32_t>(list.size());
+        fc.fields = list.data();
+        return &fc;
+    }
+};
+
+Fields goodFields(bool bi)
+{
+    Fields f;
+    f.add<int32_t>("delta_softplus", 1, PluginFieldType::kINT32);
+    if (bi)
+        f.add<float>("out_scale", 0.5f, PluginFieldType::kFLOAT32);
+    else
+        f.add<int32_t>("reverse", 1, PluginFieldType::kINT32);
+    return f;
+}
+
+struct BadCase
+{
+    char const* label;
+    Fields fields;
+};
+
+std::vector<BadCase> badFieldCases(bool bi)
+{
+    std::vector<BadCase> cases;
+    char const* second = bi ? "out_scale" : "reverse";
+    {
+        Fields f;
+        f.add<int32_t>("delta_softplus", 1, PluginFieldType::kINT32);
+        cases.push_back({"missing second field", f});
+    }
+    {
+        Fields f;
+        if (bi)
+            f.add<float>("out_scale", 0.5f, PluginFieldType::kFLOAT32);
+        else
+            f.add<int32_t>("reverse", 0, PluginFieldType::kINT32);
+        cases.push_back({"missing delta_softplus", f});
+    }
+    {
+        Fields f = goodFields(bi);
+        f.add<int32_t>("revrese", 1, PluginFieldType::kINT32);
+        cases.push_back({"unknown field", f});
+    }
+    {
+        Fields f;
+        f.add<float>("delta_softplus", 1.f, PluginFieldType::kFLOAT32);
+        f.list.clear(), f.storage.clear();
+        f.add<float>("delta_softplus", 1.f, PluginFieldType::kFLOAT32);
+        if (bi)
+            f.add<float>("out_scale", 0.5f, PluginFieldType::kFLOAT32);
+        else
+            f.add<int32_t>("reverse", 0, PluginFieldType::kINT32);
+        cases.push_back({"delta_softplus of type FLOAT32", f});
+    }
+    {
+        Fields f;
+        f.add<int32_t>("delta_softplus", 2, PluginFieldType::kINT32);
+        if (bi)
+            f.add<float>("out_scale", 0.5f, PluginFieldType::kFLOAT32);
+        else
+            f.add<int32_t>("reverse", 0, PluginFieldType::kINT32);
+        cases.push_back({"delta_softplus = 2", f});
+    }
+    {
+        Fields f;
+        f.add<int32_t>("delta_softplus", 1, PluginFieldType::kINT32, 2);
+        if (bi)
+            f.add<float>("out_scale", 0.5f, PluginFieldType::kFLOAT32);
+        else
+            f.add<int32_t>("reverse", 0, PluginFieldType::kINT32);
+        cases.push_back({"delta_softplus of length 2", f});
+    }
+    if (bi)
+    {
+        Fields f;
+        f.add<int32_t>("delta_softplus", 1, PluginFieldType::kINT32);
+        f.add<float>("out_scale", INFINITY, PluginFieldType::kFLOAT32);
+        cases.push_back({"out_scale = inf", f});
+        Fields g;
+        g.add<int32_t>("delta_softplus", 1, PluginFieldType::kINT32);
+        g.add<double>("out_scale", 1e300, PluginFieldType::kFLOAT64);
+        cases.push_back({"out_scale = 1e300 (FLOAT64 beyond float32)", g});
+        Fields h;
+        h.add<int32_t>("delta_softplus", 1, PluginFieldType::kINT32);
+        h.add<int32_t>("out_scale", 1, PluginFieldType::kINT32);
+        cases.push_back({"out_scale of type INT32", h});
+    }
+    else
+    {
+        Fields f;
+        f.add<int32_t>("delta_softplus", 1, PluginFieldType::kINT32);
+        f.add<int32_t>("reverse", 2, PluginFieldType::kINT32);
+        cases.push_back({"reverse = 2", f});
+#if NV_TENSORRT_MAJOR >= 10
+        Fields g;
+        g.add<int32_t>("delta_softplus", 1, PluginFieldType::kINT32);
+        g.add<int64_t>("reverse", (int64_t{1} << 32) + 1, PluginFieldType::kINT64);
+        cases.push_back({"reverse = 2^32+1 as INT64 (truncates to 1)", g});
+#endif
+    }
+    (void) second;
+    return cases;
+}
+
+//! Vim-tiny-like sizes: dim 384, dstate 16.
+constexpr int64_t kDIM = 384;
+constexpr int64_t kSTATE = 16;
+
+Dims dims(std::initializer_list<int64_t> v)
+{
+    Dims d{};
+    d.nbDims = static_cast<int32_t>(v.size());
+    int32_t i = 0;
+    for (int64_t x : v)
+        d.d[i++] = x;
+    return d;
+}
+
+//! The input shapes of one node form at batch b, length L (and the output last).
+std::vector<Dims> shapes(bool bi, int64_t b, int64_t L, int64_t N = kSTATE)
+{
+    Dims const bdl = dims({b, kDIM, L}), dn = dims({kDIM, N}), bnl = dims({b, N, L}), d1 = dims({kDIM});
+    std::vector<Dims> s = bi ? std::vector<Dims>{bdl, bdl, dn, bnl, bnl, d1, d1, bdl, bdl, dn, bnl, bnl, d1, d1, bdl}
+                             : std::vector<Dims>{bdl, bdl, dn, bnl, bnl, d1, bdl, d1};
+    s.push_back(bdl);
+    return s;
+}
+
+bool isFp32Slot(bool bi, int32_t pos)
+{
+    return bi ? (pos == 2 || pos == 5 || pos == 6 || pos == 9 || pos == 12 || pos == 13) : (pos == 2 || pos == 5 || pos == 7);
+}
+
+std::vector<PluginTensorDesc> descs(bool bi, int64_t b, int64_t L, DataType t)
+{
+    std::vector<Dims> s = shapes(bi, b, L);
+    std::vector<PluginTensorDesc> d(s.size());
+    for (size_t i = 0; i < s.size(); ++i)
+    {
+        d[i].dims = s[i];
+        d[i].format = TensorFormat::kLINEAR;
+        d[i].type = (i + 1 < s.size() && isFp32Slot(bi, static_cast<int32_t>(i))) ? DataType::kFLOAT : t;
+        d[i].scale = 1.f;
+    }
+    return d;
+}
+
+std::vector<DataType> activationTypes()
+{
+#if NV_TENSORRT_MAJOR >= 9
+    return {DataType::kFLOAT, DataType::kHALF, DataType::kBF16};
+#else
+    return {DataType::kFLOAT, DataType::kHALF};
+#endif
+}
+
+//! Run `q(pos, descs)` over every position x type x format and compare with the contract.
+template <typename Query>
+void formatMatrix(std::string const& tag, bool bi, Query q)
+{
+    std::vector<DataType> const types = {DataType::kFLOAT, DataType::kHALF, DataType::kINT8, DataType::kINT32
+#if NV_TENSORRT_MAJOR >= 9
+        , DataType::kBF16
+#endif
+    };
+    int32_t const nbIn = bi ? 15 : 8;
+    int mismatches = 0, total = 0;
+    std::string first;
+    for (DataType u : activationTypes())
+        for (int32_t pos = 0; pos <= nbIn; ++pos)
+            for (DataType t : types)
+                for (TensorFormat f : {TensorFormat::kLINEAR, TensorFormat::kCHW32})
+                {
+                    std::vector<PluginTensorDesc> d = descs(bi, 2, 197, u);
+                    d[pos].type = t;
+                    d[pos].format = f;
+                    bool const isActivation = t == DataType::kFLOAT || t == DataType::kHALF
+#if NV_TENSORRT_MAJOR >= 9
+                        || t == DataType::kBF16
+#endif
+                        ;
+                    bool const want = f == TensorFormat::kLINEAR
+                        && (pos < nbIn && isFp32Slot(bi, pos) ? t == DataType::kFLOAT
+                                                              : (pos == 0 ? isActivation : t == d[0].type));
+                    ++total;
+                    if (q(pos, d) != want)
+                    {
+                        if (mismatches++ == 0)
+                            first = "pos " + std::to_string(pos) + " type " + std::to_string(static_cast<int>(t));
+                    }
+                }
+    check(tag + ": supportsFormatCombination over " + std::to_string(total) + " (position, type, format) cases",
+        mismatches == 0, mismatches ? std::to_string(mismatches) + " mismatches, first " + first : "");
+}
+
+} // namespace
+
+#if NV_TENSORRT_MAJOR >= 10
+// ================================ IPluginV3 (TensorRT >= 10) ===================================
+namespace
+{
+
+struct Finder : ILoggerFinder
+{
+    ILogger* findLogger() override
+    {
+        return &gLogger;
+    }
+};
+Finder gFinder;
+
+struct DriverExprBuilder : IExprBuilder
+{
+    DriverExprBuilder()
+    {
+        mImpl = nullptr; // our plugin passes u's expressions through; it builds none
+    }
+};
+
+void runV3(void* lib)
+{
+    using GetCreators = IPluginCreatorInterface* const* (*) (int32_t&);
+    using SetFinder = void (*)(ILoggerFinder*);
+    auto getCreators = reinterpret_cast<GetCreators>(dlsym(lib, "getCreators"));
+    auto setFinder = reinterpret_cast<SetFinder>(dlsym(lib, "setLoggerFinder"));
+    check("V3: exports getCreators and setLoggerFinder", getCreators && setFinder);
+    if (!getCreators || !setFinder)
+        return;
+    setFinder(&gFinder);
+    int32_t nb = 0;
+    IPluginCreatorInterface* const* creators = getCreators(nb);
+    check("V3: two creators", nb == 2 && creators != nullptr);
+    for (int32_t c = 0; c < nb; ++c)
+    {
+        auto* creator = static_cast<IPluginCreatorV3One*>(creators[c]);
+        bool const bi = std::strcmp(creator->getPluginName(), "VimBiSelectiveScan") == 0;
+        std::string const tag = std::string("V3 ") + creator->getPluginName();
+        check(tag + ": name / version / namespace",
+            (bi || std::strcmp(creator->getPluginName(), "VimSelectiveScan") == 0)
+                && std::strcmp(creator->getPluginVersion(), "1") == 0 && creator->getPluginNamespace() != nullptr);
+        PluginFieldCollection const* names = creator->getFieldNames();
+        check(tag + ": advertises 2 fields", names && names->nbFields == 2);
+
+        for (BadCase& bad : badFieldCases(bi))
+        {
+            gLogger.errors.clear();
+            IPluginV3* p = creator->createPlugin("node", bad.fields.get(), TensorRTPhase::kBUILD);
+            std::string const msg = gLogger.takeLast();
+            check(tag + ": rejects " + bad.label, p == nullptr && !msg.empty(), p ? "accepted" : msg);
+            delete p;
+        }
+        Fields ok = goodFields(bi);
+        ok.addString("plugin_version", "1");
+        IPluginV3* plugin = creator->createPlugin("node", ok.get(), TensorRTPhase::kBUILD);
+        check(tag + ": createPlugin(BUILD) from a node's fields", plugin != nullptr, gLogger.takeLast());
+        if (!plugin)
+            continue;
+        auto* core = static_cast<IPluginV3OneCore*>(plugin->getCapabilityInterface(PluginCapabilityType::kCORE));
+        auto* build = static_cast<IPluginV3OneBuild*>(plugin->getCapabilityInterface(PluginCapabilityType::kBUILD));
+        auto* run = static_cast<IPluginV3OneRuntime*>(plugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+        check(tag + ": core / build / runtime capabilities", core && build && run);
+        if (!core || !build || !run)
+            continue;
+        check(tag + ": getNbOutputs", build->getNbOutputs() == 1);
+        int32_t const nbIn = bi ? 15 : 8;
+        for (DataType t : activationTypes())
+        {
+            std::vector<DataType> in(nbIn, t);
+            DataType outT = DataType::kINT8;
+            check(tag + ": output type follows u (" + std::to_string(static_cast<int>(t)) + ")",
+                build->getOutputDataTypes(&outT, 1, in.data(), nbIn) == 0 && outT == t);
+        }
+        {
+            std::vector<DataType> in(nbIn, DataType::kINT8);
+            DataType outT{};
+            check(tag + ": int8 u refused", build->getOutputDataTypes(&outT, 1, in.data(), nbIn) != 0);
+            gLogger.errors.clear();
+        }
+        {
+            // DimsExprs: the plugin passes u's expressions through; distinct dummy pointers show which
+            std::vector<DimsExprs> in(nbIn);
+            static char tokens[3];
+            for (auto& e : in)
+            {
+                e.nbDims = 3;
+                for (int32_t i = 0; i < 3; ++i)
+                    e.d[i] = reinterpret_cast<IDimensionExpr const*>(&tokens[i]);
+            }
+            DimsExprs out{};
+            DriverExprBuilder eb;
+            bool const okShape = build->getOutputShapes(in.data(), nbIn, nullptr, 0, &out, 1, eb) == 0 && out.nbDims == 3
+                && out.d[0] == in[0].d[0] && out.d[2] == in[0].d[2];
+            check(tag + ": output shape = u's (batch, dim, seqlen)", okShape);
+        }
+        formatMatrix(tag, bi, [&](int32_t pos, std::vector<PluginTensorDesc> const& d) {
+            std::vector<DynamicPluginTensorDesc> dd(d.size());
+            for (size_t i = 0; i < d.size(); ++i)
+                dd[i].desc = d[i];
+            bool const r = build->supportsFormatCombination(pos, dd.data(), nbIn, 1);
+            gLogger.errors.clear();
+            return r;
+        });
+        // configure with a profile batch 1..8, L 6085 (min / opt / max), then the workspace
+        std::vector<Dims> lo = shapes(bi, 1, 6085), hi = shapes(bi, 8, 6085);
+        std::vector<DynamicPluginTensorDesc> dyn(lo.size());
+        for (size_t i = 0; i < lo.size(); ++i)
+        {
+            dyn[i].desc.dims = hi[i];
+            dyn[i].desc.dims.d[0] = lo[i].nbDims == 3 ? -1 : hi[i].d[0];
+            dyn[i].desc.type = isFp32Slot(bi, static_cast<int32_t>(i)) && i + 1 < lo.size() ? DataType::kFLOAT : DataType::kHALF;
+            dyn[i].desc.format = TensorFormat::kLINEAR;
+            dyn[i].min = lo[i];
+            dyn[i].opt = hi[i];
+            dyn[i].max = hi[i];
+        }
+        check(tag + ": configurePlugin(min/opt/max)", build->configurePlugin(dyn.data(), nbIn, &dyn[nbIn], 1) == 0,
+            gLogger.takeLast());
+        size_t const ws = build->getWorkspaceSize(dyn.data(), nbIn, &dyn[nbIn], 1);
+        check(tag + ": workspace for L = 6085, batch 1..8 (chunked scan) > 0", ws > 0, std::to_string(ws));
+        {
+            std::vector<DynamicPluginTensorDesc> bad = dyn;
+            bad[3].desc.dims.nbDims = 2;
+            check(tag + ": configurePlugin rejects a rank-2 B", build->configurePlugin(bad.data(), nbIn, &bad[nbIn], 1) != 0);
+            gLogger.errors.clear();
+        }
+        // serialize -> runtime creation (what deserializing a plan does), clone, attach, shapes
+        PluginFieldCollection const* ser = run->getFieldsToSerialize();
+        IPluginV3* runtime = ser ? creator->createPlugin("node", ser, TensorRTPhase::kRUNTIME) : nullptr;
+        check(tag + ": getFieldsToSerialize -> createPlugin(RUNTIME)", runtime != nullptr, gLogger.takeLast());
+        if (runtime)
+        {
+            auto* rrun = static_cast<IPluginV3OneRuntime*>(runtime->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+            PluginFieldCollection const* again = rrun->getFieldsToSerialize();
+            bool same = again && again->nbFields == ser->nbFields;
+            for (int32_t i = 0; same && i < again->nbFields; ++i)
+                same = std::strcmp(again->fields[i].name, ser->fields[i].name) == 0
+                    && std::memcmp(again->fields[i].data, ser->fields[i].data, 4) == 0;
+            check(tag + ": fields survive the round trip", same);
+            IPluginV3* cloned = runtime->clone();
+            IPluginV3* attached = cloned ? static_cast<IPluginV3OneRuntime*>(
+                                               cloned->getCapabilityInterface(PluginCapabilityType::kRUNTIME))
+                                               ->attachToContext(nullptr)
+                                         : nullptr;
+            check(tag + ": clone + attachToContext", cloned && attached);
+            IPluginV3* ctx = attached ? attached : runtime;
+            auto* crun = static_cast<IPluginV3OneRuntime*>(ctx->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+            for (int64_t b : {int64_t{1}, int64_t{3}, int64_t{8}})
+            {
+                std::vector<PluginTensorDesc> d = descs(bi, b, 197, DataType::kHALF);
+                check(tag + ": onShapeChange batch " + std::to_string(b), crun->onShapeChange(d.data(), nbIn, &d[nbIn], 1) == 0,
+                    gLogger.takeLast());
+            }
+            {
+                std::vector<PluginTensorDesc> d = descs(bi, 2, 197, DataType::kHALF);
+                d[3].dims.d[1] = 8; // B with another dstate
+                check(tag + ": onShapeChange rejects B of another dstate",
+                    crun->onShapeChange(d.data(), nbIn, &d[nbIn], 1) != 0 && !gLogger.takeLast().empty());
+            }
+            for (auto bl : {std::pair<int64_t, int64_t>{0, 197}, std::pair<int64_t, int64_t>{2, 0}})
+            {
+                std::vector<PluginTensorDesc> d = descs(bi, bl.first, bl.second, DataType::kHALF);
+                std::vector<void const*> ins(nbIn, nullptr);
+                void* outs[1] = {nullptr};
+                int32_t const rc = crun->enqueue(d.data(), &d[nbIn], ins.data(), outs, nullptr, nullptr);
+                check(tag + ": enqueue of an empty tensor (batch " + std::to_string(bl.first) + ", L "
+                        + std::to_string(bl.second) + ") succeeds without a launch",
+                    rc == 0, gLogger.takeLast());
+            }
+            delete cloned;
+            delete attached;
+            delete runtime;
+        }
+        // a null logger finder keeps the working logger
+        setFinder(nullptr);
+        Fields bad;
+        bad.add<int32_t>("delta_softplus", 7, PluginFieldType::kINT32);
+        IPluginV3* none = creator->createPlugin("node", bad.get(), TensorRTPhase::kBUILD);
+        check(tag + ": setLoggerFinder(nullptr) keeps the logger", none == nullptr && !gLogger.takeLast().empty());
+        setFinder(&gFinder);
+        delete plugin;
+    }
+}
+
+} // namespace
+#else
+// ============================ IPluginV2DynamicExt (TensorRT 8.x) ================================
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations" // IPluginV2 is deprecated in TensorRT 8's own headers
+
+namespace
+{
+
+//! What libnvinfer's plugin registry would record at the library's load.
+struct RecordingRegistry : IPluginRegistry
+{
+    std::vector<IPluginCreator*> creators;
+    bool registerCreator(IPluginCreator& creator, AsciiChar const* const) noexcept override
+    {
+        creators.push_back(&creator);
+        return true;
+    }
+    IPluginCreator* const* getPluginCreatorList(int32_t* const n) const noexcept override
+    {
+        *n = static_cast<int32_t>(creators.size());
+        return creators.data();
+    }
+    IPluginCreator* getPluginCreator(AsciiChar const* const name, AsciiChar const* const version,
+        AsciiChar const* const = "") noexcept override
+    {
+        for (IPluginCreator* c : creators)
+            if (std::strcmp(c->getPluginName(), name) == 0 && std::strcmp(c->getPluginVersion(), version) == 0)
+                return c;
+        return nullptr;
+    }
+    void setErrorRecorder(IErrorRecorder* const) noexcept override {}
+    IErrorRecorder* getErrorRecorder() const noexcept override
+    {
+        return nullptr;
+    }
+    bool deregisterCreator(IPluginCreator const&) noexcept override
+    {
+        return false;
+    }
+#if NV_TENSORRT_MAJOR == 8 && NV_TENSORRT_MINOR >= 6
+    bool isParentSearchEnabled() const override
+    {
+        return false;
+    }
+    void setParentSearchEnabled(bool const) override {}
+    PluginLibraryHandle loadLibrary(AsciiChar const*) noexcept override
+    {
+        return nullptr;
+    }
+    void deregisterLibrary(PluginLibraryHandle) noexcept override {}
+#endif
+};
+RecordingRegistry gRegistry;
+
+void runV2(void* lib)
+{
+    check("V2: both creators registered with libnvinfer's registry at load", gRegistry.creators.size() == 2);
+    using GetCreators = IPluginCreator* const* (*) (int32_t*);
+    auto get = reinterpret_cast<GetCreators>(dlsym(lib, "vimGetPluginCreatorsV2"));
+    int32_t nb = 0;
+    IPluginCreator* const* creators = get ? get(&nb) : nullptr;
+    check("V2: vimGetPluginCreatorsV2 gives the same two creators",
+        creators && nb == 2 && gRegistry.creators.size() == 2 && creators[0] == gRegistry.creators[0]
+            && creators[1] == gRegistry.creators[1]);
+    if (!creators)
+        return;
+    for (int32_t c = 0; c < nb; ++c)
+    {
+        IPluginCreator* creator = creators[c];
+        bool const bi = std::strcmp(creator->getPluginName(), "VimBiSelectiveScan") == 0;
+        std::string const tag = std::string("V2 ") + creator->getPluginName();
+        check(tag + ": version 1, 2 fields", std::strcmp(creator->getPluginVersion(), "1") == 0
+                && creator->getFieldNames() && creator->getFieldNames()->nbFields == 2);
+        for (BadCase& bad : badFieldCases(bi))
+        {
+            gLogger.errors.clear();
+            IPluginV2* p = creator->createPlugin("node", bad.fields.get());
+            std::string const msg = gLogger.takeLast();
+            check(tag + ": rejects " + bad.label, p == nullptr && !msg.empty(), p ? "accepted" : msg);
+            if (p)
+                p->destroy();
+        }
+        Fields ok = goodFields(bi);
+        auto* plugin = static_cast<IPluginV2DynamicExt*>(creator->createPlugin("node", ok.get()));
+        check(tag + ": createPlugin from a node's fields", plugin != nullptr, gLogger.takeLast());
+        if (!plugin)
+            continue;
+        int32_t const nbIn = bi ? 15 : 8;
+        check(tag + ": type / version / outputs", std::strcmp(plugin->getPluginType(), creator->getPluginName()) == 0
+                && std::strcmp(plugin->getPluginVersion(), "1") == 0 && plugin->getNbOutputs() == 1);
+        for (DataType t : activationTypes())
+        {
+            std::vector<DataType> in(nbIn, t);
+            check(tag + ": output type follows u", plugin->getOutputDataType(0, in.data(), nbIn) == t);
+        }
+        formatMatrix(tag, bi, [&](int32_t pos, std::vector<PluginTensorDesc> const& d) {
+            bool const r = plugin->supportsFormatCombination(pos, d.data(), nbIn, 1);
+            gLogger.errors.clear();
+            return r;
+        });
+        std::vector<Dims> lo = shapes(bi, 1, 6085), hi = shapes(bi, 8, 6085);
+        std::vector<DynamicPluginTensorDesc> dyn(lo.size());
+        for (size_t i = 0; i < lo.size(); ++i)
+        {
+            dyn[i].desc.dims = hi[i];
+            dyn[i].desc.type = isFp32Slot(bi, static_cast<int32_t>(i)) && i + 1 < lo.size() ? DataType::kFLOAT : DataType::kHALF;
+            dyn[i].desc.format = TensorFormat::kLINEAR;
+            dyn[i].min = lo[i];
+            dyn[i].max = hi[i];
+        }
+        gLogger.errors.clear();
+        plugin->configurePlugin(dyn.data(), nbIn, &dyn[nbIn], 1);
+        check(tag + ": configurePlugin(min/max) logs no error", gLogger.errors.empty(), gLogger.takeLast());
+        std::vector<PluginTensorDesc> maxDesc = descs(bi, 8, 6085, DataType::kHALF);
+        size_t const ws = plugin->getWorkspaceSize(maxDesc.data(), nbIn, &maxDesc[nbIn], 1);
+        check(tag + ": workspace for L = 6085, batch <= 8 > 0", ws > 0, std::to_string(ws));
+        check(tag + ": initialize", plugin->initialize() == 0);
+        std::vector<char> blob(plugin->getSerializationSize());
+        plugin->serialize(blob.data());
+        IPluginV2* back = creator->deserializePlugin("node", blob.data(), blob.size());
+        check(tag + ": serialize -> deserializePlugin", back != nullptr, gLogger.takeLast());
+        if (back)
+        {
+            std::vector<char> blob2(back->getSerializationSize());
+            back->serialize(blob2.data());
+            check(tag + ": fields survive the round trip", blob == blob2);
+            back->destroy();
+        }
+        {
+            IPluginV2* cut = creator->deserializePlugin("node", blob.data(), blob.size() - 1);
+            std::vector<char> bad = blob;
+            bad[0] ^= 0x5a;
+            IPluginV2* wrong = creator->deserializePlugin("node", bad.data(), bad.size());
+            IPluginV2* other = creators[1 - c]->deserializePlugin("node", blob.data(), blob.size());
+            check(tag + ": truncated / corrupted / other-form blobs are refused",
+                !cut && !wrong && !other && !gLogger.takeLast().empty());
+        }
+        IPluginV2DynamicExt* cloned = plugin->clone();
+        check(tag + ": clone", cloned != nullptr);
+        for (auto bl : {std::pair<int64_t, int64_t>{0, 197}, std::pair<int64_t, int64_t>{2, 0}})
+        {
+            std::vector<PluginTensorDesc> d = descs(bi, bl.first, bl.second, DataType::kHALF);
+            std::vector<void const*> ins(nbIn, nullptr);
+            void* outs[1] = {nullptr};
+            int32_t const rc = (cloned ? cloned : plugin)->enqueue(d.data(), &d[nbIn], ins.data(), outs, nullptr, nullptr);
+            check(tag + ": enqueue of an empty tensor (batch " + std::to_string(bl.first) + ", L "
+                    + std::to_string(bl.second) + ") succeeds without a launch",
+                rc == 0, gLogger.takeLast());
+        }
+        {
+            std::vector<PluginTensorDesc> d = descs(bi, 2, 197, DataType::kHALF);
+            d[3].dims.d[1] = 8;
+            std::vector<void const*> ins(nbIn, nullptr);
+            void* outs[1] = {nullptr};
+            check(tag + ": enqueue rejects B of another dstate before any launch",
+                plugin->enqueue(d.data(), &d[nbIn], ins.data(), outs, nullptr, nullptr) != 0 && !gLogger.takeLast().empty());
+        }
+        if (cloned)
+            cloned->destroy();
+        plugin->terminate();
+        plugin->destroy();
+    }
+}
+
+} // namespace
+
+// libnvinfer's C entry points, as the plugin library sees them once libnvinfer is loaded
+extern "C" __attribute__((visibility("default"))) IPluginRegistry* getPluginRegistry() noexcept
+{
+    return &gRegistry;
+}
+extern "C" __attribute__((visibility("default"))) ILogger* getLogger() noexcept
+{
+    return &gLogger;
+}
+#pragma GCC diagnostic pop
+#endif
+
+int main(int argc, char** argv)
+{
+    if (argc != 2)
+    {
+        std::fprintf(stderr, "usage: %s <libvim_trt_plugin.so>\n", argv[0]);
+        return 2;
+    }
+    std::setvbuf(stdout, nullptr, _IOLBF, 0); // every line out before a crash, if the plugin crashes
+    void* lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr)
+    {
+        std::fprintf(stderr, "cannot load %s: %s\n", argv[1], dlerror());
+        return 2;
+    }
+    std::printf("TensorRT headers %d.%d: %s adapter\n", NV_TENSORRT_MAJOR, NV_TENSORRT_MINOR,
+        NV_TENSORRT_MAJOR >= 10 ? "IPluginV3" : "IPluginV2DynamicExt");
+#if NV_TENSORRT_MAJOR >= 10
+    runV3(lib);
+#else
+    runV2(lib);
+#endif
+    std::printf("%d failure(s)\n", gFailures);
+    return gFailures;
+}
