@@ -113,7 +113,7 @@ def _rtx_or_skip():
     return trt, lib
 
 
-@pytest.mark.parametrize("precision,fused", [("fp32", False), ("fp16", False), ("fp16", True)])
+@pytest.mark.parametrize("precision,fused", [("fp32", False), ("fp32", True), ("fp16", False), ("fp16", True)])
 def test_trt_rtx_builds_vim_tiny_plan(precision, fused, tmp_path):
     trt, lib = _rtx_or_skip()
     from vim_deploy.export import ExportConfig, export_onnx

@@ -38,11 +38,18 @@ def _parse_batch(ctx, param, value: str):
               help="Engine that runs on any Ampere-or-newer GPU (TensorRT 10+).")
 @click.option("--version-compatible", is_flag=True, help="Version-compatible engine with the plugin library serialized in.")
 @click.option("--report-json", default=None, help="Write the build report (JSON).")
+@click.option("--target", default=None, help="Print the recipe for a Jetson / TensorRT target instead of building: "
+              "jetpack-5.1 (TensorRT 8.5), jetpack-6.0 (8.6), jetpack-6.1 (10.3; also 6.2), jetpack-7 (10.13+), "
+              "tensorrt-11. Implies --print-only.")
+@click.option("--print-only", is_flag=True, help="Print the trtexec / polygraphy lines and build nothing (no TensorRT needed).")
 @logging_options
 def build_cmd(onnx_path, output, plugin, batch, fp16, workspace_mib, timing_cache, hardware_compatibility,
-              version_compatible, report_json):
+              version_compatible, report_json, target, print_only):
     """Build a TensorRT engine; prints the equivalent trtexec and polygraphy commands (e.g. for Jetson)."""
     output = output or str(onnx_path).rsplit(".", 1)[0] + ".plan"
+    if target or print_only:
+        _print_recipe(onnx_path, output, plugin, batch, target)
+        return
     if report_json:
         check_writable(report_json)
     if workspace_mib is not None and workspace_mib <= 0:
@@ -62,3 +69,31 @@ def build_cmd(onnx_path, output, plugin, batch, fp16, workspace_mib, timing_cach
     atomic_write_text(str(sidecar_path(output)), json.dumps(rep, indent=2) + "\n")  # read by `validate --engine`
     if report_json:
         atomic_write_text(report_json, json.dumps(rep, indent=2) + "\n")
+
+
+def _print_recipe(onnx_path, output, plugin, batch, target_name):
+    """The commands that build this graph's engine on a target, without TensorRT on this machine."""
+    from vim_deploy.trt import jetpack
+    from vim_deploy.trt.engine_build import _onnx_input
+
+    import onnx
+
+    input_name, dims, meta = _onnx_input(onnx_path)
+    opset = next((o.version for o in onnx.load(onnx_path, load_external_data=False).opset_import
+                  if o.domain in ("", "ai.onnx")), None)
+    if not meta.get("_scan_nodes"):
+        log.warning("the graph has no scan nodes (a portable export?): it needs no plugin.")
+    plugin = plugin or "libvim_trt_plugin.so"
+    names = [target_name] if target_name else list(jetpack.TARGETS)
+    for name in names:
+        t = jetpack.target(name)
+        cmds = jetpack.commands(t, onnx_path, output, plugin, input_name, dims, batch)
+        where = f"JetPack {t.jetpack}, " if t.name.startswith("jetpack") else ""
+        click.echo(f"# {t.name}: {where}TensorRT {t.tensorrt}, {t.gpus}; plugin adapter {t.adapter}")
+        click.echo(f"#   export: vim-deploy export {t.export_flags} (this graph: {meta.get('precision', '?')}, "
+                   f"opset {opset})")
+        if t.major < 9 and opset and opset > 17:
+            log.warning(f"{t.name}: TensorRT {t.tensorrt}'s ONNX parser reads opsets <= 17; re-export with --opset 17.")
+        click.echo(f"#   plugin: {jetpack.build_plugin_line(t)}")
+        click.echo(cmds["trtexec"])
+        click.echo(cmds["polygraphy"])

@@ -1,0 +1,69 @@
+"""Per-JetPack build recipes: which TensorRT each JetPack ships, which plugin adapter that
+TensorRT loads, how to export for it and the trtexec / polygraphy lines that build the engine on
+the board. `vim-deploy build --print-only --target <name>` prints them without TensorRT installed.
+
+TensorRT 8.x loads IPluginV2DynamicExt plugins (our library registers itself when trtexec
+``--plugins`` / polygraphy ``--plugins`` loads it) and has no strongly typed networks (precision via
+``--fp16``); TensorRT >= 10 loads the IPluginV3 library through ``--dynamicPlugins`` and builds
+strongly typed networks from an fp16 export. TensorRT 8.5's ONNX parser reads opsets <= 17.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from vim_deploy.errors import VimDeployError
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    jetpack: str
+    tensorrt: str
+    gpus: str
+    adapter: str
+    major: int
+
+    @property
+    def export_flags(self) -> str:
+        return "--precision fp16 --opset 17"
+
+
+TARGETS = {t.name: t for t in (
+    Target("jetpack-5.1", "5.1.x", "8.5.2", "Xavier (sm_72), Orin (sm_87)", "IPluginV2DynamicExt", 8),
+    Target("jetpack-6.0", "6.0", "8.6.2", "Orin (sm_87)", "IPluginV2DynamicExt", 8),
+    Target("jetpack-6.1", "6.1 / 6.2", "10.3", "Orin (sm_87)", "IPluginV3", 10),
+    Target("jetpack-7", "7.x", "10.13+", "Thor (sm_110)", "IPluginV3", 10),
+    Target("tensorrt-11", "-", "11.x", "x86-64 / SBSA servers, Turing and newer", "IPluginV3", 11),
+)}
+
+
+def target(name: str) -> Target:
+    if name not in TARGETS:
+        raise VimDeployError(f"unknown target '{name}'.", f"Targets: {', '.join(TARGETS)}.")
+    return TARGETS[name]
+
+
+def commands(t: Target, onnx_path: str, output: str, plugin: str, input_name: str, dims: list[int],
+             batch: tuple[int, int, int]) -> dict[str, str]:
+    """trtexec and polygraphy lines that build `onnx_path` for target `t` with the plugin at `plugin`."""
+    lo, opt, hi = ("x".join(map(str, [b] + dims[1:])) for b in batch)
+    trtexec = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={output}", f"--minShapes={input_name}:{lo}",
+               f"--optShapes={input_name}:{opt}", f"--maxShapes={input_name}:{hi}"]
+    poly = ["polygraphy", "convert", onnx_path, "--convert-to", "trt", "-o", output, "--plugins", plugin]
+    if t.major >= 10:
+        trtexec += [f"--dynamicPlugins={plugin}", "--stronglyTyped"]
+        poly.append("--strongly-typed")
+    else:
+        trtexec += [f"--plugins={plugin}", "--fp16"]
+        poly.append("--fp16")
+    return {"trtexec": shlex.join(trtexec), "polygraphy": shlex.join(poly)}
+
+
+def build_plugin_line(t: Target) -> str:
+    """How to build the plugin library on the board."""
+    arch = {"jetpack-5.1": "72-real;87-real", "jetpack-7": "110-real"}.get(t.name, "87-real")
+    if t.name == "tensorrt-11":
+        return "vim-deploy plugin build --tensorrt-root <TensorRT folder>"
+    return f"vim-deploy plugin build --tensorrt-root /usr --cuda-archs '{arch}'   # headers in /usr/include/aarch64-linux-gnu"
