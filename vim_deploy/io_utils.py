@@ -28,6 +28,32 @@ def check_writable(path: str | os.PathLike) -> None:
         raise VimDeployError(f"cannot write '{path}': {e.strerror or e}.") from None
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def json_safe(obj):
+    """A copy of `obj` that strict JSON accepts: NaN / inf floats become None (null)."""
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def dumps_json(obj) -> str:
+    """Strict JSON text (no NaN / Infinity tokens), indented, with a final newline."""
+    import json
+
+    return json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n"
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = os.fspath(path)
     check_writable(path)
@@ -37,6 +63,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except OSError as e:
         raise VimDeployError(f"cannot write '{path}': {e.strerror or e}.") from None
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would give 0666 & ~umask
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

@@ -18,6 +18,12 @@ def ckpts(tmp_path_factory):
     (d / "junk.pth").write_bytes(b"this is not a checkpoint\n" * 200)
     (d / "empty.pth").write_bytes(b"")
     torch.save([1, 2, 3], d / "list.pth")
+    sd = create_model("vim_tiny").state_dict()
+    sd["layers.3.mixer.in_proj.weight"][5, 7] = float("nan")
+    torch.save({"model": sd}, d / "nan.pth")
+    sd = create_model("vim_tiny").state_dict()
+    sd["layers.0.mixer.x_proj_renamed.weight"] = sd.pop("layers.0.mixer.x_proj.weight")
+    torch.save({"model": sd}, d / "renamed.pth")
     return d
 
 
@@ -33,6 +39,9 @@ CASES = {
     "missing folder": (["-o", "{d}/no/such/dir/x.onnx"], "does not exist"),
     "output is a folder": (["-o", "{d}"], "is a directory"),
     "opset": (["--opset", "13"], "opset 13 is not supported"),
+    "NaN weight": (["--checkpoint", "{d}/nan.pth"], "'layers.3.mixer.in_proj.weight' with 1 NaN/inf value(s)"),
+    "renamed key, right variant": (["--checkpoint", "{d}/renamed.pth", "--model", "vim_tiny"],
+                                   "(the model asked for): compare the missing and unexpected key names"),
 }
 
 
@@ -86,3 +95,22 @@ def test_export_success_writes_file(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "SEEDED RANDOM" in r.stderr and "PASSED | wrote t.onnx: 4 VimSelectiveScan nodes" in r.stderr
     assert (tmp_path / "t.onnx").stat().st_size > 0 and (tmp_path / "t.json").exists()
+
+
+def test_nan_weights_do_not_clobber_a_previous_output(ckpts, tmp_path):
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"previous export")
+    r = run_cli("export", "-q", "--checkpoint", str(ckpts / "nan.pth"), "-o", str(out), cwd=tmp_path)
+    assert r.returncode == 1 and "non-finite weights" in r.stderr and "Note: " in r.stderr
+    assert out.read_bytes() == b"previous export"
+
+
+def test_renamed_key_does_not_suggest_the_model_already_given(ckpts, tmp_path):
+    r = run_cli("export", "-q", "--checkpoint", str(ckpts / "renamed.pth"), "--model", "vim_tiny", "-o",
+                str(tmp_path / "x.onnx"), cwd=tmp_path)
+    assert r.returncode == 1 and "pass --model vim_tiny" not in r.stderr
+
+
+def test_models_lists_no_internal_test_architecture(tmp_path):
+    r = run_cli("models", cwd=tmp_path)
+    assert r.returncode == 0 and "vim_tiny" in r.stdout and "test_vim" not in r.stdout

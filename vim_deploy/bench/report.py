@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 
 from vim_deploy import log
-from vim_deploy.io_utils import atomic_write_bytes, atomic_write_text
+from vim_deploy.io_utils import dumps_json, atomic_write_bytes, atomic_write_text
 
 COLUMNS = ("backend", "model", "resolution", "batch", "device", "status", "img_per_s", "latency_ms_p50",
            "latency_ms_p90", "latency_ms_p99", "peak_mem_gb", "speedup_vs_baseline", "error")
@@ -120,7 +119,7 @@ def plot_png(report: dict) -> bytes | None:
 def write_all(report: dict, out_dir: str, stem: str = "bench") -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
     written = []
-    for ext, data in (("json", json.dumps(report, indent=2) + "\n"), ("csv", to_csv(report)), ("md", to_markdown(report))):
+    for ext, data in (("json", dumps_json(report)), ("csv", to_csv(report)), ("md", to_markdown(report))):
         path = os.path.join(out_dir, f"{stem}.{ext}")
         atomic_write_text(path, data)
         written.append(path)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 
 import click
 
 from vim_deploy import log
 from vim_deploy.cli.options import Progress, logging_options
 from vim_deploy.errors import VimDeployError
-from vim_deploy.io_utils import atomic_write_text, check_writable
+from vim_deploy.io_utils import dumps_json, atomic_write_text, check_writable
 from vim_deploy.trt.engine_build import BuildConfig, build_engine
 
 
@@ -66,9 +65,9 @@ def build_cmd(onnx_path, output, plugin, batch, fp16, workspace_mib, timing_cach
     click.echo("  " + rep["equivalent_commands"]["polygraphy"])
     from vim_deploy.trt.engine_runner import sidecar_path
 
-    atomic_write_text(str(sidecar_path(output)), json.dumps(rep, indent=2) + "\n")  # read by `validate --engine`
+    atomic_write_text(str(sidecar_path(output)), dumps_json(rep))  # read by `validate --engine`
     if report_json:
-        atomic_write_text(report_json, json.dumps(rep, indent=2) + "\n")
+        atomic_write_text(report_json, dumps_json(rep))
 
 
 def _print_recipe(onnx_path, output, plugin, batch, target_name):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import click
 
@@ -10,7 +9,7 @@ from vim_deploy import log
 from vim_deploy.cli.options import Progress, logging_options, model_options
 from vim_deploy.export import PRECISIONS, SCAN_IMPLS, ExportConfig, export_onnx
 from vim_deploy.export.onnx_export import validate_config
-from vim_deploy.io_utils import atomic_write_text, check_writable
+from vim_deploy.io_utils import dumps_json, atomic_write_text, check_writable
 
 
 @click.command("export")
@@ -35,9 +34,10 @@ from vim_deploy.io_utils import atomic_write_text, check_writable
                    "VimSelectiveScan nodes: 24 plugin layers for 24 blocks.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Weight seed when no checkpoint is given.")
 @click.option("--report-json", type=click.Path(dir_okay=False), default=None, help="Write an export summary (JSON).")
+@click.option("--allow-non-finite", is_flag=True, help="Load NaN / inf weights and export anyway (refused by default).")
 @logging_options
 def export_cmd(model, checkpoint, use_ema, unsafe_load, output, precision, scan_impl, opset, img_size, static_batch,
-               batch_size, bidirectional, fuse_bidirectional, seed, report_json):
+               batch_size, bidirectional, fuse_bidirectional, seed, report_json, allow_non_finite):
     """Export a Vim model to ONNX; each selective scan becomes one VimSelectiveScan node."""
     if output is None:
         output = f"{model}{'_fp16' if precision == 'fp16' else ''}{'' if scan_impl == 'plugin' else '_' + scan_impl}.onnx"
@@ -46,7 +46,7 @@ def export_cmd(model, checkpoint, use_ema, unsafe_load, output, precision, scan_
     cfg = ExportConfig(model=model, output=output, checkpoint=checkpoint, use_ema=use_ema, unsafe_load=unsafe_load,
                        img_size=img_size, precision=precision, opset=opset, scan_impl=scan_impl,
                        bidirectional=bidirectional, dynamic_batch=not static_batch, batch_size=batch_size, seed=seed,
-                       fuse_bidirectional=fuse_bidirectional)
+                       fuse_bidirectional=fuse_bidirectional, allow_non_finite=allow_non_finite)
     validate_config(cfg)
     if checkpoint is None:
         log.warning(f"no --checkpoint given: exporting {model} with SEEDED RANDOM weights (seed {seed}). "
@@ -58,4 +58,4 @@ def export_cmd(model, checkpoint, use_ema, unsafe_load, output, precision, scan_
                f"{res.size_bytes / 2**20:.1f} MiB, opset {res.opset}, {res.precision}, {res.img_size}x{res.img_size} "
                f"| Runtime: {res.seconds:.1f}s")
     if report_json:
-        atomic_write_text(report_json, json.dumps(res.__dict__, indent=2) + "\n")
+        atomic_write_text(report_json, dumps_json(res.__dict__))

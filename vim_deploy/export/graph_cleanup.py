@@ -73,12 +73,9 @@ def _remove_identities(proto: onnx.ModelProto) -> None:
     proto.graph.node.extend(keep)
 
 
-SCAN_OPS = (schema.OP_NAME, schema.BI_OP_NAME)
-
-
 def count_scan_nodes(proto: onnx.ModelProto) -> int:
     """Custom scan nodes of either form (single direction or fused bidirectional)."""
-    return sum(1 for n in proto.graph.node if n.op_type in SCAN_OPS and n.domain == schema.OP_DOMAIN)
+    return len(schema.scan_nodes(proto))
 
 
 def op_histogram(proto: onnx.ModelProto) -> dict[str, int]:

@@ -55,6 +55,7 @@ class ExportConfig:
     batch_size: int = 1
     seed: int = 0
     fuse_bidirectional: bool = False  # one VimBiSelectiveScan node per block instead of two scan nodes
+    allow_non_finite: bool = False  # load NaN / inf weights and export a graph whose output is not finite
     model_kwargs: dict = field(default_factory=dict)  # architecture overrides (e.g. depth=2 in tests)
 
 
@@ -102,7 +103,7 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
     say(f"building {cfg.model} ({'checkpoint ' + cfg.checkpoint if cfg.checkpoint else 'seeded weights, seed %d' % cfg.seed})")
     model = create_model(cfg.model, checkpoint=cfg.checkpoint, img_size=cfg.img_size, use_ema=cfg.use_ema,
                          seed=cfg.seed, unsafe_load=cfg.unsafe_load, bidirectional=cfg.bidirectional,
-                         **cfg.model_kwargs)
+                         allow_non_finite=cfg.allow_non_finite, **cfg.model_kwargs)
     model.set_precision(cfg.precision).requires_grad_(False)
     model.set_fused_bidirectional_export(cfg.fuse_bidirectional)
     img = model.patch_embed.img_size[0]
@@ -119,6 +120,12 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
             do_constant_folding=True, custom_opsets={schema.OP_DOMAIN: schema.OP_DOMAIN_VERSION},
         )
     proto = onnx.load_from_string(buf.getvalue())
+    if not cfg.allow_non_finite:
+        with torch.no_grad():
+            probe = model(dummy[:1])
+        if not bool(torch.isfinite(probe).all()):
+            raise VimDeployError("the model's output on a random input is not finite (NaN / inf): the graph would be "
+                                 "useless.", "Check the weights (or pass --allow-non-finite to export anyway).")
 
     say("cleaning the graph (constant folding, dead nodes, names)")
     proto = graph_cleanup.cleanup(proto)

@@ -27,6 +27,7 @@ def create_model(
     use_ema: bool = False,
     seed: int = DEFAULT_SEED,
     unsafe_load: bool = False,
+    allow_non_finite: bool = False,
     **kwargs,
 ) -> VisionMamba:
     """Build a registered Vim in eval mode, from ``checkpoint`` or with weights seeded by ``seed``.
@@ -59,5 +60,6 @@ def create_model(
         model = get_entrypoint(official)(**kwargs)
     model.pretrained_cfg = dict(cfg, architecture=official)
     if state_dict is not None:
-        load_into(model, state_dict, source=f"checkpoint '{os.fspath(checkpoint)}'", model_name=f"model '{name}'")
+        load_into(model, state_dict, source=f"checkpoint '{os.fspath(checkpoint)}'", model_name=f"model '{name}'",
+                  allow_non_finite=allow_non_finite)
     return model.eval()

@@ -124,10 +124,33 @@ def suggest_variant(state_dict: Mapping[str, torch.Tensor]) -> str | None:
     return alias[0] if alias else hits[0]
 
 
+def _same_variant(a: str | None, b: str | None) -> bool:
+    from vim_deploy.models.registry import resolve_name
+
+    try:
+        return a is not None and b is not None and resolve_name(a) == resolve_name(b)
+    except Exception:  # noqa: BLE001 - an unknown name is simply not the same variant
+        return False
+
+
+def check_finite(state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Refuse NaN / inf weights, naming the tensors: a graph exported from them computes NaN."""
+    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        k = bad[0]
+        n = int((~torch.isfinite(state_dict[k])).sum())
+        raise VimDeployError(
+            f"{source} has non-finite weights: {len(bad)} tensor(s), e.g. '{k}' with {n} NaN/inf value(s).",
+            "The checkpoint is damaged or was saved mid-divergence; pass --allow-non-finite to load it anyway.")
+
+
 def load_into(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint",
-              model_name: str = "the model") -> None:
+              model_name: str = "the model", allow_non_finite: bool = False) -> None:
     """Strict load with pos_embed resampling and a one-line summary of any mismatch."""
     from vim_deploy.models.vim import resample_pos_embed
+
+    if not allow_non_finite:
+        check_finite(state_dict, source)
 
     own = model.state_dict()
     sd = dict(state_dict)
@@ -152,8 +175,14 @@ def load_into(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], so
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
         guess = suggest_variant(sd)
-        note = f"Its tensors match '{guess}': pass --model {guess}." if guess else (
-            "Is it a hustvl/Vim classification checkpoint (middle class token, bimamba v2)?")
+        same = guess is not None and _same_variant(guess, getattr(model, "pretrained_cfg", {}).get("architecture"))
+        if same:  # the shapes are this variant's: keys were renamed or come from another code base
+            note = (f"Its shapes are those of '{guess}' (the model asked for): compare the missing and unexpected "
+                    "key names; was the checkpoint saved by other code or renamed?")
+        elif guess:
+            note = f"Its tensors match '{guess}': pass --model {guess}."
+        else:
+            note = "Is it a hustvl/Vim classification checkpoint (middle class token, bimamba v2)?"
         raise VimDeployError(f"{source} does not fit {model_name}: {'; '.join(parts)}.", note)
     with torch.no_grad():
         for k, v in sd.items():

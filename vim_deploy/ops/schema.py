@@ -47,3 +47,17 @@ BI_INPUT_NAMES = ("u_f", "delta_f", "A_f", "B_f", "C_f", "D_f", "delta_bias_f",
 BI_FLOAT32_INPUTS = ("A_f", "D_f", "delta_bias_f", "A_b", "D_b", "delta_bias_b")
 BI_INT_ATTRIBUTES = {"delta_softplus": 1}
 BI_FLOAT_ATTRIBUTES = {"out_scale": 1.0}
+
+# The one place that says which ONNX nodes are scan nodes (exporter checks, graph kind detection,
+# engine build reports, the onnxruntime attribute check all ask here).
+SCAN_OPS = (OP_NAME, BI_OP_NAME)
+
+
+def is_scan_node(node) -> bool:
+    """An ONNX NodeProto (or FunctionProto: same fields) of either scan form in our domain."""
+    return getattr(node, "op_type", getattr(node, "name", None)) in SCAN_OPS and node.domain == OP_DOMAIN
+
+
+def scan_nodes(model) -> list:
+    """The scan nodes of an onnx ModelProto's main graph, in graph order."""
+    return [n for n in model.graph.node if is_scan_node(n)]

@@ -72,11 +72,8 @@ def check_scan_nodes(proto: onnx.ModelProto) -> int:
                             **{k: "FLOAT" for k in schema.BI_FLOAT_ATTRIBUTES}},
     }
     optional = {"plugin_version": "STRING", "plugin_namespace": "STRING"}
-    count = 0
-    for node in proto.graph.node:
-        if node.domain != schema.OP_DOMAIN or node.op_type not in expected:
-            continue
-        count += 1
+    nodes = schema.scan_nodes(proto)
+    for node in nodes:
         want = expected[node.op_type]
         seen = {a.name: a for a in node.attribute}
         where = f"{node.op_type} node '{node.name}'"
@@ -92,7 +89,7 @@ def check_scan_nodes(proto: onnx.ModelProto) -> int:
         if missing:
             raise VimDeployError(f"{where} lacks the attribute(s) {', '.join(missing)}.",
                                  "Re-export the graph with `vim-deploy export`.")
-    return count
+    return len(nodes)
 
 
 def _preload_cuda(ort) -> None:

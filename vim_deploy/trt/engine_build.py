@@ -91,7 +91,7 @@ def _onnx_input(path: str) -> tuple[str, list[int], dict]:
     inp = model.graph.input[0]
     dims = [d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim]
     meta = {p.key: p.value for p in model.metadata_props}
-    meta["_scan_nodes"] = sum(n.op_type in (schema.OP_NAME, schema.BI_OP_NAME) for n in model.graph.node)
+    meta["_scan_nodes"] = len(schema.scan_nodes(model))
     return inp.name, dims, meta
 
 

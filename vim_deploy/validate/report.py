@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 
-from vim_deploy.io_utils import atomic_write_text
+from vim_deploy.io_utils import dumps_json, atomic_write_text
 
 
 def to_markdown(report: dict) -> str:
@@ -41,6 +40,6 @@ def to_markdown(report: dict) -> str:
 
 def write_reports(report: dict, json_path: str | None, md_path: str | None) -> None:
     if json_path:
-        atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
+        atomic_write_text(json_path, dumps_json(report))
     if md_path:
         atomic_write_text(md_path, to_markdown(report))

@@ -26,15 +26,12 @@ class TorchRunner:
         return self.model(torch.from_numpy(x).to(self.device)).float().cpu().numpy()
 
 
-_SCAN_OPS = (schema.OP_NAME, schema.BI_OP_NAME)
-
-
 def _has_scan_nodes(proto: onnx.ModelProto) -> bool:
-    return any(n.op_type in _SCAN_OPS and n.domain == schema.OP_DOMAIN for n in proto.graph.node)
+    return bool(schema.scan_nodes(proto))
 
 
 def _has_scan_function(proto: onnx.ModelProto) -> bool:
-    return any(f.name in _SCAN_OPS and f.domain == schema.OP_DOMAIN for f in proto.functions)
+    return any(f.name in schema.SCAN_OPS and f.domain == schema.OP_DOMAIN for f in proto.functions)
 
 
 def onnx_kind(proto: onnx.ModelProto) -> str:
