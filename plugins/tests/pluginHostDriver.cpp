@@ -6,13 +6,17 @@
  * for 8.x (creators registered at load through getPluginRegistry(), which this program provides
  * together with getLogger(), as libnvinfer would).
  *
- *   pluginHostDriver <libvim_trt_plugin.so>
+ *   pluginHostDriver <libvim_trt_plugin.so> [--gpu]
  *
  * CPU part (this file): creators, fields (good, missing, unknown, mistyped, out of range, INT64
  * overflow), output types and shapes, the whole type x format matrix, configure with min/opt/max,
  * workspace, serialize -> runtime creation / deserialize, clone, attach, shape changes, and the
  * empty-tensor enqueue (batch 0 / L 0: success without a launch; it used to crash the host with
- * SIGFPE). Enqueue on a GPU against a float64 reference is not part of this driver yet.
+ * SIGFPE). With --gpu (a build with -DVIM_DRIVER_GPU, linked with cudart): the runtime plugin made
+ * as a deserialized plan makes it (V3: fields -> createPlugin(RUNTIME) -> attachToContext ->
+ * onShapeChange; V2: serialize -> deserializePlugin), enqueued on a non-blocking stream with the
+ * workspace it asked for and NaN-poisoned outputs, for every activation type, batch 1 / 3 / 8 and
+ * several lengths (chunked at L = 1500), against a float64 reference on the host.
  * Prints PASS / FAIL lines; the exit status is the number of failures.
  */
 #include "NvInferRuntime.h"
@@ -203,9 +207,9 @@ Dims dims(std::initializer_list<int64_t> v)
 }
 
 //! The input shapes of one node form at batch b, length L (and the output last).
-std::vector<Dims> shapes(bool bi, int64_t b, int64_t L, int64_t N = kSTATE)
+std::vector<Dims> shapes(bool bi, int64_t b, int64_t L, int64_t N = kSTATE, int64_t dim = kDIM)
 {
-    Dims const bdl = dims({b, kDIM, L}), dn = dims({kDIM, N}), bnl = dims({b, N, L}), d1 = dims({kDIM});
+    Dims const bdl = dims({b, dim, L}), dn = dims({dim, N}), bnl = dims({b, N, L}), d1 = dims({dim});
     std::vector<Dims> s = bi ? std::vector<Dims>{bdl, bdl, dn, bnl, bnl, d1, d1, bdl, bdl, dn, bnl, bnl, d1, d1, bdl}
                              : std::vector<Dims>{bdl, bdl, dn, bnl, bnl, d1, bdl, d1};
     s.push_back(bdl);
@@ -217,9 +221,9 @@ bool isFp32Slot(bool bi, int32_t pos)
     return bi ? (pos == 2 || pos == 5 || pos == 6 || pos == 9 || pos == 12 || pos == 13) : (pos == 2 || pos == 5 || pos == 7);
 }
 
-std::vector<PluginTensorDesc> descs(bool bi, int64_t b, int64_t L, DataType t)
+std::vector<PluginTensorDesc> descs(bool bi, int64_t b, int64_t L, DataType t, int64_t dim = kDIM)
 {
-    std::vector<Dims> s = shapes(bi, b, L);
+    std::vector<Dims> s = shapes(bi, b, L, kSTATE, dim);
     std::vector<PluginTensorDesc> d(s.size());
     for (size_t i = 0; i < s.size(); ++i)
     {
@@ -281,6 +285,212 @@ void formatMatrix(std::string const& tag, bool bi, Query q)
 
 } // namespace
 
+
+#ifdef VIM_DRIVER_GPU
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+#endif
+
+namespace
+{
+bool gGpu = false;
+
+#ifdef VIM_DRIVER_GPU
+constexpr int64_t kGPU_DIM = 96; //!< channels of the GPU cases (small: the float64 reference runs on the host)
+
+#define CUDA_OK(call)                                                                                                  \
+    do                                                                                                                 \
+    {                                                                                                                  \
+        cudaError_t e_ = (call);                                                                                       \
+        if (e_ != cudaSuccess)                                                                                         \
+        {                                                                                                              \
+            check(std::string("CUDA call ") + #call, false, cudaGetErrorString(e_));                                   \
+            return;                                                                                                    \
+        }                                                                                                              \
+    } while (0)
+
+//! Deterministic inputs in [-1, 1).
+struct Lcg
+{
+    uint64_t s;
+    float next()
+    {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        return static_cast<float>((s >> 40) & 0xffffff) / 8388608.f - 1.f;
+    }
+};
+
+size_t elemSize(DataType t)
+{
+    return t == DataType::kFLOAT ? 4 : 2;
+}
+
+//! Round to T and back (what the plugin reads), and the bytes T stores.
+float roundTo(DataType t, float v, void* dst, size_t i)
+{
+    if (t == DataType::kHALF)
+    {
+        __half h = __float2half(v);
+        static_cast<__half*>(dst)[i] = h;
+        return __half2float(h);
+    }
+#if NV_TENSORRT_MAJOR >= 9
+    if (t == DataType::kBF16)
+    {
+        __nv_bfloat16 h = __float2bfloat16(v);
+        static_cast<__nv_bfloat16*>(dst)[i] = h;
+        return __bfloat162float(h);
+    }
+#endif
+    static_cast<float*>(dst)[i] = v;
+    return v;
+}
+
+float readBack(DataType t, void const* src, size_t i)
+{
+    if (t == DataType::kHALF)
+        return __half2float(static_cast<__half const*>(src)[i]);
+#if NV_TENSORRT_MAJOR >= 9
+    if (t == DataType::kBF16)
+        return __bfloat162float(static_cast<__nv_bfloat16 const*>(src)[i]);
+#endif
+    return static_cast<float const*>(src)[i];
+}
+
+//! One direction's inputs on the host (rounded values in double for the reference).
+struct HostDir
+{
+    std::vector<double> u, delta, A, B, C, D, bias;
+};
+
+void referenceScan(HostDir const& h, std::vector<double> const& z, int64_t b, int64_t dim, int64_t L, int64_t N,
+    bool reverse, std::vector<double>& acc)
+{
+    std::vector<double> st(N);
+    for (int64_t bb = 0; bb < b; ++bb)
+        for (int64_t d = 0; d < dim; ++d)
+        {
+            std::fill(st.begin(), st.end(), 0.0);
+            for (int64_t i = 0; i < L; ++i)
+            {
+                int64_t const t = reverse ? L - 1 - i : i;
+                size_t const ix = (bb * dim + d) * L + t;
+                double dt = h.delta[ix] + h.bias[d];
+                dt = dt > 20 ? dt : std::log1p(std::exp(dt));
+                double y = 0;
+                for (int64_t n = 0; n < N; ++n)
+                {
+                    size_t const bn = (bb * N + n) * L + t;
+                    st[n] = std::exp(dt * h.A[d * N + n]) * st[n] + dt * h.B[bn] * h.u[ix];
+                    y += h.C[bn] * st[n];
+                }
+                y += h.D[d] * h.u[ix];
+                acc[ix] += y * z[ix] / (1 + std::exp(-z[ix]));
+            }
+        }
+}
+
+//! Enqueue `enqueue(descs, inputs, outputs, workspace, stream)` on random data; compare with float64.
+template <typename Enqueue>
+void gpuCase(std::string const& tag, bool bi, DataType t, int64_t b, int64_t L, size_t workspaceBytes, float outScale,
+    bool reverse, Enqueue enqueue)
+{
+    int64_t const dim = kGPU_DIM, N = kSTATE;
+    int32_t const nbIn = bi ? 15 : 8;
+    std::vector<PluginTensorDesc> d = descs(bi, b, L, t, dim);
+    Lcg rng{static_cast<uint64_t>(b * 1000003 + L * 7 + static_cast<int>(t) + (bi ? 99 : 0))};
+    std::vector<std::vector<char>> host(nbIn);
+    std::vector<std::vector<double>> vals(nbIn);
+    for (int32_t i = 0; i < nbIn; ++i)
+    {
+        size_t n = 1;
+        for (int32_t k = 0; k < d[i].dims.nbDims; ++k)
+            n *= static_cast<size_t>(d[i].dims.d[k]);
+        host[i].resize(n * elemSize(d[i].type));
+        vals[i].resize(n);
+        bool const isA = bi ? (i == 2 || i == 9) : i == 2;
+        bool const isDelta = bi ? (i == 1 || i == 8) : i == 1;
+        for (size_t k = 0; k < n; ++k)
+        {
+            float v = rng.next();
+            if (isA)
+                v = -std::exp(v);
+            if (isDelta)
+                v = 0.5f * v - 1.f;
+            vals[i][k] = roundTo(d[i].type, v, host[i].data(), k);
+        }
+    }
+    std::vector<void*> dev(nbIn, nullptr);
+    void* out = nullptr;
+    void* ws = nullptr;
+    cudaStream_t stream = nullptr;
+    size_t const outBytes = static_cast<size_t>(b * dim * L) * elemSize(t);
+    for (int32_t i = 0; i < nbIn; ++i)
+    {
+        CUDA_OK(cudaMalloc(&dev[i], std::max<size_t>(host[i].size(), 1)));
+        CUDA_OK(cudaMemcpy(dev[i], host[i].data(), host[i].size(), cudaMemcpyHostToDevice));
+    }
+    CUDA_OK(cudaMalloc(&out, outBytes));
+    CUDA_OK(cudaMemset(out, 0xff, outBytes)); // NaN in every type: an unwritten element fails
+    if (workspaceBytes)
+    {
+        CUDA_OK(cudaMalloc(&ws, workspaceBytes));
+        CUDA_OK(cudaMemset(ws, 0xff, workspaceBytes));
+    }
+    CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    std::vector<void const*> ins(dev.begin(), dev.end());
+    void* outs[1] = {out};
+    int32_t const rc = enqueue(d.data(), ins.data(), outs, ws, stream);
+    CUDA_OK(cudaStreamSynchronize(stream));
+    CUDA_OK(cudaGetLastError());
+    std::vector<char> got(outBytes);
+    CUDA_OK(cudaMemcpy(got.data(), out, outBytes, cudaMemcpyDeviceToHost));
+    // float64 reference from the rounded inputs
+    auto dir = [&](int32_t base, bool rev) {
+        HostDir h{vals[base], vals[base + 1], vals[base + 2], vals[base + 3], vals[base + 4], vals[base + 5],
+            bi ? vals[base + 6] : vals[7]};
+        return std::make_pair(h, rev);
+    };
+    std::vector<double> const& z = vals[bi ? 14 : 6];
+    std::vector<double> acc(static_cast<size_t>(b * dim * L), 0.0);
+    if (bi)
+    {
+        auto f = dir(0, false), r = dir(7, true);
+        referenceScan(f.first, z, b, dim, L, N, false, acc);
+        referenceScan(r.first, z, b, dim, L, N, true, acc);
+        for (double& v : acc)
+            v *= outScale;
+    }
+    else
+    {
+        referenceScan(dir(0, reverse).first, z, b, dim, L, N, reverse, acc);
+    }
+    double num = 0, den = 0;
+    bool finite = true;
+    for (size_t k = 0; k < acc.size(); ++k)
+    {
+        double const y = readBack(t, got.data(), k);
+        finite = finite && std::isfinite(y);
+        num += (y - acc[k]) * (y - acc[k]);
+        den += acc[k] * acc[k];
+    }
+    double const rel = std::sqrt(num / std::max(den, 1e-300));
+    double const tol = t == DataType::kFLOAT ? 1e-5 : (t == DataType::kHALF ? 2e-3 : 1e-2);
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), "rel err %.2e (tol %.0e), workspace %zu B", rel, tol, workspaceBytes);
+    check(tag + ": GPU enqueue type " + std::to_string(static_cast<int>(t)) + " batch " + std::to_string(b) + " L "
+            + std::to_string(L) + (bi ? "" : (reverse ? " reverse" : " forward")),
+        rc == 0 && finite && rel <= tol, buf);
+    for (void* p : dev)
+        cudaFree(p);
+    cudaFree(out);
+    cudaFree(ws);
+    cudaStreamDestroy(stream);
+}
+#endif
+} // namespace
+
 #if NV_TENSORRT_MAJOR >= 10
 // ================================ IPluginV3 (TensorRT >= 10) ===================================
 namespace
@@ -302,6 +512,77 @@ struct DriverExprBuilder : IExprBuilder
         mImpl = nullptr; // our plugin passes u's expressions through; it builds none
     }
 };
+
+
+#ifdef VIM_DRIVER_GPU
+//! The dynamic descs of a profile batch 1..8 at length L (dim kGPU_DIM), for configure / workspace.
+std::vector<DynamicPluginTensorDesc> profile(bool bi, int64_t L, DataType t)
+{
+    std::vector<Dims> lo = shapes(bi, 1, L, kSTATE, kGPU_DIM), hi = shapes(bi, 8, L, kSTATE, kGPU_DIM);
+    std::vector<DynamicPluginTensorDesc> dyn(lo.size());
+    for (size_t i = 0; i < lo.size(); ++i)
+    {
+        dyn[i].desc.dims = hi[i];
+        dyn[i].desc.type = isFp32Slot(bi, static_cast<int32_t>(i)) && i + 1 < lo.size() ? DataType::kFLOAT : t;
+        dyn[i].desc.format = TensorFormat::kLINEAR;
+        dyn[i].min = lo[i];
+        dyn[i].opt = hi[i];
+        dyn[i].max = hi[i];
+    }
+    return dyn;
+}
+
+void v3GpuCases(IPluginCreatorV3One* creator, bool bi, std::string const& tag)
+{
+    int32_t const nbIn = bi ? 15 : 8;
+    for (DataType t : activationTypes())
+        for (auto bl : {std::pair<int64_t, int64_t>{1, 197}, {3, 64}, {8, 197}, {1, 1500}, {2, 1}})
+            for (bool rev : {false, true})
+            {
+                if (bi && rev)
+                    continue;
+                Fields f;
+                f.add<int32_t>("delta_softplus", 1, PluginFieldType::kINT32);
+                if (bi)
+                    f.add<float>("out_scale", 0.5f, PluginFieldType::kFLOAT32);
+                else
+                    f.add<int32_t>("reverse", rev ? 1 : 0, PluginFieldType::kINT32);
+                IPluginV3* built = creator->createPlugin("node", f.get(), TensorRTPhase::kBUILD);
+                if (!built)
+                {
+                    check(tag + ": GPU case plugin", false, gLogger.takeLast());
+                    continue;
+                }
+                auto* bcap = static_cast<IPluginV3OneBuild*>(built->getCapabilityInterface(PluginCapabilityType::kBUILD));
+                std::vector<DynamicPluginTensorDesc> dyn = profile(bi, bl.second, t);
+                bcap->configurePlugin(dyn.data(), nbIn, &dyn[nbIn], 1);
+                size_t const ws = bcap->getWorkspaceSize(dyn.data(), nbIn, &dyn[nbIn], 1);
+                auto* brun = static_cast<IPluginV3OneRuntime*>(built->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+                IPluginV3* runtime = creator->createPlugin("node", brun->getFieldsToSerialize(), TensorRTPhase::kRUNTIME);
+                IPluginV3* ctx = runtime ? static_cast<IPluginV3OneRuntime*>(
+                                               runtime->getCapabilityInterface(PluginCapabilityType::kRUNTIME))
+                                               ->attachToContext(nullptr)
+                                         : nullptr;
+                if (!ctx)
+                {
+                    check(tag + ": GPU case runtime plugin", false, gLogger.takeLast());
+                    delete runtime;
+                    delete built;
+                    continue;
+                }
+                auto* run = static_cast<IPluginV3OneRuntime*>(ctx->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+                gpuCase(tag, bi, t, bl.first, bl.second, ws, 0.5f, rev,
+                    [&](PluginTensorDesc* d, void const* const* ins, void* const* outs, void* w, cudaStream_t s) {
+                        if (run->onShapeChange(d, nbIn, &d[nbIn], 1) != 0)
+                            return -1;
+                        return run->enqueue(d, &d[nbIn], ins, outs, w, s);
+                    });
+                delete ctx;
+                delete runtime;
+                delete built;
+            }
+}
+#endif
 
 void runV3(void* lib)
 {
@@ -463,6 +744,10 @@ void runV3(void* lib)
         IPluginV3* none = creator->createPlugin("node", bad.get(), TensorRTPhase::kBUILD);
         check(tag + ": setLoggerFinder(nullptr) keeps the logger", none == nullptr && !gLogger.takeLast().empty());
         setFinder(&gFinder);
+#ifdef VIM_DRIVER_GPU
+        if (gGpu)
+            v3GpuCases(creator, bi, tag);
+#endif
         delete plugin;
     }
 }
@@ -521,6 +806,52 @@ struct RecordingRegistry : IPluginRegistry
 #endif
 };
 RecordingRegistry gRegistry;
+
+
+#ifdef VIM_DRIVER_GPU
+void v2GpuCases(IPluginCreator* creator, bool bi, std::string const& tag)
+{
+    int32_t const nbIn = bi ? 15 : 8;
+    for (DataType t : activationTypes())
+        for (auto bl : {std::pair<int64_t, int64_t>{1, 197}, {3, 64}, {8, 197}, {1, 1500}, {2, 1}})
+            for (bool rev : {false, true})
+            {
+                if (bi && rev)
+                    continue;
+                Fields f;
+                f.add<int32_t>("delta_softplus", 1, PluginFieldType::kINT32);
+                if (bi)
+                    f.add<float>("out_scale", 0.5f, PluginFieldType::kFLOAT32);
+                else
+                    f.add<int32_t>("reverse", rev ? 1 : 0, PluginFieldType::kINT32);
+                auto* built = static_cast<IPluginV2DynamicExt*>(creator->createPlugin("node", f.get()));
+                if (!built)
+                {
+                    check(tag + ": GPU case plugin", false, gLogger.takeLast());
+                    continue;
+                }
+                std::vector<char> blob(built->getSerializationSize());
+                built->serialize(blob.data());
+                auto* plugin = static_cast<IPluginV2DynamicExt*>(creator->deserializePlugin("node", blob.data(), blob.size()));
+                if (!plugin)
+                {
+                    check(tag + ": GPU case deserialize", false, gLogger.takeLast());
+                    built->destroy();
+                    continue;
+                }
+                std::vector<PluginTensorDesc> maxDesc = descs(bi, 8, bl.second, t, kGPU_DIM);
+                size_t const ws = plugin->getWorkspaceSize(maxDesc.data(), nbIn, &maxDesc[nbIn], 1);
+                plugin->initialize();
+                gpuCase(tag, bi, t, bl.first, bl.second, ws, 0.5f, rev,
+                    [&](PluginTensorDesc* d, void const* const* ins, void* const* outs, void* w, cudaStream_t s) {
+                        return plugin->enqueue(d, &d[nbIn], ins, outs, w, s);
+                    });
+                plugin->terminate();
+                plugin->destroy();
+                built->destroy();
+            }
+}
+#endif
 
 void runV2(void* lib)
 {
@@ -629,6 +960,10 @@ void runV2(void* lib)
             cloned->destroy();
         plugin->terminate();
         plugin->destroy();
+#ifdef VIM_DRIVER_GPU
+        if (gGpu)
+            v2GpuCases(creator, bi, tag);
+#endif
     }
 }
 
@@ -648,11 +983,19 @@ extern "C" __attribute__((visibility("default"))) ILogger* getLogger() noexcept
 
 int main(int argc, char** argv)
 {
-    if (argc != 2)
+    gGpu = argc == 3 && std::strcmp(argv[2], "--gpu") == 0;
+    if (argc != 2 && !gGpu)
     {
-        std::fprintf(stderr, "usage: %s <libvim_trt_plugin.so>\n", argv[0]);
+        std::fprintf(stderr, "usage: %s <libvim_trt_plugin.so> [--gpu]\n", argv[0]);
         return 2;
     }
+#ifndef VIM_DRIVER_GPU
+    if (gGpu)
+    {
+        std::fprintf(stderr, "this driver was built without -DVIM_DRIVER_GPU\n");
+        return 2;
+    }
+#endif
     std::setvbuf(stdout, nullptr, _IOLBF, 0); // every line out before a crash, if the plugin crashes
     void* lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr)

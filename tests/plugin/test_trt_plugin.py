@@ -90,8 +90,13 @@ def test_host_driver_drives_the_built_plugin(include_dir, tmp_path):
         r = subprocess.run(cmd, capture_output=True, text=True, env=env)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     driver = tmp_path / "driver"
-    r = subprocess.run(["g++", "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror", "-isystem", include_dir, "-isystem",
-                        str(cuda_include()), str(DRIVER), "-o", str(driver), "-ldl", "-rdynamic"],
+    base = ["g++", "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror", "-isystem", include_dir, "-isystem",
+            str(cuda_include()), str(DRIVER)]
+    r = subprocess.run(base + ["-o", str(driver), "-ldl", "-rdynamic"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    # the GPU build (enqueue vs float64; run on the GPU machine by bench/run_plugin_driver_gpu.sh) compiles too
+    r = subprocess.run(base + ["-DVIM_DRIVER_GPU", "-o", str(tmp_path / "driver_gpu"), "-ldl", "-rdynamic",
+                               f"-L{cuda_include().parent / 'lib64'}", "-lcudart_static", "-lrt", "-lpthread"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     run_env = dict(os.environ, LD_LIBRARY_PATH=str(build / "stubs"))  # libnvinfer.so.8 for the V2 library's NEEDED
