@@ -39,6 +39,7 @@ CASES = {
     "missing folder": (["-o", "{d}/no/such/dir/x.onnx"], "does not exist"),
     "output is a folder": (["-o", "{d}"], "is a directory"),
     "opset": (["--opset", "13"], "opset 13 is not supported"),
+    "resolution too large for memory": (["--img-size", "100000"], "tokens: tracing needs about"),
     "NaN weight": (["--checkpoint", "{d}/nan.pth"], "'layers.3.mixer.in_proj.weight' with 1 NaN/inf value(s)"),
     "renamed key, right variant": (["--checkpoint", "{d}/renamed.pth", "--model", "vim_tiny"],
                                    "(the model asked for): compare the missing and unexpected key names"),
@@ -114,3 +115,14 @@ def test_renamed_key_does_not_suggest_the_model_already_given(ckpts, tmp_path):
 def test_models_lists_no_internal_test_architecture(tmp_path):
     r = run_cli("models", cwd=tmp_path)
     assert r.returncode == 0 and "vim_tiny" in r.stdout and "test_vim" not in r.stdout
+
+
+def test_help_does_not_import_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom vim_deploy.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip().endswith("NO-TORCH"), r.stdout + r.stderr
+    assert "export" in r.stdout and "validate" in r.stdout

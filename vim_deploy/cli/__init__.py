@@ -14,25 +14,41 @@ from vim_deploy import __version__
 from vim_deploy.errors import VimDeployError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+# name -> (module, attribute, one-line help). Commands are imported when run, not to list them:
+# `vim-deploy --help` answers without importing torch (what most commands need).
+_COMMANDS = {
+    "export": ("vim_deploy.cli.export", "export_cmd", "Export a Vim model to ONNX (custom scan nodes or portable)."),
+    "validate": ("vim_deploy.cli.validate", "validate_cmd", "Compare exported graphs / engines with the PyTorch model."),
+    "build": ("vim_deploy.cli.build", "build_cmd", "Build a TensorRT engine, or print the per-JetPack recipe."),
+    "bench": ("vim_deploy.cli.bench", "bench_cmd", "Benchmark backends over batch sizes and resolutions."),
+    "plugin": ("vim_deploy.cli.plugin", "plugin_group", "Build the CUDA kernels, TensorRT plugin, ORT op library."),
+    "models": ("vim_deploy.cli.models", "models_cmd", "List the registered models."),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return list(_COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in _COMMANDS:
+            return None
+        import importlib
+
+        module, attr, _ = _COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short) for name, (_, _, short) in _COMMANDS.items()])
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="vim-deploy")
 def cli():
     """Take Vision Mamba (Vim) models to production GPUs: export to ONNX with a selective-scan
-    custom op, validate parity against PyTorch, build and benchmark TensorRT engines."""
-
-
-def _register():
-    from vim_deploy.cli import bench, build, export, models, plugin, validate
-
-    cli.add_command(plugin.plugin_group)
-    cli.add_command(build.build_cmd)
-    cli.add_command(bench.bench_cmd)
-    cli.add_command(export.export_cmd)
-    cli.add_command(validate.validate_cmd)
-    cli.add_command(models.models_cmd)
-
-
-_register()
+    custom op, validate parity against PyTorch, build and benchmark TensorRT engines, run the
+    exported graph on ONNX Runtime."""
 
 
 def main(argv=None) -> int:
@@ -50,6 +66,15 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         click.echo("vim-deploy: interrupted.", err=True)
         return 130
+    except (MemoryError, RuntimeError) as e:
+        text = str(e).lower()
+        if not isinstance(e, MemoryError) and "out of memory" not in text and "can't allocate" not in text \
+                and "cannot allocate" not in text:
+            raise
+        click.echo("vim-deploy: error: out of memory "
+                   f"({str(e).splitlines()[0][:120] if str(e) else type(e).__name__}). "
+                   "Note: use a smaller --batch-size / --img-size, or a machine with more memory.", err=True)
+        return 1
     return 0
 
 

@@ -59,6 +59,37 @@ class ExportConfig:
     model_kwargs: dict = field(default_factory=dict)  # architecture overrides (e.g. depth=2 in tests)
 
 
+# Bytes of activations per token and model channel while the model is traced: a generous estimate
+# (fp32 in_proj and conv outputs of both directions, the reference scan's per-state tensors), not a
+# measurement; it only has to tell 1248 px (fine) from 100000 px (1.8 TB) before any allocation.
+_TRACE_BYTES_PER_TOKEN_CHANNEL = 4 * 64
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_activation_memory(official: str, cfg: "ExportConfig") -> None:
+    """Refuse, in one line, a resolution whose traced activations cannot fit in this machine's memory."""
+    from vim_deploy.models.vim import ARCH_ARGS
+
+    arch = ARCH_ARGS.get(official)
+    if arch is None or cfg.img_size is None:
+        return
+    side = (cfg.img_size - arch["patch_size"]) // arch["stride"] + 1
+    tokens = side * side + 1
+    need = cfg.batch_size * tokens * arch["embed_dim"] * _TRACE_BYTES_PER_TOKEN_CHANNEL
+    have = _physical_memory()
+    if have and need > 0.8 * have:
+        raise VimDeployError(
+            f"--img-size {cfg.img_size} gives {tokens:,} tokens: tracing needs about {need / 2**30:,.0f} GiB of "
+            f"activations, this machine has {have / 2**30:,.0f} GiB.",
+            "Export at a smaller resolution (the paper's largest is 1248) or on a machine with more memory.")
+
+
 @dataclass
 class ExportResult:
     path: str
@@ -100,6 +131,7 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     official = resolve_name(cfg.model)
+    _check_activation_memory(official, cfg)
     say(f"building {cfg.model} ({'checkpoint ' + cfg.checkpoint if cfg.checkpoint else 'seeded weights, seed %d' % cfg.seed})")
     model = create_model(cfg.model, checkpoint=cfg.checkpoint, img_size=cfg.img_size, use_ema=cfg.use_ema,
                          seed=cfg.seed, unsafe_load=cfg.unsafe_load, bidirectional=cfg.bidirectional,
