@@ -29,6 +29,7 @@ def test_validate_reports_pass(graphs):
     assert r.returncode == 0
     rep = json.loads((graphs / "r.json").read_text())
     assert rep["passed"] and len(rep["inputs"]["images"]) == 6
+    assert "reference: 4/10 samples" in r.stderr and "onnx-reference+scan-op: 10/10 samples" in r.stderr  # progress
     rows = {(x["graph"], x["precision"], x["backend"]): x for x in rep["results"]}
     assert rows[("plugin", "fp32", "onnx-reference+scan-op")]["metrics"]["cosine_min"] >= 0.99999
     assert rows[("portable", "fp32", "onnxruntime-cpu")]["metrics"]["top1_agreement"] == 1.0

@@ -95,10 +95,17 @@ def _reference_model(cfg: ValidateConfig, meta: dict):
                         seed=seed, unsafe_load=cfg.unsafe_load, **json.loads(meta.get("model_overrides") or "{}"))
 
 
-def _run_all(runner, batches: list[np.ndarray]) -> tuple[np.ndarray, float]:
+def _run_all(runner, batches: list[np.ndarray], say=None, what: str = "") -> tuple[np.ndarray, float]:
+    """All batches through `runner`, reporting samples done after each batch (a slow runtime, e.g. the
+    reference evaluator, takes minutes: the user sees it move)."""
     t = time.perf_counter()
-    out = np.concatenate([runner.run(b) for b in batches])
-    return out, time.perf_counter() - t
+    outs, done, total = [], 0, sum(len(b) for b in batches)
+    for b in batches:
+        outs.append(runner.run(b))
+        done += len(b)
+        if say and len(batches) > 1:
+            say(f"{what}: {done}/{total} samples")
+    return np.concatenate(outs), time.perf_counter() - t
 
 
 def run_validation(cfg: ValidateConfig, progress=None) -> dict:
@@ -135,7 +142,7 @@ def run_validation(cfg: ValidateConfig, progress=None) -> dict:
                     inputs_desc["images"] = names
                 ref = TorchRunner(model, "fp32")
                 say("running the reference")
-                ref_logits, _ = _run_all(ref, batches)
+                ref_logits, _ = _run_all(ref, batches, say, "reference")
                 ref_key = key
                 torch_rows_done = {"fp32"}
             prec = meta.get("precision", "fp32")
@@ -143,7 +150,7 @@ def run_validation(cfg: ValidateConfig, progress=None) -> dict:
                 torch_rows_done.add(prec)
                 tr = TorchRunner(_reference_model(cfg, meta), prec)
                 say(f"running PyTorch at {prec} (same precision policy as the graph)")
-                out, secs = _run_all(tr, batches)
+                out, secs = _run_all(tr, batches, say, tr.name)
                 rows.append(_row(tr.name, None, "pytorch", prec, out, ref_logits, secs, cfg))
             if meta.get("_engine"):
                 from vim_deploy.trt.engine_runner import EngineRunner
@@ -152,7 +159,7 @@ def run_validation(cfg: ValidateConfig, progress=None) -> dict:
             else:
                 runner, kind, _ = runner_for_onnx(path, cfg.runtime, cfg.ort_provider, cfg.ort_ops_library)
             say(f"running {os.path.basename(path)} ({kind} graph) on {runner.name}")
-            out, secs = _run_all(runner, batches)
+            out, secs = _run_all(runner, batches, say, runner.name)
             rows.append(_row(runner.name, path if (cfg.onnx or cfg.engines) else os.path.basename(path), kind,
                              meta.get("precision", "fp32"), out, ref_logits, secs, cfg))
     recipes = {}
