@@ -83,6 +83,23 @@ def _ensure_rtx_parser_can_load(mod) -> None:
         ) from None
 
 
+def make_logger(trt):
+    """A TensorRT logger that writes warnings and errors to stderr (trt.Logger prints to stdout, where
+    they mix with the command's report)."""
+    import sys
+
+    class _StderrLogger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+
+        def log(self, severity, msg):
+            if severity <= trt.ILogger.Severity.WARNING:
+                tag = "E" if severity <= trt.ILogger.Severity.ERROR else "W"
+                print(f"[TensorRT {tag}] {msg}", file=sys.stderr, flush=True)
+
+    return _StderrLogger()
+
+
 def _onnx_input(path: str) -> tuple[str, list[int], dict]:
     try:
         model = onnx.load(path, load_external_data=False)
@@ -145,7 +162,7 @@ def build_engine(cfg: BuildConfig, progress=None) -> dict:
     trt = import_backend()
     t0 = time.perf_counter()
     say(f"{trt.__name__} {trt.__version__}: loading plugins and parsing {cfg.onnx}")
-    logger = trt.Logger(trt.Logger.WARNING)
+    logger = make_logger(trt)
     builder = trt.Builder(logger)
     if plugin:
         registry = builder.get_plugin_registry()

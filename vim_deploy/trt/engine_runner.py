@@ -48,7 +48,9 @@ class EngineRunner:
             raise VimDeployError("running a TensorRT engine needs a CUDA GPU; PyTorch sees none.")
         trt = import_backend()
         self.trt, self.torch = trt, torch
-        self.logger = trt.Logger(trt.Logger.WARNING)
+        from vim_deploy.trt.engine_build import make_logger
+
+        self.logger = make_logger(trt)
         if plugin:
             trt.get_plugin_registry().load_library(plugin)
         runtime = trt.Runtime(self.logger)
