@@ -63,9 +63,6 @@ def build_cmd(onnx_path, output, plugin, batch, fp16, workspace_mib, timing_cach
     click.echo("Equivalent commands (run them where TensorRT lives, e.g. on a Jetson with the plugin built there):")
     click.echo("  " + rep["equivalent_commands"]["trtexec"])
     click.echo("  " + rep["equivalent_commands"]["polygraphy"])
-    from vim_deploy.trt.engine_runner import sidecar_path
-
-    atomic_write_text(str(sidecar_path(output)), dumps_json(rep))  # read by `validate --engine`
     if report_json:
         atomic_write_text(report_json, dumps_json(rep))
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import onnx
 
 from vim_deploy.errors import VimDeployError
-from vim_deploy.io_utils import atomic_write_bytes, check_writable
+from vim_deploy.io_utils import atomic_write_bytes, atomic_write_text, check_writable, dumps_json
 from vim_deploy.ops import schema
 
 BACKENDS = ("tensorrt", "tensorrt_rtx")
@@ -223,7 +223,7 @@ def build_engine(cfg: BuildConfig, progress=None) -> dict:
     atomic_write_bytes(cfg.output, data)
     if cache is not None:
         atomic_write_bytes(cfg.timing_cache, bytes(config.get_timing_cache().serialize()))
-    return {
+    report = {
         "backend": trt.__name__, "backend_version": trt.__version__, "onnx": cfg.onnx, "plan": cfg.output,
         "plan_bytes": len(data), "layers": network.num_layers, "plugin_layers": n_plugin, "plugin_library": plugin,
         "strongly_typed": strongly_typed, "onnx_precision": meta.get("precision"), "model": meta.get("model_name"),
@@ -232,3 +232,9 @@ def build_engine(cfg: BuildConfig, progress=None) -> dict:
         "onnx_metadata": {k: v for k, v in meta.items() if not k.startswith("_")},
         "equivalent_commands": equivalent_commands(cfg, input_name, dims, strongly_typed, plugin),
     }
+    # the plan's sidecar (<plan>.json: model, weights, resolution, precision), read by `validate --engine`
+    # and the bench backend: written with every plan, whoever calls this
+    from vim_deploy.trt.engine_runner import sidecar_path
+
+    atomic_write_text(str(sidecar_path(cfg.output)), dumps_json(report))
+    return report

@@ -19,7 +19,7 @@ _TRT_TO_TORCH = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT
 
 
 def sidecar_path(plan: str | Path) -> Path:
-    """``<plan>.json``: written by `vim-deploy build` beside every plan (model, ONNX metadata, profile)."""
+    """``<plan>.json``: written by ``build_engine`` beside every plan (model, ONNX metadata, profile)."""
     return Path(str(plan) + ".json")
 
 
