@@ -50,7 +50,12 @@ def speedups(report: dict) -> tuple[str | None, dict[int, float]]:
 
 
 def to_markdown(report: dict) -> str:
-    base, ratio = speedups(report)
+    # the ratios the sweep stored (runner.run_bench); reports from elsewhere get them computed here
+    if "baseline" in report:
+        base = report["baseline"]
+        ratio = {i: r["speedup_vs_baseline"] for i, r in enumerate(report["rows"]) if "speedup_vs_baseline" in r}
+    else:
+        base, ratio = speedups(report)
     extra_head = f" x {base} |" if base else ""
     lines = [f"# vim-deploy bench: {report['config']['model']} on {report['device']}", "",
              f"{report['date']}; {report['tool']}; torch {report['torch']}; warm-up {report['config']['warmup']}, "
