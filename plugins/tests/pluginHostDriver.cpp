@@ -92,15 +92,21 @@ struct Fields
     }
 };
 
-Fields goodFields(bool bi)
+//! A node's fields: delta_softplus 1 and reverse (single) or out_scale 0.5 (bidirectional).
+Fields scanFields(bool bi, bool reverse)
 {
     Fields f;
     f.add<int32_t>("delta_softplus", 1, PluginFieldType::kINT32);
     if (bi)
         f.add<float>("out_scale", 0.5f, PluginFieldType::kFLOAT32);
     else
-        f.add<int32_t>("reverse", 1, PluginFieldType::kINT32);
+        f.add<int32_t>("reverse", reverse ? 1 : 0, PluginFieldType::kINT32);
     return f;
+}
+
+Fields goodFields(bool bi)
+{
+    return scanFields(bi, true);
 }
 
 struct BadCase
@@ -298,6 +304,25 @@ bool gGpu = false;
 
 #ifdef VIM_DRIVER_GPU
 constexpr int64_t kGPU_DIM = 96; //!< channels of the GPU cases (small: the float64 reference runs on the host)
+
+struct GpuCase
+{
+    DataType type;
+    int64_t batch, length;
+    bool reverse;
+};
+
+//! Every activation type x (batch, length) x direction; L = 1500 at batch 1 runs the chunked scan.
+std::vector<GpuCase> gpuCases(bool bi)
+{
+    std::vector<GpuCase> cases;
+    for (DataType t : activationTypes())
+        for (auto bl : {std::pair<int64_t, int64_t>{1, 197}, {3, 64}, {8, 197}, {1, 1500}, {2, 1}})
+            for (bool rev : {false, true})
+                if (!(bi && rev))
+                    cases.push_back({t, bl.first, bl.second, rev});
+    return cases;
+}
 
 #define CUDA_OK(call)                                                                                                  \
     do                                                                                                                 \
@@ -535,52 +560,46 @@ std::vector<DynamicPluginTensorDesc> profile(bool bi, int64_t L, DataType t)
 void v3GpuCases(IPluginCreatorV3One* creator, bool bi, std::string const& tag)
 {
     int32_t const nbIn = bi ? 15 : 8;
-    for (DataType t : activationTypes())
-        for (auto bl : {std::pair<int64_t, int64_t>{1, 197}, {3, 64}, {8, 197}, {1, 1500}, {2, 1}})
-            for (bool rev : {false, true})
-            {
-                if (bi && rev)
-                    continue;
-                Fields f;
-                f.add<int32_t>("delta_softplus", 1, PluginFieldType::kINT32);
-                if (bi)
-                    f.add<float>("out_scale", 0.5f, PluginFieldType::kFLOAT32);
-                else
-                    f.add<int32_t>("reverse", rev ? 1 : 0, PluginFieldType::kINT32);
-                IPluginV3* built = creator->createPlugin("node", f.get(), TensorRTPhase::kBUILD);
-                if (!built)
-                {
-                    check(tag + ": GPU case plugin", false, gLogger.takeLast());
-                    continue;
-                }
-                auto* bcap = static_cast<IPluginV3OneBuild*>(built->getCapabilityInterface(PluginCapabilityType::kBUILD));
-                std::vector<DynamicPluginTensorDesc> dyn = profile(bi, bl.second, t);
-                bcap->configurePlugin(dyn.data(), nbIn, &dyn[nbIn], 1);
-                size_t const ws = bcap->getWorkspaceSize(dyn.data(), nbIn, &dyn[nbIn], 1);
-                auto* brun = static_cast<IPluginV3OneRuntime*>(built->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
-                IPluginV3* runtime = creator->createPlugin("node", brun->getFieldsToSerialize(), TensorRTPhase::kRUNTIME);
-                IPluginV3* ctx = runtime ? static_cast<IPluginV3OneRuntime*>(
-                                               runtime->getCapabilityInterface(PluginCapabilityType::kRUNTIME))
-                                               ->attachToContext(nullptr)
-                                         : nullptr;
-                if (!ctx)
-                {
-                    check(tag + ": GPU case runtime plugin", false, gLogger.takeLast());
-                    delete runtime;
-                    delete built;
-                    continue;
-                }
-                auto* run = static_cast<IPluginV3OneRuntime*>(ctx->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
-                gpuCase(tag, bi, t, bl.first, bl.second, ws, 0.5f, rev,
-                    [&](PluginTensorDesc* d, void const* const* ins, void* const* outs, void* w, cudaStream_t s) {
-                        if (run->onShapeChange(d, nbIn, &d[nbIn], 1) != 0)
-                            return -1;
-                        return run->enqueue(d, &d[nbIn], ins, outs, w, s);
-                    });
-                delete ctx;
-                delete runtime;
-                delete built;
-            }
+    for (GpuCase const& g : gpuCases(bi))
+    {
+        DataType const t = g.type;
+        std::pair<int64_t, int64_t> const bl{g.batch, g.length};
+        bool const rev = g.reverse;
+        Fields f = scanFields(bi, rev);
+        IPluginV3* built = creator->createPlugin("node", f.get(), TensorRTPhase::kBUILD);
+        if (!built)
+        {
+            check(tag + ": GPU case plugin", false, gLogger.takeLast());
+            continue;
+        }
+        auto* bcap = static_cast<IPluginV3OneBuild*>(built->getCapabilityInterface(PluginCapabilityType::kBUILD));
+        std::vector<DynamicPluginTensorDesc> dyn = profile(bi, bl.second, t);
+        bcap->configurePlugin(dyn.data(), nbIn, &dyn[nbIn], 1);
+        size_t const ws = bcap->getWorkspaceSize(dyn.data(), nbIn, &dyn[nbIn], 1);
+        auto* brun = static_cast<IPluginV3OneRuntime*>(built->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+        IPluginV3* runtime = creator->createPlugin("node", brun->getFieldsToSerialize(), TensorRTPhase::kRUNTIME);
+        IPluginV3* ctx = runtime ? static_cast<IPluginV3OneRuntime*>(
+                                       runtime->getCapabilityInterface(PluginCapabilityType::kRUNTIME))
+                                       ->attachToContext(nullptr)
+                                 : nullptr;
+        if (!ctx)
+        {
+            check(tag + ": GPU case runtime plugin", false, gLogger.takeLast());
+            delete runtime;
+            delete built;
+            continue;
+        }
+        auto* run = static_cast<IPluginV3OneRuntime*>(ctx->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+        gpuCase(tag, bi, t, bl.first, bl.second, ws, 0.5f, rev,
+            [&](PluginTensorDesc* d, void const* const* ins, void* const* outs, void* w, cudaStream_t s) {
+                if (run->onShapeChange(d, nbIn, &d[nbIn], 1) != 0)
+                    return -1;
+                return run->enqueue(d, &d[nbIn], ins, outs, w, s);
+            });
+        delete ctx;
+        delete runtime;
+        delete built;
+    }
 }
 #endif
 
@@ -812,44 +831,38 @@ RecordingRegistry gRegistry;
 void v2GpuCases(IPluginCreator* creator, bool bi, std::string const& tag)
 {
     int32_t const nbIn = bi ? 15 : 8;
-    for (DataType t : activationTypes())
-        for (auto bl : {std::pair<int64_t, int64_t>{1, 197}, {3, 64}, {8, 197}, {1, 1500}, {2, 1}})
-            for (bool rev : {false, true})
-            {
-                if (bi && rev)
-                    continue;
-                Fields f;
-                f.add<int32_t>("delta_softplus", 1, PluginFieldType::kINT32);
-                if (bi)
-                    f.add<float>("out_scale", 0.5f, PluginFieldType::kFLOAT32);
-                else
-                    f.add<int32_t>("reverse", rev ? 1 : 0, PluginFieldType::kINT32);
-                auto* built = static_cast<IPluginV2DynamicExt*>(creator->createPlugin("node", f.get()));
-                if (!built)
-                {
-                    check(tag + ": GPU case plugin", false, gLogger.takeLast());
-                    continue;
-                }
-                std::vector<char> blob(built->getSerializationSize());
-                built->serialize(blob.data());
-                auto* plugin = static_cast<IPluginV2DynamicExt*>(creator->deserializePlugin("node", blob.data(), blob.size()));
-                if (!plugin)
-                {
-                    check(tag + ": GPU case deserialize", false, gLogger.takeLast());
-                    built->destroy();
-                    continue;
-                }
-                std::vector<PluginTensorDesc> maxDesc = descs(bi, 8, bl.second, t, kGPU_DIM);
-                size_t const ws = plugin->getWorkspaceSize(maxDesc.data(), nbIn, &maxDesc[nbIn], 1);
-                plugin->initialize();
-                gpuCase(tag, bi, t, bl.first, bl.second, ws, 0.5f, rev,
-                    [&](PluginTensorDesc* d, void const* const* ins, void* const* outs, void* w, cudaStream_t s) {
-                        return plugin->enqueue(d, &d[nbIn], ins, outs, w, s);
-                    });
-                plugin->terminate();
-                plugin->destroy();
-                built->destroy();
-            }
+    for (GpuCase const& g : gpuCases(bi))
+    {
+        DataType const t = g.type;
+        std::pair<int64_t, int64_t> const bl{g.batch, g.length};
+        bool const rev = g.reverse;
+        Fields f = scanFields(bi, rev);
+        auto* built = static_cast<IPluginV2DynamicExt*>(creator->createPlugin("node", f.get()));
+        if (!built)
+        {
+            check(tag + ": GPU case plugin", false, gLogger.takeLast());
+            continue;
+        }
+        std::vector<char> blob(built->getSerializationSize());
+        built->serialize(blob.data());
+        auto* plugin = static_cast<IPluginV2DynamicExt*>(creator->deserializePlugin("node", blob.data(), blob.size()));
+        if (!plugin)
+        {
+            check(tag + ": GPU case deserialize", false, gLogger.takeLast());
+            built->destroy();
+            continue;
+        }
+        std::vector<PluginTensorDesc> maxDesc = descs(bi, 8, bl.second, t, kGPU_DIM);
+        size_t const ws = plugin->getWorkspaceSize(maxDesc.data(), nbIn, &maxDesc[nbIn], 1);
+        plugin->initialize();
+        gpuCase(tag, bi, t, bl.first, bl.second, ws, 0.5f, rev,
+            [&](PluginTensorDesc* d, void const* const* ins, void* const* outs, void* w, cudaStream_t s) {
+                return plugin->enqueue(d, &d[nbIn], ins, outs, w, s);
+            });
+        plugin->terminate();
+        plugin->destroy();
+        built->destroy();
+    }
 }
 #endif
 
