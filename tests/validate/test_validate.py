@@ -67,5 +67,10 @@ def test_validate_engine_error_paths(graphs, tmp_path):
     r = run_cli("validate", "-q", "--engine", str(tmp_path / "e.plan"), cwd=tmp_path)
     import torch
 
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("vim-deploy: error:")]
+    assert len(errors) == 1, r.stderr
     if not torch.cuda.is_available():
-        assert r.returncode == 1 and "needs a CUDA GPU" in r.stderr and "Traceback" not in r.stderr
+        assert "needs a CUDA GPU" in errors[0]
+    else:  # no TensorRT there, or a file that is not an engine: either way one line that says so
+        assert "tensorrt" in errors[0].lower() or "engine" in errors[0].lower(), errors[0]
