@@ -61,6 +61,7 @@ def test_plugin_graph_has_48_wellformed_scan_nodes(tiny_fp32):
     assert m.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     meta = {p.key: p.value for p in m.metadata_props}
     assert meta["img_size"] == "224" and meta["precision"] == "fp32" and "normalize" in meta["preprocessing"]
+    assert meta["weights_seed"] == "0"  # the seed as a value of its own (validate rebuilds the weights from it)
     assert any(o.domain == schema.OP_DOMAIN for o in m.opset_import)
 
 

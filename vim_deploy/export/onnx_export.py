@@ -180,6 +180,7 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
         "model_name": official,
         "model_alias": cfg.model,
         "checkpoint": os.path.basename(cfg.checkpoint) if cfg.checkpoint else f"seeded-random(seed={cfg.seed})",
+        "weights_seed": "" if cfg.checkpoint else str(cfg.seed),  # a value of its own: no parsing of the line above
         "img_size": str(img),
         "precision": cfg.precision,
         "scan_impl": cfg.scan_impl,

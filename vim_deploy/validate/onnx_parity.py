@@ -88,7 +88,8 @@ def _reference_model(cfg: ValidateConfig, meta: dict):
         if cfg.checkpoint:
             raise VimDeployError("the graph was exported with seeded random weights, but --checkpoint was given.",
                                  "Re-export with --checkpoint, or drop it here.")
-        seed = int(ckpt_meta.split("seed=")[1].rstrip(")"))
+        # graphs of this version carry the seed as a value; older ones only inside the checkpoint text
+        seed = int(meta["weights_seed"]) if meta.get("weights_seed") else int(ckpt_meta.split("seed=")[1].rstrip(")"))
     elif not cfg.checkpoint:
         raise VimDeployError(f"the graph was exported from checkpoint '{ckpt_meta}'; pass it with --checkpoint.")
     return create_model(name, checkpoint=cfg.checkpoint, img_size=int(meta["img_size"]), use_ema=cfg.use_ema,
