@@ -140,3 +140,18 @@ def test_missing_and_unexpected_keys_are_listed(tmp_path):
 def test_bad_resolution(size):
     with pytest.raises(VimDeployError, match="does not fit"):
         create_model("vim_tiny", img_size=size)
+
+
+def test_conv_taps_compute_the_same_conv():
+    """`--conv-impl taps` writes the depthwise causal conv as shifted multiply-adds: same function."""
+    import torch
+
+    from vim_deploy.models import create_model
+
+    m = create_model("test_vim").eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = m(x)
+        taps = m.set_conv_export("taps")(x)
+        m.set_conv_export("conv")
+    assert torch.allclose(ref, taps, rtol=1e-5, atol=1e-6), (ref - taps).abs().max()

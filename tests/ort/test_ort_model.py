@@ -41,12 +41,14 @@ def portable_logits(images, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["fp32", "fp16"])
-@pytest.mark.parametrize("fused", [False, True], ids=["unfused", "fused"])
+@pytest.mark.parametrize("precision, fused, conv_impl", [("fp32", False, "conv"), ("fp32", True, "conv"),
+                                                        ("fp16", False, "conv"), ("fp16", True, "conv"),
+                                                        ("fp32", True, "taps"), ("fp16", True, "taps")])
 def test_plugin_graph_on_ort_cpu_matches_pytorch(ort_ops_lib, images, torch_logits, portable_logits, precision, fused,
-                                                 tmp_path):
+                                                 conv_impl, tmp_path):
     path = str(tmp_path / "plugin.onnx")
-    export_onnx(ExportConfig(model="vim_tiny", output=path, precision=precision, fuse_bidirectional=fused))
+    export_onnx(ExportConfig(model="vim_tiny", output=path, precision=precision, fuse_bidirectional=fused,
+                             conv_impl=conv_impl))
     sess = create_session(path, "cpu", ort_ops_lib)
     for b, x in images.items():
         out = sess.run(None, {"input": x})[0]

@@ -34,10 +34,13 @@ from vim_deploy.io_utils import dumps_json, atomic_write_text, check_writable
                    "VimSelectiveScan nodes: 24 plugin layers for 24 blocks.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Weight seed when no checkpoint is given.")
 @click.option("--report-json", type=click.Path(dir_okay=False), default=None, help="Write an export summary (JSON).")
+@click.option("--conv-impl", type=click.Choice(["conv", "taps"]), default="conv", show_default=True,
+              help="Depthwise causal conv1d as one grouped Conv node, or as shifted multiply-adds (taps): "
+                   "for runtimes whose grouped Conv is slow (onnxruntime's CUDA provider: unmeasured yet).")
 @click.option("--allow-non-finite", is_flag=True, help="Load NaN / inf weights and export anyway (refused by default).")
 @logging_options
 def export_cmd(model, checkpoint, use_ema, unsafe_load, output, precision, scan_impl, opset, img_size, static_batch,
-               batch_size, bidirectional, fuse_bidirectional, seed, report_json, allow_non_finite):
+               batch_size, bidirectional, fuse_bidirectional, seed, report_json, conv_impl, allow_non_finite):
     """Export a Vim model to ONNX; each selective scan becomes one VimSelectiveScan node."""
     if output is None:
         output = f"{model}{'_fp16' if precision == 'fp16' else ''}{'' if scan_impl == 'plugin' else '_' + scan_impl}.onnx"
@@ -46,7 +49,8 @@ def export_cmd(model, checkpoint, use_ema, unsafe_load, output, precision, scan_
     cfg = ExportConfig(model=model, output=output, checkpoint=checkpoint, use_ema=use_ema, unsafe_load=unsafe_load,
                        img_size=img_size, precision=precision, opset=opset, scan_impl=scan_impl,
                        bidirectional=bidirectional, dynamic_batch=not static_batch, batch_size=batch_size, seed=seed,
-                       fuse_bidirectional=fuse_bidirectional, allow_non_finite=allow_non_finite)
+                       fuse_bidirectional=fuse_bidirectional, allow_non_finite=allow_non_finite,
+                       conv_impl=conv_impl)
     validate_config(cfg)
     if checkpoint is None:
         log.warning(f"no --checkpoint given: exporting {model} with SEEDED RANDOM weights (seed {seed}). "

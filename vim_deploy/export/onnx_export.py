@@ -56,6 +56,7 @@ class ExportConfig:
     seed: int = 0
     fuse_bidirectional: bool = False  # one VimBiSelectiveScan node per block instead of two scan nodes
     allow_non_finite: bool = False  # load NaN / inf weights and export a graph whose output is not finite
+    conv_impl: str = "conv"  # depthwise causal conv1d: one grouped Conv node, or "taps" (shifted multiply-adds)
     model_kwargs: dict = field(default_factory=dict)  # architecture overrides (e.g. depth=2 in tests)
 
 
@@ -138,6 +139,7 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
                          allow_non_finite=cfg.allow_non_finite, **cfg.model_kwargs)
     model.set_precision(cfg.precision).requires_grad_(False)
     model.set_fused_bidirectional_export(cfg.fuse_bidirectional)
+    model.set_conv_export(cfg.conv_impl)
     img = model.patch_embed.img_size[0]
     dummy = torch.randn(cfg.batch_size, 3, img, img)
 

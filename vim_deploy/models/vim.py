@@ -97,6 +97,7 @@ class BiMambaMixer(nn.Module):
         self.bidirectional = bidirectional
         self.use_kernel = False  # opt-in CUDA fast path (vim_deploy.ops.kernels)
         self.fuse_bidirectional = False  # export both directions as one VimBiSelectiveScan node
+        self.conv_taps = False  # export the depthwise causal conv as shifted multiply-adds (set_conv_export)
 
         self.in_proj = nn.Linear(d_model, self.d_inner * 2, bias=False)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
@@ -129,10 +130,14 @@ class BiMambaMixer(nn.Module):
         D = getattr(self, f"D{sfx}").float()
         k = self.d_conv - 1
         reverse = backward and not flip
-        if reverse:  # causal conv over the flipped sequence == anti-causal conv with a flipped kernel
-            x = F.conv1d(F.pad(x, (0, k)), conv.weight.flip(-1), conv.bias, groups=self.d_inner)
+        # causal conv over the flipped sequence == anti-causal conv with a flipped kernel
+        weight = conv.weight.flip(-1) if reverse else conv.weight
+        padded = F.pad(x, (0, k) if reverse else (k, 0))
+        if self.conv_taps:  # the same depthwise conv as d_conv shifted multiply-adds (plain ONNX Mul / Add)
+            L = x.shape[-1]
+            x = conv.bias[:, None] + sum(weight[:, 0, j, None] * padded[:, :, j:j + L] for j in range(k + 1))
         else:
-            x = F.conv1d(F.pad(x, (k, 0)), conv.weight, conv.bias, groups=self.d_inner)
+            x = F.conv1d(padded, weight, conv.bias, groups=self.d_inner)
         x = F.silu(x)
         x_dbl = x_proj(x.transpose(1, 2))  # (B, L, R + 2N)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
@@ -322,6 +327,15 @@ class VisionMamba(nn.Module):
         """Export each block's two scans as one ``VimBiSelectiveScan`` node (24 nodes instead of 48)."""
         for layer in self.layers:
             layer.mixer.fuse_bidirectional = enabled
+        return self
+
+    def set_conv_export(self, impl: str = "conv") -> "VisionMamba":
+        """How the depthwise causal conv1d is written: ``conv`` (one grouped Conv node) or ``taps``
+        (d_conv shifted multiply-adds: element-wise ops, for runtimes whose grouped Conv is slow)."""
+        if impl not in ("conv", "taps"):
+            raise ValueError(f"conv impl must be 'conv' or 'taps', got {impl!r}")
+        for layer in self.layers:
+            layer.mixer.conv_taps = impl == "taps"
         return self
 
     def set_fast_path(self, enabled: bool = True) -> "VisionMamba":
