@@ -40,6 +40,12 @@ def build_native(build_dir: str | os.PathLike = DEFAULT_BUILD_DIR, tensorrt_root
                  cuda_archs: str | None = None, werror: bool = False, jobs: int | None = None,
                  echo=print, onnxruntime_include: str | None = None) -> dict[str, Path | None]:
     """Configure and build with CMake; returns the paths of the libraries that were built."""
+    if not (PLUGINS_DIR / "CMakeLists.txt").is_file():
+        raise VimDeployError(
+            f"the native sources are not in this installation ({PLUGINS_DIR} is missing): `pip install .` "
+            "copies the Python package only.",
+            "Build from a checkout of the repository (`pip install -e .` there, then `vim-deploy plugin build`), "
+            "and point VIM_DEPLOY_KERNELS_LIB / VIM_DEPLOY_PLUGIN_LIB / VIM_DEPLOY_ORT_OPS_LIB at the libraries.")
     if shutil.which("cmake") is None:
         raise VimDeployError("`cmake` was not found on PATH.", "Install CMake >= 3.18 to build the native code.")
     if shutil.which("nvcc") is None and not (onnxruntime_include or os.environ.get("ONNXRUNTIME_INCLUDE_DIR")
