@@ -95,10 +95,7 @@ int32_t SelectiveScanPluginV3::configurePlugin(
 {
     try
     {
-        std::vector<Dims const*> dims(static_cast<size_t>(std::max(nbInputs, 0)));
-        for (int32_t i = 0; i < nbInputs; ++i)
-            dims[i] = &in[i].desc.dims;
-        checkRanks(mBidirectional, dims.data(), nbInputs, nbOutputs);
+        checkRanks(mBidirectional, in, nbInputs, nbOutputs);
         return 0;
     }
     catch (std::exception const& e)

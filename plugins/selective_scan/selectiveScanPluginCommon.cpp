@@ -200,15 +200,15 @@ PluginFieldCollection const* fieldNames(bool bi)
     return bi ? &kBiFc : &kSingleFc;
 }
 
-void checkRanks(bool bi, Dims const* const* dims, int32_t nbInputs, int32_t nbOutputs)
+void checkRanks(bool bi, DynamicPluginTensorDesc const* in, int32_t nbInputs, int32_t nbOutputs)
 {
     VIM_REQUIRE(nbInputs == nbInputsOf(bi) && nbOutputs == kNB_OUTPUTS,
         opNameOf(bi) << " expects " << nbInputsOf(bi) << " inputs and 1 output, got " << nbInputs << " and "
                      << nbOutputs);
     for (int32_t i = 0; i < nbInputs; ++i)
     {
-        VIM_REQUIRE(dims[i]->nbDims == expectedRank(bi, i),
-            "input " << i << " has rank " << dims[i]->nbDims << ", expected " << expectedRank(bi, i));
+        VIM_REQUIRE(in[i].desc.dims.nbDims == expectedRank(bi, i),
+            "input " << i << " has rank " << in[i].desc.dims.nbDims << ", expected " << expectedRank(bi, i));
     }
 }
 

@@ -62,8 +62,8 @@ ScanFields parseFields(bool bidirectional, nvinfer1::PluginFieldCollection const
 //! The field list a creator advertises (getFieldNames).
 nvinfer1::PluginFieldCollection const* fieldNames(bool bidirectional);
 
-//! Ranks of the inputs (configure time).
-void checkRanks(bool bidirectional, nvinfer1::Dims const* const* dims, int32_t nbInputs, int32_t nbOutputs);
+//! Ranks of the inputs (configure time; both adapters get DynamicPluginTensorDesc there).
+void checkRanks(bool bidirectional, nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs, int32_t nbOutputs);
 
 //! Full shape agreement between the inputs (run time; concrete dims). Dimensions beyond int32 throw.
 void checkShapes(bool bidirectional, nvinfer1::PluginTensorDesc const* in, int32_t nbInputs);

@@ -5,10 +5,8 @@
  */
 #include "selectiveScanPluginV2.h"
 
-#include <algorithm>
 #include <exception>
 #include <stdexcept>
-#include <vector>
 
 using namespace nvinfer1;
 
@@ -84,10 +82,7 @@ void SelectiveScanPluginV2::configurePlugin(
 {
     try
     {
-        std::vector<Dims const*> dims(static_cast<size_t>(std::max(nbInputs, 0)));
-        for (int32_t i = 0; i < nbInputs; ++i)
-            dims[i] = &in[i].desc.dims;
-        checkRanks(mBidirectional, dims.data(), nbInputs, nbOutputs);
+        checkRanks(mBidirectional, in, nbInputs, nbOutputs);
     }
     catch (std::exception const& e)
     {

@@ -250,6 +250,27 @@ std::vector<DataType> activationTypes()
 #endif
 }
 
+//! The dynamic descs of a profile batch 1..8 at length L, as TensorRT hands them to configurePlugin
+//! and getWorkspaceSize (the batch of `desc` is -1: dynamic).
+std::vector<DynamicPluginTensorDesc> profile(bool bi, int64_t L, DataType t, int64_t dim = kDIM)
+{
+    std::vector<Dims> lo = shapes(bi, 1, L, kSTATE, dim), hi = shapes(bi, 8, L, kSTATE, dim);
+    std::vector<DynamicPluginTensorDesc> dyn(lo.size());
+    for (size_t i = 0; i < lo.size(); ++i)
+    {
+        dyn[i].desc.dims = hi[i];
+        dyn[i].desc.dims.d[0] = lo[i].nbDims == 3 ? -1 : hi[i].d[0];
+        dyn[i].desc.type = isFp32Slot(bi, static_cast<int32_t>(i)) && i + 1 < lo.size() ? DataType::kFLOAT : t;
+        dyn[i].desc.format = TensorFormat::kLINEAR;
+        dyn[i].min = lo[i];
+#if NV_TENSORRT_MAJOR >= 10
+        dyn[i].opt = hi[i]; // TensorRT 8.x's desc has min / max only
+#endif
+        dyn[i].max = hi[i];
+    }
+    return dyn;
+}
+
 //! Run `q(pos, descs)` over every position x type x format and compare with the contract.
 template <typename Query>
 void formatMatrix(std::string const& tag, bool bi, Query q)
@@ -540,23 +561,6 @@ struct DriverExprBuilder : IExprBuilder
 
 
 #ifdef VIM_DRIVER_GPU
-//! The dynamic descs of a profile batch 1..8 at length L (dim kGPU_DIM), for configure / workspace.
-std::vector<DynamicPluginTensorDesc> profile(bool bi, int64_t L, DataType t)
-{
-    std::vector<Dims> lo = shapes(bi, 1, L, kSTATE, kGPU_DIM), hi = shapes(bi, 8, L, kSTATE, kGPU_DIM);
-    std::vector<DynamicPluginTensorDesc> dyn(lo.size());
-    for (size_t i = 0; i < lo.size(); ++i)
-    {
-        dyn[i].desc.dims = hi[i];
-        dyn[i].desc.type = isFp32Slot(bi, static_cast<int32_t>(i)) && i + 1 < lo.size() ? DataType::kFLOAT : t;
-        dyn[i].desc.format = TensorFormat::kLINEAR;
-        dyn[i].min = lo[i];
-        dyn[i].opt = hi[i];
-        dyn[i].max = hi[i];
-    }
-    return dyn;
-}
-
 void v3GpuCases(IPluginCreatorV3One* creator, bool bi, std::string const& tag)
 {
     int32_t const nbIn = bi ? 15 : 8;
@@ -573,7 +577,7 @@ void v3GpuCases(IPluginCreatorV3One* creator, bool bi, std::string const& tag)
             continue;
         }
         auto* bcap = static_cast<IPluginV3OneBuild*>(built->getCapabilityInterface(PluginCapabilityType::kBUILD));
-        std::vector<DynamicPluginTensorDesc> dyn = profile(bi, bl.second, t);
+        std::vector<DynamicPluginTensorDesc> dyn = profile(bi, bl.second, t, kGPU_DIM);
         bcap->configurePlugin(dyn.data(), nbIn, &dyn[nbIn], 1);
         size_t const ws = bcap->getWorkspaceSize(dyn.data(), nbIn, &dyn[nbIn], 1);
         auto* brun = static_cast<IPluginV3OneRuntime*>(built->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
@@ -687,18 +691,7 @@ void runV3(void* lib)
             return r;
         });
         // configure with a profile batch 1..8, L 6085 (min / opt / max), then the workspace
-        std::vector<Dims> lo = shapes(bi, 1, 6085), hi = shapes(bi, 8, 6085);
-        std::vector<DynamicPluginTensorDesc> dyn(lo.size());
-        for (size_t i = 0; i < lo.size(); ++i)
-        {
-            dyn[i].desc.dims = hi[i];
-            dyn[i].desc.dims.d[0] = lo[i].nbDims == 3 ? -1 : hi[i].d[0];
-            dyn[i].desc.type = isFp32Slot(bi, static_cast<int32_t>(i)) && i + 1 < lo.size() ? DataType::kFLOAT : DataType::kHALF;
-            dyn[i].desc.format = TensorFormat::kLINEAR;
-            dyn[i].min = lo[i];
-            dyn[i].opt = hi[i];
-            dyn[i].max = hi[i];
-        }
+        std::vector<DynamicPluginTensorDesc> dyn = profile(bi, 6085, DataType::kHALF);
         check(tag + ": configurePlugin(min/opt/max)", build->configurePlugin(dyn.data(), nbIn, &dyn[nbIn], 1) == 0,
             gLogger.takeLast());
         size_t const ws = build->getWorkspaceSize(dyn.data(), nbIn, &dyn[nbIn], 1);
@@ -912,16 +905,7 @@ void runV2(void* lib)
             gLogger.errors.clear();
             return r;
         });
-        std::vector<Dims> lo = shapes(bi, 1, 6085), hi = shapes(bi, 8, 6085);
-        std::vector<DynamicPluginTensorDesc> dyn(lo.size());
-        for (size_t i = 0; i < lo.size(); ++i)
-        {
-            dyn[i].desc.dims = hi[i];
-            dyn[i].desc.type = isFp32Slot(bi, static_cast<int32_t>(i)) && i + 1 < lo.size() ? DataType::kFLOAT : DataType::kHALF;
-            dyn[i].desc.format = TensorFormat::kLINEAR;
-            dyn[i].min = lo[i];
-            dyn[i].max = hi[i];
-        }
+        std::vector<DynamicPluginTensorDesc> dyn = profile(bi, 6085, DataType::kHALF);
         gLogger.errors.clear();
         plugin->configurePlugin(dyn.data(), nbIn, &dyn[nbIn], 1);
         check(tag + ": configurePlugin(min/max) logs no error", gLogger.errors.empty(), gLogger.takeLast());
