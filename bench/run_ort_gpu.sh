@@ -12,6 +12,8 @@
 #           bash bench/run_ort_gpu.sh bench224 M  vim_M at batch 128 and 1 @ 224: ORT plugin graph vs fast path
 #                                              vs hustvl/Vim's code vs the ORT portable graph, one run per table
 #           bash bench/run_ort_gpu.sh bench1248 [M..] the same at batch 8 @ 1248 (portable graph left out: minutes)
+#           bash bench/run_ort_gpu.sh profile M B R   GPU-side kernel profile of the plugin graph vs the fast path and
+#                                              provider-option variants (bench/profile_ort_gpu.py)
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; J=/tmp/ort_parts; W=/tmp/ortw; mkdir -p $J $W
 export PYTHONPATH=/tmp/ortgpu:$PWD/.whl_parts/ogs:$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1 VIM_DEPLOY_ORT_OPS_LIB=$PWD/build/libvim_ort_ops.so
@@ -44,6 +46,9 @@ check)
      --images skimage --report-md "$OUT/validate_ort_cuda.md" 2>&1 | grep -E "PASSED|FAILED|error" | tee -a "$OUT/ort_gpu_tests.log"
   compute-sanitizer --tool memcheck --error-exitcode 9 python3 bench/memcheck_ort.py 2>&1 | tail -6 | tee "$OUT/memcheck_ort.log"
   ;;
+profile)
+  python3 bench/profile_ort_gpu.py --model vim_${2:-tiny} --batch ${3:-128} --res ${4:-224} --out "$OUT" 2>&1 \
+    | grep -vE "^\[W|Warning|warn" | tail -80 ;;
 bench224|bench1248)   # bench224 <tiny|small|base>: one model a call (each call's tables come back in $OUT)
   export PYTHONPATH=${MB:-/nonexistent}:${CB:-/nonexistent}:$PYTHONPATH
   tail -qn1 /tmp/build_*.log 2>/dev/null

@@ -180,3 +180,37 @@ def test_fused_needs_reverse_form(tmp_path):
     with pytest.raises(VimDeployError, match="reverse form"):
         export_onnx(ExportConfig(model="test_vim", output=str(tmp_path / "x.onnx"), fuse_bidirectional=True,
                                  bidirectional="flip"))
+
+
+@pytest.mark.parametrize("impl, fused", [("plugin", True), ("plugin", False), ("portable", False)])
+def test_channels_projection_layout(impl, fused, tmp_path):
+    """--projection-layout channels: W @ (B, C, L) products give the scan its layout without Transposes;
+    the graph computes what PyTorch computes (same products), for the plugin and the portable graph."""
+    x = np.random.default_rng(7).standard_normal((2, 3, 224, 224), dtype=np.float32)
+    with torch.no_grad():
+        ref = create_model("vim_tiny", depth=4)(torch.from_numpy(x)).numpy()
+    counts = {}
+    for layout in ("tokens", "channels"):
+        p = tmp_path / f"{impl}_{layout}.onnx"
+        export_onnx(ExportConfig(model="vim_tiny", output=str(p), scan_impl=impl, fuse_bidirectional=fused,
+                                 projection_layout=layout, model_kwargs={"depth": 4}))
+        m = onnx.load(str(p))
+        counts[layout] = sum(n.op_type == "Transpose" for n in m.graph.node)
+        meta = {e.key: e.value for e in m.metadata_props}
+        assert meta["projection_layout"] == layout
+        if layout == "channels":
+            y = _refeval(p, x) if impl == "plugin" else _ort(p, x)
+            assert _rel(y, ref) < 1e-5
+    # tokens: Transposes after in_proj, of x_proj's B / C / dt and of the scan output, per direction;
+    # channels: two per block (in_proj's and out_proj's operand, which onnxruntime folds into its
+    # FusedMatMul) plus the patch embedding's (the portable scan adds its own)
+    assert counts["channels"] < counts["tokens"], counts
+    if impl == "plugin":
+        assert counts["channels"] == 2 * 4 + 1, counts
+
+
+def test_unknown_projection_layout_is_one_line(tmp_path):
+    from vim_deploy.errors import VimDeployError
+
+    with pytest.raises(VimDeployError, match="projection layout"):
+        export_onnx(ExportConfig(model="test_vim", output=str(tmp_path / "x.onnx"), projection_layout="rows"))

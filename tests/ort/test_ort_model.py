@@ -41,14 +41,15 @@ def portable_logits(images, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision, fused, conv_impl", [("fp32", False, "conv"), ("fp32", True, "conv"),
-                                                        ("fp16", False, "conv"), ("fp16", True, "conv"),
-                                                        ("fp32", True, "taps"), ("fp16", True, "taps")])
+@pytest.mark.parametrize("precision, fused, conv_impl, layout", [
+    ("fp32", False, "conv", "tokens"), ("fp32", True, "conv", "tokens"), ("fp16", False, "conv", "tokens"),
+    ("fp16", True, "conv", "tokens"), ("fp32", True, "taps", "tokens"), ("fp16", True, "taps", "tokens"),
+    ("fp32", False, "conv", "channels"), ("fp16", True, "conv", "channels"), ("fp32", True, "taps", "channels")])
 def test_plugin_graph_on_ort_cpu_matches_pytorch(ort_ops_lib, images, torch_logits, portable_logits, precision, fused,
-                                                 conv_impl, tmp_path):
+                                                 conv_impl, layout, tmp_path):
     path = str(tmp_path / "plugin.onnx")
     export_onnx(ExportConfig(model="vim_tiny", output=path, precision=precision, fuse_bidirectional=fused,
-                             conv_impl=conv_impl))
+                             conv_impl=conv_impl, projection_layout=layout))
     sess = create_session(path, "cpu", ort_ops_lib)
     for b, x in images.items():
         out = sess.run(None, {"input": x})[0]

@@ -37,10 +37,15 @@ from vim_deploy.io_utils import dumps_json, atomic_write_text, check_writable
 @click.option("--conv-impl", type=click.Choice(["conv", "taps"]), default="conv", show_default=True,
               help="Depthwise causal conv1d as one grouped Conv node, or as shifted multiply-adds (taps): "
                    "for runtimes whose grouped Conv is slow (onnxruntime's CUDA provider: unmeasured yet).")
+@click.option("--projection-layout", type=click.Choice(["tokens", "channels"]), default="tokens", show_default=True,
+              help="Mixer projections as upstream's Linear layers on (B, L, C) with a Transpose to the scan's "
+                   "(B, C, L) layout after each (tokens), or as W @ (B, C, L) products that give the scan's "
+                   "layout directly (channels: 49 instead of 241 Transposes in vim_tiny; same products).")
 @click.option("--allow-non-finite", is_flag=True, help="Load NaN / inf weights and export anyway (refused by default).")
 @logging_options
 def export_cmd(model, checkpoint, use_ema, unsafe_load, output, precision, scan_impl, opset, img_size, static_batch,
-               batch_size, bidirectional, fuse_bidirectional, seed, report_json, conv_impl, allow_non_finite):
+               batch_size, bidirectional, fuse_bidirectional, seed, report_json, conv_impl, projection_layout,
+               allow_non_finite):
     """Export a Vim model to ONNX; each selective scan becomes one VimSelectiveScan node."""
     if output is None:
         output = f"{model}{'_fp16' if precision == 'fp16' else ''}{'' if scan_impl == 'plugin' else '_' + scan_impl}.onnx"
@@ -50,7 +55,7 @@ def export_cmd(model, checkpoint, use_ema, unsafe_load, output, precision, scan_
                        img_size=img_size, precision=precision, opset=opset, scan_impl=scan_impl,
                        bidirectional=bidirectional, dynamic_batch=not static_batch, batch_size=batch_size, seed=seed,
                        fuse_bidirectional=fuse_bidirectional, allow_non_finite=allow_non_finite,
-                       conv_impl=conv_impl)
+                       conv_impl=conv_impl, projection_layout=projection_layout)
     validate_config(cfg)
     if checkpoint is None:
         log.warning(f"no --checkpoint given: exporting {model} with SEEDED RANDOM weights (seed {seed}). "

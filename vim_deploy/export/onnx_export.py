@@ -57,6 +57,7 @@ class ExportConfig:
     fuse_bidirectional: bool = False  # one VimBiSelectiveScan node per block instead of two scan nodes
     allow_non_finite: bool = False  # load NaN / inf weights and export a graph whose output is not finite
     conv_impl: str = "conv"  # depthwise causal conv1d: one grouped Conv node, or "taps" (shifted multiply-adds)
+    projection_layout: str = "tokens"  # mixer projections on (B, L, C) + Transposes, or "channels" (W @ (B, C, L))
     model_kwargs: dict = field(default_factory=dict)  # architecture overrides (e.g. depth=2 in tests)
 
 
@@ -121,6 +122,10 @@ def validate_config(cfg: ExportConfig) -> None:
     if cfg.fuse_bidirectional and cfg.bidirectional != "reverse":
         raise VimDeployError("--fuse-bidirectional needs the reverse form of the backward branch.",
                              "Drop --bidirectional flip.")
+    if cfg.conv_impl not in ("conv", "taps"):
+        raise VimDeployError(f"unknown conv implementation '{cfg.conv_impl}'.", "Use 'conv' or 'taps'.")
+    if cfg.projection_layout not in ("tokens", "channels"):
+        raise VimDeployError(f"unknown projection layout '{cfg.projection_layout}'.", "Use 'tokens' or 'channels'.")
     if cfg.batch_size < 1:
         raise VimDeployError(f"batch size must be >= 1, got {cfg.batch_size}.")
     check_writable(cfg.output)
@@ -140,6 +145,7 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
     model.set_precision(cfg.precision).requires_grad_(False)
     model.set_fused_bidirectional_export(cfg.fuse_bidirectional)
     model.set_conv_export(cfg.conv_impl)
+    model.set_projection_export(cfg.projection_layout)
     img = model.patch_embed.img_size[0]
     dummy = torch.randn(cfg.batch_size, 3, img, img)
 
@@ -189,6 +195,8 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
         "scan_op": f"{schema.OP_DOMAIN}::{schema.BI_OP_NAME if cfg.fuse_bidirectional else schema.OP_NAME} "
                    f"v{schema.PLUGIN_VERSION}",
         "bidirectional": cfg.bidirectional,
+        "conv_impl": cfg.conv_impl,
+        "projection_layout": cfg.projection_layout,
         "preprocessing": (f"resize {int(round(img / pcfg['crop_pct']))} {pcfg['interpolation']}, center crop {img}, "
                           f"RGB in [0,1], normalize mean={list(pcfg['mean'])} std={list(pcfg['std'])}, NCHW float32"),
         "num_classes": str(model.num_classes),

@@ -98,6 +98,7 @@ class BiMambaMixer(nn.Module):
         self.use_kernel = False  # opt-in CUDA fast path (vim_deploy.ops.kernels)
         self.fuse_bidirectional = False  # export both directions as one VimBiSelectiveScan node
         self.conv_taps = False  # export the depthwise causal conv as shifted multiply-adds (set_conv_export)
+        self.channel_major = False  # projections written as W @ (B, C, L) products (set_projection_export)
 
         self.in_proj = nn.Linear(d_model, self.d_inner * 2, bias=False)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
@@ -139,6 +140,11 @@ class BiMambaMixer(nn.Module):
         else:
             x = F.conv1d(padded, weight, conv.bias, groups=self.d_inner)
         x = F.silu(x)
+        if self.channel_major:  # the same products, each giving the (B, channels, L) layout the scan reads
+            x_dbl = torch.matmul(x_proj.weight, x)  # (B, R + 2N, L)
+            dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=1)
+            delta = torch.matmul(dt_proj.weight, dt)  # (B, E, L); the bias goes to the scan in fp32
+            return x, delta, A, B, C, D, z, dt_proj.bias.float(), reverse
         x_dbl = x_proj(x.transpose(1, 2))  # (B, L, R + 2N)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.linear(dt, dt_proj.weight).transpose(1, 2)  # bias goes to the scan in fp32
@@ -212,7 +218,10 @@ class BiMambaMixer(nn.Module):
         """(B, L, C) -> (B, L, C)."""
         if self.kernel_path(hidden_states):
             return self._forward_kernels(hidden_states)
-        xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2E, L)
+        if self.channel_major:
+            xz = torch.matmul(self.in_proj.weight, hidden_states.transpose(1, 2))  # (B, 2E, L)
+        else:
+            xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2E, L)
         x, z = xz.chunk(2, dim=1)
         scale = 0.5 if self.if_divide_out else 1.0
         if self.fuse_bidirectional and torch.jit.is_tracing():
@@ -336,6 +345,18 @@ class VisionMamba(nn.Module):
             raise ValueError(f"conv impl must be 'conv' or 'taps', got {impl!r}")
         for layer in self.layers:
             layer.mixer.conv_taps = impl == "taps"
+        return self
+
+    def set_projection_export(self, layout: str = "tokens") -> "VisionMamba":
+        """How the mixer's projections are written: ``tokens`` (upstream's Linear layers on (B, L, C)
+        activations, with a Transpose to the scan's (B, C, L) layout after each) or ``channels``
+        (batched products against the weights, ``W @ (B, C, L)``, as the fast path computes them: the
+        scan's inputs come out in its layout and the graph keeps one Transpose per block, before
+        out_proj). Same products, same accumulation; only the graph's layout work differs."""
+        if layout not in ("tokens", "channels"):
+            raise ValueError(f"projection layout must be 'tokens' or 'channels', got {layout!r}")
+        for layer in self.layers:
+            layer.mixer.channel_major = layout == "channels"
         return self
 
     def set_fast_path(self, enabled: bool = True) -> "VisionMamba":

@@ -16,7 +16,7 @@ class OrtRunner:
     """A graph on onnxruntime: plugin graphs with vim-deploy's op library, others as they are."""
 
     def __init__(self, path: str, provider: str | None = None, ops_library=None, plugin_graph: bool = False,
-                 cuda_graph: bool = False, tf32: bool = False):
+                 cuda_graph: bool = False, tf32: bool = False, cuda_options: dict | None = None):
         import onnxruntime as ort
 
         from vim_deploy.ort.session import create_session, find_ops_library
@@ -24,7 +24,8 @@ class OrtRunner:
         if provider is None:  # graphs without custom nodes: the GPU when onnxruntime has one
             provider = "cuda" if (not plugin_graph and "CUDAExecutionProvider" in ort.get_available_providers()) else "cpu"
         lib = find_ops_library(ops_library) if plugin_graph else None
-        self.session = create_session(path, provider, lib, cuda_graph=cuda_graph, tf32=tf32, with_ops=plugin_graph)
+        self.session = create_session(path, provider, lib, cuda_graph=cuda_graph, tf32=tf32, with_ops=plugin_graph,
+                                      cuda_options=cuda_options)
         self.provider = provider
         self.device = "cuda" if provider == "cuda" else "cpu"
         self.cuda_graph = cuda_graph

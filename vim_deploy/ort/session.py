@@ -118,13 +118,15 @@ def session_options(library: str | os.PathLike | None = None, log_severity: int 
 
 def create_session(model: str | os.PathLike | onnx.ModelProto, provider: str = "cpu",
                    library: str | os.PathLike | None = None, cuda_graph: bool = False, device_id: int = 0,
-                   log_severity: int = 3, tf32: bool = False, with_ops: bool = True):
+                   log_severity: int = 3, tf32: bool = False, with_ops: bool = True,
+                   cuda_options: dict | None = None):
     """An ``onnxruntime.InferenceSession`` on ``provider`` ('cpu' or 'cuda') with the op library.
 
     ``cuda_graph`` turns on ORT's CUDA graph (inputs and outputs must then be bound to fixed device
     buffers with I/O binding). ``tf32`` lets ORT's CUDA provider run fp32 matrix products in TF32
     (off: fp32 graphs compute in fp32). ``with_ops=False`` makes a plain session for graphs without
-    custom nodes (portable / function). A CUDA request on an onnxruntime without the CUDA provider
+    custom nodes (portable / function). ``cuda_options`` adds CUDA provider options (strings, e.g.
+    ``{"cudnn_conv_algo_search": "HEURISTIC"}``) over vim-deploy's defaults. A CUDA request on an onnxruntime without the CUDA provider
     is an error, never a silent fall back to the CPU.
     """
     import onnxruntime as ort
@@ -152,6 +154,7 @@ def create_session(model: str | os.PathLike | onnx.ModelProto, provider: str = "
         opts = {"device_id": str(device_id), "use_tf32": "1" if tf32 else "0"}
         if cuda_graph:
             opts["enable_cuda_graph"] = "1"
+        opts.update({k: str(v) for k, v in (cuda_options or {}).items()})
         providers = [("CUDAExecutionProvider", opts), "CPUExecutionProvider"]
     else:
         providers = ["CPUExecutionProvider"]
