@@ -1,5 +1,5 @@
 """Plugin-graph sessions on onnxruntime-gpu's CUDA provider with libvim_ort_ops.so, for compute-sanitizer:
-vim_tiny fp16 (unfused and fused) at batch 1 and 3, and a long single scan (L = 6085, chunked: the
+vim_tiny fp16 (unfused, fused, fused with the conv op) at batch 1 and 3, and a long single scan (L = 6085, chunked: the
 workspace comes from ORT's allocator).
 
     compute-sanitizer --tool memcheck --error-exitcode 9 python3 bench/memcheck_ort.py
@@ -18,16 +18,18 @@ from vim_deploy.ort import create_session  # noqa: E402
 
 rng = np.random.default_rng(0)
 with tempfile.TemporaryDirectory() as tmp:
-    for fused in (False, True):
-        path = os.path.join(tmp, f"g{int(fused)}.onnx")
-        export_onnx(ExportConfig(model="vim_tiny", output=path, precision="fp16", fuse_bidirectional=fused))
+    for fused, conv in ((False, "conv"), (True, "conv"), (True, "op")):
+        path = os.path.join(tmp, f"g{int(fused)}{conv}.onnx")
+        export_onnx(ExportConfig(model="vim_tiny", output=path, precision="fp16", fuse_bidirectional=fused,
+                                 conv_impl=conv))
         sess = create_session(path, "cuda")
         for b in (1, 3):
             y = sess.run(None, {"input": rng.standard_normal((b, 3, 224, 224), dtype=np.float32)})[0]
             assert np.isfinite(y).all(), (fused, b)
-            print(f"fused={fused} batch={b}: ok")
+            print(f"fused={fused} conv={conv} batch={b}: ok")
     path = os.path.join(tmp, "g.onnx")
-    export_onnx(ExportConfig(model="vim_tiny", output=path, precision="fp16", img_size=1248, fuse_bidirectional=True))
+    export_onnx(ExportConfig(model="vim_tiny", output=path, precision="fp16", img_size=1248, fuse_bidirectional=True,
+                             conv_impl="op"))
     y = create_session(path, "cuda").run(None, {"input": rng.standard_normal((1, 3, 1248, 1248), dtype=np.float32)})[0]
     assert np.isfinite(y).all()
     print("1248px batch 1 (L = 6085, chunked scan): ok")

@@ -10,7 +10,7 @@ from onnx.reference import ReferenceEvaluator
 from vim_deploy.export import ExportConfig, export_onnx
 from vim_deploy.models import create_model
 from vim_deploy.ops import schema
-from vim_deploy.validate.reference_op import VimBiSelectiveScan, VimSelectiveScan
+from vim_deploy.validate.reference_op import REFERENCE_OPS
 
 
 def _ort(path, x):
@@ -21,7 +21,7 @@ def _ort(path, x):
 
 
 def _refeval(path, x):
-    return ReferenceEvaluator(str(path), new_ops=[VimSelectiveScan, VimBiSelectiveScan]).run(None, {"input": x})[0]
+    return ReferenceEvaluator(str(path), new_ops=REFERENCE_OPS).run(None, {"input": x})[0]
 
 
 def _rel(a, b):

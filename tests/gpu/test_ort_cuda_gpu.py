@@ -136,22 +136,24 @@ def torch_fp32(photos):
         return {k: m(torch.from_numpy(v).cuda()).float().cpu().numpy() for k, v in photos.items()}
 
 
-@pytest.mark.parametrize("precision", ["fp32", "fp16"])
-@pytest.mark.parametrize("fused", [False, True], ids=["unfused", "fused"])
-def test_plugin_graph_on_ort_cuda_matches_pytorch(photos, torch_fp32, precision, fused, tmp_path):
+@pytest.mark.parametrize("precision, fused, conv_impl", [("fp32", False, "conv"), ("fp16", False, "conv"),
+                                                        ("fp32", True, "conv"), ("fp16", True, "conv"),
+                                                        ("fp32", True, "op"), ("fp16", True, "op")])
+def test_plugin_graph_on_ort_cuda_matches_pytorch(photos, torch_fp32, precision, fused, conv_impl, tmp_path):
     ort, lib = _ort()
     from vim_deploy.export import ExportConfig, export_onnx
     from vim_deploy.ort import create_session
     from vim_deploy.validate.compare import compare_logits
 
     path = str(tmp_path / "g.onnx")
-    export_onnx(ExportConfig(model="vim_tiny", output=path, precision=precision, fuse_bidirectional=fused))
+    export_onnx(ExportConfig(model="vim_tiny", output=path, precision=precision, fuse_bidirectional=fused,
+                             conv_impl=conv_impl))
     sess = create_session(path, "cuda", lib)
     for key, x in photos.items():
         for b in (1, 3, 8):  # dynamic batch
             out = np.concatenate([sess.run(None, {"input": x[i:i + b]})[0] for i in range(0, len(x), b)])
             m = compare_logits(out, torch_fp32[key])
-            print(f"{precision} fused={fused} {key} b{b}: cosine_min={m.cosine_min:.7f} rel_l2={m.rel_l2:.2e} "
+            print(f"{precision} fused={fused} conv={conv_impl} {key} b{b}: cosine_min={m.cosine_min:.7f} rel_l2={m.rel_l2:.2e} "
                   f"top1={m.top1_agreement:.3f}")
             if precision == "fp32":
                 assert m.cosine_min >= 0.99999 and m.rel_l2 <= 1e-5, m
@@ -186,3 +188,44 @@ def test_ort_cuda_graph_replay_matches_plain_run(tmp_path):
     torch.cuda.synchronize()
     fresh = create_session(path, "cuda", lib).run(None, {"input": x.cpu().numpy()})[0]
     np.testing.assert_allclose(out.cpu().numpy(), fresh, rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(1, 384, 197, 4), (8, 768, 6085, 4), (3, 40, 1, 3), (2, 64, 700, 8)])
+def test_bi_causal_conv_cuda_matches_float64(dtype, shape):
+    """VimBiCausalConv1dSilu on the CUDA provider: both outputs against the float64 reference, on
+    device buffers poisoned with NaN."""
+    from onnx import TensorProto, helper
+
+    from vim_deploy.ops.causal_conv import bi_causal_conv1d_silu_ref
+
+    ort, lib = _ort()
+    from vim_deploy.ort import create_session
+
+    b, d, L, W = shape
+    t = ONNX_T[dtype]
+    names = schema.CONV_INPUT_NAMES
+    ins = [helper.make_tensor_value_info(n, t if n == "x" else TensorProto.FLOAT, None) for n in names]
+    outs = [helper.make_tensor_value_info(n, t, None) for n in schema.CONV_OUTPUT_NAMES]
+    node = helper.make_node(schema.CONV_OP_NAME, list(names), list(schema.CONV_OUTPUT_NAMES), domain=schema.OP_DOMAIN,
+                            name="conv")
+    model = helper.make_model(helper.make_graph([node], "conv", ins, outs), ir_version=8,
+                              opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(schema.OP_DOMAIN, 1)])
+    sess = create_session(model, "cuda", lib)
+    g = torch.Generator(device="cuda").manual_seed(sum(shape))
+    r = lambda *s: torch.randn(*s, generator=g, device="cuda")  # noqa: E731
+    feeds = {"x": r(b, d, L).to(dtype), "weight_f": 0.5 * r(d, W), "bias_f": r(d), "weight_b": 0.5 * r(d, W),
+             "bias_b": r(d)}
+    got = [torch.full((b, d, L), float("nan"), device="cuda", dtype=dtype) for _ in range(2)]
+    bind = sess.io_binding()
+    for name, v in feeds.items():
+        bind.bind_input(name, "cuda", 0, ONNX_T[v.dtype], list(v.shape), v.data_ptr())
+    for name, o in zip(schema.CONV_OUTPUT_NAMES, got):
+        bind.bind_output(name, "cuda", 0, t, list(o.shape), o.data_ptr())
+    sess.run_with_iobinding(bind)
+    torch.cuda.synchronize()
+    want = bi_causal_conv1d_silu_ref(*(v.double() for v in feeds.values()))
+    for o, w in zip(got, want):
+        assert torch.isfinite(o).all()
+        rel = ((o.double() - w).norm() / w.norm()).item()
+        assert rel <= TOL[dtype], rel

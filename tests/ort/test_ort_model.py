@@ -44,7 +44,8 @@ def portable_logits(images, tmp_path_factory):
 @pytest.mark.parametrize("precision, fused, conv_impl, layout", [
     ("fp32", False, "conv", "tokens"), ("fp32", True, "conv", "tokens"), ("fp16", False, "conv", "tokens"),
     ("fp16", True, "conv", "tokens"), ("fp32", True, "taps", "tokens"), ("fp16", True, "taps", "tokens"),
-    ("fp32", False, "conv", "channels"), ("fp16", True, "conv", "channels"), ("fp32", True, "taps", "channels")])
+    ("fp32", False, "conv", "channels"), ("fp16", True, "conv", "channels"), ("fp32", True, "taps", "channels"),
+    ("fp32", True, "op", "tokens"), ("fp16", True, "op", "tokens"), ("fp32", False, "op", "tokens")])
 def test_plugin_graph_on_ort_cpu_matches_pytorch(ort_ops_lib, images, torch_logits, portable_logits, precision, fused,
                                                  conv_impl, layout, tmp_path):
     path = str(tmp_path / "plugin.onnx")

@@ -175,3 +175,77 @@ def test_wrong_input_type_fails_at_session_creation(ort_ops_lib):
 def test_compiles_warning_free_against_every_header_set(include_dir, tmp_path):
     r = compile_ops(include_dir, tmp_path / "lib.so")
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr[-3000:]
+
+
+# ---- VimBiCausalConv1dSilu (export --conv-impl op) -------------------------------------------
+def _conv_model(dtype, in_types: dict | None = None) -> onnx.ModelProto:
+    t = ONNX_T[dtype]
+    ins = [helper.make_tensor_value_info(n, (in_types or {}).get(n, t if n == "x" else TensorProto.FLOAT), None)
+           for n in schema.CONV_INPUT_NAMES]
+    names = list(schema.CONV_OUTPUT_NAMES)
+    node = helper.make_node(schema.CONV_OP_NAME, list(schema.CONV_INPUT_NAMES), [n + "_t" for n in names],
+                            domain=schema.OP_DOMAIN, name="blk0_conv")
+    # numpy cannot hold a bfloat16 output: every output is read through a Cast to float32
+    casts = [helper.make_node("Cast", [n + "_t"], [n], to=TensorProto.FLOAT) for n in names]
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names]
+    g = helper.make_graph([node] + casts, "conv", ins, outs)
+    return helper.make_model(g, ir_version=8, opset_imports=[helper.make_opsetid("", 17),
+                                                             helper.make_opsetid(schema.OP_DOMAIN, 1)])
+
+
+def _conv_inputs(rng, b, d, L, w):
+    return {"x": rng.standard_normal((b, d, L)).astype(np.float32),
+            "weight_f": (0.5 * rng.standard_normal((d, w))).astype(np.float32),
+            "bias_f": rng.standard_normal(d).astype(np.float32),
+            "weight_b": (0.5 * rng.standard_normal((d, w))).astype(np.float32),
+            "bias_b": rng.standard_normal(d).astype(np.float32)}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, "bf16"])
+@pytest.mark.parametrize("shape", [(2, 5, 33, 4), (1, 3, 1, 4), (3, 2, 70, 8), (1, 4, 9, 1)])
+def test_bi_causal_conv_matches_float64(ort_ops_lib, dtype, shape):
+    from vim_deploy.ops.causal_conv import bi_causal_conv1d_silu_ref
+
+    b, d, L, w = shape
+    x = _conv_inputs(np.random.default_rng(sum(shape)), b, d, L, w)
+    fp32 = schema.CONV_INPUT_NAMES[1:]
+    got = _session(_conv_model(dtype), ort_ops_lib).run(None, _to_feed(x, dtype, fp32))
+    r = _rounded(x, dtype, fp32)
+    want = bi_causal_conv1d_silu_ref(*(torch.from_numpy(r[k]) for k in schema.CONV_INPUT_NAMES))
+    for y, ref in zip(got, want):
+        y = _as_float64(y, dtype)
+        assert y.shape == (b, d, L)
+        err = np.linalg.norm(y - ref.numpy()) / np.linalg.norm(ref.numpy())
+        assert err < TOL[dtype], err
+
+
+def test_bi_causal_conv_reference_op_agrees():
+    """The NumPy op of the reference evaluator (validate's slow oracle) against the torch reference."""
+    from vim_deploy.ops.causal_conv import bi_causal_conv1d_silu_ref
+    from vim_deploy.validate.reference_op import VimBiCausalConv1dSilu
+
+    x = _conv_inputs(np.random.default_rng(3), 2, 6, 17, 4)
+    got = VimBiCausalConv1dSilu._run(None, *x.values())
+    want = bi_causal_conv1d_silu_ref(*(torch.from_numpy(v).double() for v in x.values()))
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_bi_causal_conv_empty_and_bad_shapes(ort_ops_lib):
+    sess = _session(_conv_model(np.float32), ort_ops_lib)
+    for b, L in ((0, 9), (2, 0)):
+        x = _conv_inputs(np.random.default_rng(0), b, 3, L, 4)
+        assert [y.shape for y in sess.run(None, x)] == [(b, 3, L)] * 2
+    for change, needle in [
+        (lambda x: x.update(weight_f=x["weight_f"][:2]), "input weight_f has shape (2, 4), expected (dim, width)"),
+        (lambda x: x.update(weight_b=x["weight_b"][:, :3]), "input weight_b has shape (3, 3), expected (3, 4)"),
+        (lambda x: x.update(bias_b=x["bias_b"][:1]), "input bias_b has shape (1), expected (3) (dim)"),
+        (lambda x: x.update(x=x["x"][0]), "input x has shape (3, 5), expected (batch, dim, seqlen)"),
+        (lambda x: x.update(weight_f=np.zeros((3, 9), np.float32), weight_b=np.zeros((3, 9), np.float32)),
+         "width in 1..8"),
+    ]:
+        x = _conv_inputs(np.random.default_rng(1), 2, 3, 5, 4)
+        change(x)
+        with pytest.raises(Exception) as e:
+            sess.run(None, x)
+        assert "VimBiCausalConv1dSilu node 'blk0_conv'" in str(e.value) and needle in str(e.value), str(e.value)

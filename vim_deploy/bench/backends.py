@@ -6,7 +6,7 @@ onnxruntime-gpu is installed), ``deit_<size>-math`` / ``deit_<size>-sdpa`` (timm
 or fused attention; needs timm), ``official-fp16`` (hustvl/Vim's own code on mamba_ssm's kernels,
 fp16 autocast, eager as its users run it; see vim_deploy/bench/upstream.py), ``tensorrt`` (an engine
 built by `vim-deploy build`, run through the TensorRT runtime; UNVERIFIED on a GPU, see
-vim_deploy/trt/engine_runner.py), ``ort-plugin-<fp32|fp16>[-fused][-taps]`` (the deployed plugin graph on
+vim_deploy/trt/engine_runner.py), ``ort-plugin-<fp32|fp16>[-fused][-taps|-convop]`` (the deployed plugin graph on
 onnxruntime with libvim_ort_ops.so: CUDA provider with I/O binding on device buffers and ORT's CUDA
 graph on a GPU, the CPU provider otherwise).
 """
@@ -159,7 +159,8 @@ class OrtPluginVim(Backend):
             raise VimDeployError(f"onnxruntime {ort.__version__} has no CUDA provider.",
                                  "pip install onnxruntime-gpu, or run with --device cpu.")
         self.device = "cuda" if self.cuda else "cpu"
-        self.name = f"ort-plugin-{precision}" + ("-fused" if fused else "") + ("-taps" if conv_impl == "taps" else "")
+        self.name = (f"ort-plugin-{precision}" + ("-fused" if fused else "")
+                     + {"taps": "-taps", "op": "-convop"}.get(conv_impl, ""))
         self._tmp = tempfile.TemporaryDirectory(prefix="vim-bench-ort-")
         self._exported: dict[tuple[int, int], str] = {}
         self.note = None
@@ -306,11 +307,14 @@ def make_backend(name: str, model: str, checkpoint: str | None, device: str, eng
         return OfficialVim(model, device, upstream)
     if name.startswith("ort-plugin-"):
         parts = name[len("ort-plugin-"):].split("-")
-        if parts[0] not in ("fp32", "fp16") or parts[1:] not in ([], ["fused"], ["taps"], ["fused", "taps"]):
+        rest = parts[1:]
+        fused = rest[:1] == ["fused"]
+        conv = rest[1:] if fused else rest
+        if parts[0] not in ("fp32", "fp16") or conv not in ([], ["taps"], ["convop"]):
             raise VimDeployError(f"unknown backend '{name}'.", "onnxruntime plugin-graph backends: "
-                                 "ort-plugin-<fp32|fp16>[-fused][-taps].")
-        return OrtPluginVim(model, checkpoint, device, parts[0], fused="fused" in parts, library=ort_ops_library,
-                            conv_impl="taps" if "taps" in parts else "conv")
+                                 "ort-plugin-<fp32|fp16>[-fused][-taps|-convop].")
+        return OrtPluginVim(model, checkpoint, device, parts[0], fused=fused, library=ort_ops_library,
+                            conv_impl={"taps": "taps", "convop": "op"}.get(conv[0], "conv") if conv else "conv")
     if name == "tensorrt":
         return TrtEngine(engine, plugin, device)
     if name.startswith("deit_"):

@@ -34,9 +34,10 @@ from vim_deploy.io_utils import dumps_json, atomic_write_text, check_writable
                    "VimSelectiveScan nodes: 24 plugin layers for 24 blocks.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Weight seed when no checkpoint is given.")
 @click.option("--report-json", type=click.Path(dir_okay=False), default=None, help="Write an export summary (JSON).")
-@click.option("--conv-impl", type=click.Choice(["conv", "taps"]), default="conv", show_default=True,
-              help="Depthwise causal conv1d as one grouped Conv node, or as shifted multiply-adds (taps): "
-                   "for runtimes whose grouped Conv is slow (onnxruntime's CUDA provider: unmeasured yet).")
+@click.option("--conv-impl", type=click.Choice(["conv", "taps", "op"]), default="conv", show_default=True,
+              help="Depthwise causal conv1d as grouped Conv nodes (any runtime; TensorRT), as shifted "
+                   "multiply-adds (taps), or both directions' conv + SiLU as one VimBiCausalConv1dSilu node "
+                   "(op: onnxruntime with vim-deploy's op library only, its fastest form on CUDA).")
 @click.option("--projection-layout", type=click.Choice(["tokens", "channels"]), default="tokens", show_default=True,
               help="Mixer projections as upstream's Linear layers on (B, L, C) with a Transpose to the scan's "
                    "(B, C, L) layout after each (tokens), or as W @ (B, C, L) products that give the scan's "

@@ -56,7 +56,7 @@ class ExportConfig:
     seed: int = 0
     fuse_bidirectional: bool = False  # one VimBiSelectiveScan node per block instead of two scan nodes
     allow_non_finite: bool = False  # load NaN / inf weights and export a graph whose output is not finite
-    conv_impl: str = "conv"  # depthwise causal conv1d: one grouped Conv node, or "taps" (shifted multiply-adds)
+    conv_impl: str = "conv"  # depthwise causal conv1d: grouped Conv nodes, "taps" (multiply-adds) or "op" (our node)
     projection_layout: str = "tokens"  # mixer projections on (B, L, C) + Transposes, or "channels" (W @ (B, C, L))
     model_kwargs: dict = field(default_factory=dict)  # architecture overrides (e.g. depth=2 in tests)
 
@@ -122,8 +122,11 @@ def validate_config(cfg: ExportConfig) -> None:
     if cfg.fuse_bidirectional and cfg.bidirectional != "reverse":
         raise VimDeployError("--fuse-bidirectional needs the reverse form of the backward branch.",
                              "Drop --bidirectional flip.")
-    if cfg.conv_impl not in ("conv", "taps"):
-        raise VimDeployError(f"unknown conv implementation '{cfg.conv_impl}'.", "Use 'conv' or 'taps'.")
+    if cfg.conv_impl not in ("conv", "taps", "op"):
+        raise VimDeployError(f"unknown conv implementation '{cfg.conv_impl}'.", "Use 'conv', 'taps' or 'op'.")
+    if cfg.conv_impl == "op" and (cfg.scan_impl != "plugin" or cfg.bidirectional != "reverse"):
+        raise VimDeployError("--conv-impl op needs the plugin graph with the reverse form of the backward branch.",
+                             "Drop --scan-impl / --bidirectional flip, or use --conv-impl conv.")
     if cfg.projection_layout not in ("tokens", "channels"):
         raise VimDeployError(f"unknown projection layout '{cfg.projection_layout}'.", "Use 'tokens' or 'channels'.")
     if cfg.batch_size < 1:

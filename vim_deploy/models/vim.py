@@ -98,6 +98,7 @@ class BiMambaMixer(nn.Module):
         self.use_kernel = False  # opt-in CUDA fast path (vim_deploy.ops.kernels)
         self.fuse_bidirectional = False  # export both directions as one VimBiSelectiveScan node
         self.conv_taps = False  # export the depthwise causal conv as shifted multiply-adds (set_conv_export)
+        self.conv_op = False  # export both directions' conv + SiLU as one VimBiCausalConv1dSilu node
         self.channel_major = False  # projections written as W @ (B, C, L) products (set_projection_export)
 
         self.in_proj = nn.Linear(d_model, self.d_inner * 2, bias=False)
@@ -121,8 +122,9 @@ class BiMambaMixer(nn.Module):
             setattr(self, f"A{suffix}_log", nn.Parameter(torch.log(A)))
             setattr(self, f"D{suffix}", nn.Parameter(torch.ones(self.d_inner)))
 
-    def _scan_args(self, x: torch.Tensor, z: torch.Tensor, backward: bool, flip: bool):
-        """Inputs of one direction's scan, (u, delta, A, B, C, D, z, delta_bias, reverse), (B, E, L) layout."""
+    def _scan_args(self, x: torch.Tensor, z: torch.Tensor, backward: bool, flip: bool, u: torch.Tensor | None = None):
+        """Inputs of one direction's scan, (u, delta, A, B, C, D, z, delta_bias, reverse), (B, E, L) layout.
+        ``u``: this direction's conv + SiLU output when already computed (the conv node of both directions)."""
         sfx = "_b" if backward else ""
         conv: nn.Conv1d = getattr(self, f"conv1d{sfx}")
         x_proj: nn.Linear = getattr(self, f"x_proj{sfx}")
@@ -134,12 +136,15 @@ class BiMambaMixer(nn.Module):
         # causal conv over the flipped sequence == anti-causal conv with a flipped kernel
         weight = conv.weight.flip(-1) if reverse else conv.weight
         padded = F.pad(x, (0, k) if reverse else (k, 0))
-        if self.conv_taps:  # the same depthwise conv as d_conv shifted multiply-adds (plain ONNX Mul / Add)
+        if u is not None:
+            x = u
+        elif self.conv_taps:  # the same depthwise conv as d_conv shifted multiply-adds (plain ONNX Mul / Add)
             L = x.shape[-1]
             x = conv.bias[:, None] + sum(weight[:, 0, j, None] * padded[:, :, j:j + L] for j in range(k + 1))
         else:
             x = F.conv1d(padded, weight, conv.bias, groups=self.d_inner)
-        x = F.silu(x)
+        if u is None:
+            x = F.silu(x)
         if self.channel_major:  # the same products, each giving the (B, channels, L) layout the scan reads
             x_dbl = torch.matmul(x_proj.weight, x)  # (B, R + 2N, L)
             dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=1)
@@ -150,12 +155,12 @@ class BiMambaMixer(nn.Module):
         delta = F.linear(dt, dt_proj.weight).transpose(1, 2)  # bias goes to the scan in fp32
         return x, delta, A, B.transpose(1, 2), C.transpose(1, 2), D, z, dt_proj.bias.float(), reverse
 
-    def _branch(self, x: torch.Tensor, z: torch.Tensor, backward: bool) -> torch.Tensor:
+    def _branch(self, x: torch.Tensor, z: torch.Tensor, backward: bool, u: torch.Tensor | None = None) -> torch.Tensor:
         """One scan direction on (B, E, L) inputs, returning (B, E, L) in original token order."""
         flip = backward and self.bidirectional == "flip"
         if flip:
             x, z = x.flip(-1), z.flip(-1)
-        u, delta, A, B, C, D, z, bias, reverse = self._scan_args(x, z, backward, flip)
+        u, delta, A, B, C, D, z, bias, reverse = self._scan_args(x, z, backward, flip, u)
         # (the CUDA fast path never gets here: forward() sends the whole block to _forward_kernels)
         y = selective_scan(u, delta, A, B, C, D, z, bias, delta_softplus=True, reverse=reverse)
         return y.flip(-1) if flip else y
@@ -224,14 +229,20 @@ class BiMambaMixer(nn.Module):
             xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2E, L)
         x, z = xz.chunk(2, dim=1)
         scale = 0.5 if self.if_divide_out else 1.0
+        conv_u = (None, None)
+        if self.conv_op and torch.jit.is_tracing():  # both directions' conv + SiLU: one ONNX node
+            from vim_deploy.ops.causal_conv import bi_causal_conv1d_silu
+
+            conv_u = bi_causal_conv1d_silu(x, self.conv1d.weight, self.conv1d.bias, self.conv1d_b.weight,
+                                           self.conv1d_b.bias, export_node=True)
         if self.fuse_bidirectional and torch.jit.is_tracing():
             # Both directions at once (reverse form, no flips): one ONNX node.
-            u_f, d_f, A_f, B_f, C_f, D_f, _, b_f, _ = self._scan_args(x, z, backward=False, flip=False)
-            u_b, d_b, A_b, B_b, C_b, D_b, _, b_b, _ = self._scan_args(x, z, backward=True, flip=False)
+            u_f, d_f, A_f, B_f, C_f, D_f, _, b_f, _ = self._scan_args(x, z, backward=False, flip=False, u=conv_u[0])
+            u_b, d_b, A_b, B_b, C_b, D_b, _, b_b, _ = self._scan_args(x, z, backward=True, flip=False, u=conv_u[1])
             y = selective_scan_bidirectional((u_f, d_f, A_f, B_f, C_f, D_f, b_f), (u_b, d_b, A_b, B_b, C_b, D_b, b_b),
                                              z, delta_softplus=True, out_scale=scale)
         else:
-            y = (self._branch(x, z, backward=False) + self._branch(x, z, backward=True)) * scale
+            y = (self._branch(x, z, backward=False, u=conv_u[0]) + self._branch(x, z, backward=True, u=conv_u[1])) * scale
         return self.out_proj(y.transpose(1, 2))
 
 
@@ -339,12 +350,14 @@ class VisionMamba(nn.Module):
         return self
 
     def set_conv_export(self, impl: str = "conv") -> "VisionMamba":
-        """How the depthwise causal conv1d is written: ``conv`` (one grouped Conv node) or ``taps``
-        (d_conv shifted multiply-adds: element-wise ops, for runtimes whose grouped Conv is slow)."""
-        if impl not in ("conv", "taps"):
-            raise ValueError(f"conv impl must be 'conv' or 'taps', got {impl!r}")
+        """How the depthwise causal conv1d is written: ``conv`` (one grouped Conv node per direction),
+        ``taps`` (d_conv shifted multiply-adds: element-wise ops) or ``op`` (both directions' conv + SiLU
+        as one ``VimBiCausalConv1dSilu`` node, for onnxruntime with vim-deploy's op library)."""
+        if impl not in ("conv", "taps", "op"):
+            raise ValueError(f"conv impl must be 'conv', 'taps' or 'op', got {impl!r}")
         for layer in self.layers:
             layer.mixer.conv_taps = impl == "taps"
+            layer.mixer.conv_op = impl == "op"
         return self
 
     def set_projection_export(self, layout: str = "tokens") -> "VisionMamba":

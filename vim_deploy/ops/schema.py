@@ -61,3 +61,19 @@ def is_scan_node(node) -> bool:
 def scan_nodes(model) -> list:
     """The scan nodes of an onnx ModelProto's main graph, in graph order."""
     return [n for n in model.graph.node if is_scan_node(n)]
+
+# Both directions' depthwise causal conv1d + SiLU of a Vim block in one node (`export --conv-impl op`):
+#   u_f[b, d, t] = silu(bias_f[d] + sum_k weight_f[d, k] * x[b, d, t - (W-1) + k])
+#   u_b[b, d, t] = silu(bias_b[d] + sum_k weight_b[d, k] * x[b, d, t + (W-1) - k])   (x = 0 outside 0..L-1)
+# u_b is the causal conv of the flipped sequence read in token order, what the reverse scan reads;
+# weight_* are upstream's conv1d / conv1d_b weights (D, W) unflipped. x, u_f, u_b of type T, weights and
+# biases float32; no attributes. Served by the ONNX Runtime library (libvim_ort_ops.so), not (yet) by
+# the TensorRT plugin: TensorRT's own convolution layers run the plain Conv form.
+CONV_OP_NAME = "VimBiCausalConv1dSilu"
+CONV_INPUT_NAMES = ("x", "weight_f", "bias_f", "weight_b", "bias_b")
+CONV_OUTPUT_NAMES = ("u_f", "u_b")
+
+
+def conv_nodes(model) -> list:
+    """The VimBiCausalConv1dSilu nodes of an ONNX ModelProto's main graph."""
+    return [n for n in model.graph.node if n.op_type == CONV_OP_NAME and n.domain == OP_DOMAIN]

@@ -51,3 +51,23 @@ class VimBiSelectiveScan(OpRun):
         y = selective_scan_numpy(u_f, delta_f, A_f, B_f, C_f, D_f, z, bias_f, delta_softplus, 0).astype(np.float32)
         y += selective_scan_numpy(u_b, delta_b, A_b, B_b, C_b, D_b, z, bias_b, delta_softplus, 1).astype(np.float32)
         return ((y * np.float32(out_scale)).astype(u_f.dtype),)
+
+
+class VimBiCausalConv1dSilu(OpRun):
+    """NumPy form of the conv node (``export --conv-impl op``): fp32 arithmetic, outputs in x's dtype."""
+
+    op_domain = schema.OP_DOMAIN
+
+    def _run(self, x, w_f, b_f, w_b, b_b):
+        xf = x.astype(np.float32)
+        L, W = x.shape[-1], w_f.shape[1]
+        pad = np.zeros(x.shape[:-1] + (W - 1,), np.float32)
+        xp = np.concatenate([pad, xf, pad], axis=-1)  # token t at xp[..., t + W - 1]
+        u_f = b_f.astype(np.float32)[:, None] + sum(w_f[:, k, None] * xp[..., k:k + L] for k in range(W))
+        u_b = b_b.astype(np.float32)[:, None] + sum(
+            w_b[:, k, None] * xp[..., 2 * (W - 1) - k:2 * (W - 1) - k + L] for k in range(W))
+        silu = (lambda v: v / (1.0 + np.exp(-v)))
+        return silu(u_f).astype(x.dtype), silu(u_b).astype(x.dtype)
+
+
+REFERENCE_OPS = [VimSelectiveScan, VimBiSelectiveScan, VimBiCausalConv1dSilu]

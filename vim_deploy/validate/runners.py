@@ -47,9 +47,9 @@ class ReferenceRunner:
     def __init__(self, proto: onnx.ModelProto):
         from onnx.reference import ReferenceEvaluator
 
-        from vim_deploy.validate.reference_op import VimBiSelectiveScan, VimSelectiveScan
+        from vim_deploy.validate.reference_op import REFERENCE_OPS
 
-        self.evaluator = ReferenceEvaluator(proto, new_ops=[VimSelectiveScan, VimBiSelectiveScan])
+        self.evaluator = ReferenceEvaluator(proto, new_ops=REFERENCE_OPS)
         self.input_name = proto.graph.input[0].name
         self.name = "onnx-reference+scan-op"
 
