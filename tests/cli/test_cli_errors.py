@@ -41,6 +41,8 @@ CASES = {
     "opset": (["--opset", "13"], "opset 13 is not supported"),
     "resolution too large for memory": (["--img-size", "100000"], "tokens: tracing needs about"),
     "NaN weight": (["--checkpoint", "{d}/nan.pth"], "'layers.3.mixer.in_proj.weight' with 1 NaN/inf value(s)"),
+    "conv op without the plugin graph": (["--conv-impl", "op", "--scan-impl", "portable"],
+                                         "--conv-impl op needs the plugin graph"),
     "renamed key, right variant": (["--checkpoint", "{d}/renamed.pth", "--model", "vim_tiny"],
                                    "(the model asked for): compare the missing and unexpected key names"),
 }
@@ -126,3 +128,13 @@ def test_help_does_not_import_torch(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert r.returncode == 0 and r.stdout.strip().endswith("NO-TORCH"), r.stdout + r.stderr
     assert "export" in r.stdout and "validate" in r.stdout
+
+
+def test_build_refuses_the_onnxruntime_only_conv_op(tmp_path):
+    """A graph exported with --conv-impl op has nodes only the ONNX Runtime library serves: `build` says so."""
+    r = run_cli("export", "-q", "--model", "test_vim", "--conv-impl", "op", "-o", "c.onnx", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("build", "--onnx", "c.onnx", "-o", "c.plan", cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "VimBiCausalConv1dSilu nodes" in r.stderr and "--conv-impl conv" in r.stderr
+    assert not (tmp_path / "c.plan").exists()
