@@ -21,7 +21,7 @@ with tempfile.TemporaryDirectory() as tmp:
     for fused, conv in ((False, "conv"), (True, "conv"), (True, "op")):
         path = os.path.join(tmp, f"g{int(fused)}{conv}.onnx")
         export_onnx(ExportConfig(model="vim_tiny", output=path, precision="fp16", fuse_bidirectional=fused,
-                                 conv_impl=conv))
+                                 conv_impl=conv, norm_impl="op" if conv == "op" else "ops"))
         sess = create_session(path, "cuda")
         for b in (1, 3):
             y = sess.run(None, {"input": rng.standard_normal((b, 3, 224, 224), dtype=np.float32)})[0]
@@ -29,7 +29,7 @@ with tempfile.TemporaryDirectory() as tmp:
             print(f"fused={fused} conv={conv} batch={b}: ok")
     path = os.path.join(tmp, "g.onnx")
     export_onnx(ExportConfig(model="vim_tiny", output=path, precision="fp16", img_size=1248, fuse_bidirectional=True,
-                             conv_impl="op"))
+                             conv_impl="op", norm_impl="op"))
     y = create_session(path, "cuda").run(None, {"input": rng.standard_normal((1, 3, 1248, 1248), dtype=np.float32)})[0]
     assert np.isfinite(y).all()
     print("1248px batch 1 (L = 6085, chunked scan): ok")

@@ -57,14 +57,14 @@ bench224|bench1248)   # bench224 <tiny|small|base>: one model a call (each call'
   up="--upstream /tmp/upstream/Vim"
   if [ "$1" = bench224 ]; then
     m=${2:-tiny}
-    $B -m vim_$m --backends ort-plugin-fp16-fused,ort-plugin-fp16-fused-convop,fastpath-fp16,official-fp16,onnxruntime $up \
+    $B -m vim_$m --backends ort-plugin-fp16-fused,ort-plugin-fp16-fused-ortops,fastpath-fp16,official-fp16,onnxruntime $up \
        --batch 128 --resolutions 224 --warmup 2 --iters 10 --out-dir $W/b128_$m 2>&1 | grep -E "^\||Note|error|^- "
-    $B -m vim_$m --backends ort-plugin-fp16-fused,ort-plugin-fp16-fused-convop,fastpath-fp16,official-fp16,onnxruntime $up \
+    $B -m vim_$m --backends ort-plugin-fp16-fused,ort-plugin-fp16-fused-ortops,fastpath-fp16,official-fp16,onnxruntime $up \
        --batch 1 --resolutions 224 --warmup 5 --iters 30 --out-dir $W/b1_$m 2>&1 | grep -E "^\||Note|error|^- "
     python3 bench/merge_bench.py "$OUT/ort_224_$m" $W/b128_$m $W/b1_$m > /dev/null
   else
     for m in ${2:-tiny small base}; do
-      $B -m vim_$m --backends ort-plugin-fp16-fused,ort-plugin-fp16-fused-convop,fastpath-fp16,official-fp16 $up \
+      $B -m vim_$m --backends ort-plugin-fp16-fused,ort-plugin-fp16-fused-ortops,fastpath-fp16,official-fp16 $up \
          --batch 8 --resolutions 1248 --warmup 2 --iters 10 --out-dir $W/b8_$m 2>&1 | grep -E "^\||Note|error|^- "
     done
     python3 bench/merge_bench.py "$OUT/ort_1248" $(for m in ${2:-tiny small base}; do echo $W/b8_$m; done) > /dev/null

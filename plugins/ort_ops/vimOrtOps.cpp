@@ -7,7 +7,10 @@
  * depthwise causal conv1d + SiLU of a block in one pass, x (B, D, L) of type T, weights (D, W) and
  * biases (D) float32, outputs u_f, u_b of type T (u_b: the conv of the flipped sequence, read in
  * token order). onnxruntime's grouped Conv spends ~8 ms of a 23 ms vim_tiny b128 forward on an H200
- * in cuDNN (pad + direct kernel + bias); this op is one memory-bound kernel.
+ * in cuDNN (pad + direct kernel + bias); this op is one memory-bound kernel. And VimAddRmsNorm
+ * (`export --norm-impl op`; ONNX Runtime only): a block's residual add + RMSNorm, h (..., C) of type T,
+ * residual (..., C) and weight (C) float32, attribute epsilon; outputs out (T) and residual_out
+ * (float32), the fast path's one-pass kernel instead of ~10 element-wise / reduce nodes.
  *
  * Kernels:
  *   - CPU execution provider: the plain C++ scan (selectiveScanCpu.h), rows split over ORT's
@@ -31,6 +34,7 @@
 #include "selectiveScanCpu.h"
 #include "selectiveScanParams.h"
 #if VIM_ORT_WITH_CUDA
+#include "addRmsNormKernel.h"
 #include "causalConv1dKernel.h"
 #include "selectiveScanKernel.h"
 #endif
@@ -64,6 +68,17 @@ constexpr char const* kBI_SCAN = "VimBiSelectiveScan";
 constexpr char const* kCONV = "VimBiCausalConv1dSilu";
 constexpr size_t kNB_CONV_INPUTS = 5;
 constexpr int64_t kMAX_CONV_WIDTH = 8;
+constexpr char const* kADD_NORM = "VimAddRmsNorm";
+constexpr size_t kNB_ADD_NORM_INPUTS = 3;
+constexpr int64_t kMAX_NORM_COLS = 2048; //!< the CUDA kernel's limit (one warp per row)
+
+//! Which op a registered OrtCustomOp / kernel is (the scans differ further by `bidirectional`).
+enum class Family
+{
+    kScan,
+    kConv,
+    kAddNorm
+};
 constexpr char const* kCUDA_EP = "CUDAExecutionProvider";
 constexpr size_t kNB_INPUTS = 8;
 constexpr size_t kNB_BI_INPUTS = 15;
@@ -84,11 +99,12 @@ char const* const kSINGLE_NAMES[kNB_INPUTS] = {"u", "delta", "A", "B", "C", "D",
 char const* const kBI_NAMES[kNB_BI_INPUTS] = {"u_f", "delta_f", "A_f", "B_f", "C_f", "D_f", "delta_bias_f", "u_b",
     "delta_b", "A_b", "B_b", "C_b", "D_b", "delta_bias_b", "z"};
 char const* const kCONV_NAMES[kNB_CONV_INPUTS] = {"x", "weight_f", "bias_f", "weight_b", "bias_b"};
+char const* const kADD_NORM_NAMES[kNB_ADD_NORM_INPUTS] = {"h", "residual", "weight"};
 
-bool isFp32Input(bool conv, bool bi, size_t pos)
+bool isFp32Input(Family f, bool bi, size_t pos)
 {
-    if (conv)
-        return pos >= 1;
+    if (f != Family::kScan)
+        return pos >= 1; // conv: weights and biases; add-norm: residual and weight
     if (bi)
         return pos == 2 || pos == 5 || pos == 6 || pos == 9 || pos == 12 || pos == 13;
     return pos == 2 || pos == 5 || pos == 7;
@@ -107,8 +123,8 @@ ONNXTensorElementDataType onnxType(ScanDType t)
 //! One registered op: its form, element type and provider. The OrtCustomOp base is what ORT sees.
 struct VimOp : OrtCustomOp
 {
-    bool conv{false}; //!< VimBiCausalConv1dSilu (bidirectional is then unused)
-    bool bidirectional{false};
+    Family family{Family::kScan};
+    bool bidirectional{false}; //!< scans only
     ScanDType dtype{ScanDType::kFLOAT};
     bool cuda{false};
 };
@@ -116,26 +132,33 @@ struct VimOp : OrtCustomOp
 //! A kernel: one node's attributes, checked at session creation.
 struct Kernel
 {
-    bool conv{false};
+    Family family{Family::kScan};
     bool bidirectional{false};
     ScanDType dtype{ScanDType::kFLOAT};
     bool cuda{false};
     int64_t deltaSoftplus{1};
     int64_t reverse{0};
     float outScale{1.f};
+    float epsilon{1e-5f}; //!< VimAddRmsNorm
     std::string node;
 
     char const* opName() const
     {
-        return conv ? kCONV : (bidirectional ? kBI_SCAN : kSCAN);
+        return family == Family::kConv ? kCONV : family == Family::kAddNorm ? kADD_NORM : bidirectional ? kBI_SCAN : kSCAN;
     }
     size_t nbInputs() const
     {
-        return conv ? kNB_CONV_INPUTS : (bidirectional ? kNB_BI_INPUTS : kNB_INPUTS);
+        return family == Family::kConv ? kNB_CONV_INPUTS
+            : family == Family::kAddNorm ? kNB_ADD_NORM_INPUTS
+            : bidirectional              ? kNB_BI_INPUTS
+                                         : kNB_INPUTS;
     }
     char const* inputName(size_t i) const
     {
-        return conv ? kCONV_NAMES[i] : (bidirectional ? kBI_NAMES[i] : kSINGLE_NAMES[i]);
+        return family == Family::kConv ? kCONV_NAMES[i]
+            : family == Family::kAddNorm ? kADD_NORM_NAMES[i]
+            : bidirectional              ? kBI_NAMES[i]
+                                         : kSINGLE_NAMES[i];
     }
 };
 
@@ -204,13 +227,26 @@ OrtStatus* ORT_API_CALL createKernel(OrtCustomOp const* op, OrtApi const* /*api*
     {
         auto const* vop = static_cast<VimOp const*>(op);
         auto k = new Kernel();
-        k->conv = vop->conv;
+        k->family = vop->family;
         k->bidirectional = vop->bidirectional;
         k->dtype = vop->dtype;
         k->cuda = vop->cuda;
         k->node = nodeName(info);
-        if (k->conv) // no attributes: the width comes from the weights' shape
+        if (k->family == Family::kConv) // no attributes: the width comes from the weights' shape
         {
+            *kernel = k;
+            return nullptr;
+        }
+        if (k->family == Family::kAddNorm)
+        {
+            OrtStatus* s = readScale(info, *k, "epsilon", k->epsilon);
+            if (s == nullptr && !(k->epsilon > 0.f))
+                s = fail(*k, "attribute 'epsilon' must be > 0, got " + std::to_string(k->epsilon));
+            if (s != nullptr)
+            {
+                delete k;
+                return s;
+            }
             *kernel = k;
             return nullptr;
         }
@@ -539,6 +575,82 @@ OrtStatus* computeConv(OrtKernelContext* ctx, Kernel const& k, std::vector<Tenso
     return nullptr;
 }
 
+// ---- VimAddRmsNorm ---------------------------------------------------------------------------
+//! The CPU form: residual_out = residual + float(h); out = T(residual_out * rsqrt(mean(r^2) + eps) * w).
+void addNormCpu(ScanDType t, void const* h, float const* residual, float const* weight, float* residualOut, void* out,
+    int64_t rows, int64_t cols, float eps)
+{
+    for (int64_t r = 0; r < rows; ++r)
+    {
+        double ss = 0;
+        for (int64_t c = 0; c < cols; ++c)
+        {
+            float const v = residual[r * cols + c] + loadAs(t, h, r * cols + c);
+            residualOut[r * cols + c] = v;
+            ss += static_cast<double>(v) * v;
+        }
+        float const rstd = 1.f / std::sqrt(static_cast<float>(ss / static_cast<double>(cols)) + eps);
+        for (int64_t c = 0; c < cols; ++c)
+            storeAs(t, out, r * cols + c, residualOut[r * cols + c] * rstd * weight[c]);
+    }
+}
+
+OrtStatus* computeAddNorm(OrtKernelContext* ctx, Kernel const& k, std::vector<Tensor> const& in)
+{
+    std::vector<int64_t> const& h = in[0].dims;
+    if (h.empty() || h.back() < 1 || h.back() > kMAX_NORM_COLS)
+        return fail(k, "input h has shape " + shapeText(h) + ", expected (..., channels) with channels in 1.."
+                + std::to_string(kMAX_NORM_COLS));
+    if (in[1].dims != h)
+        return fail(k, "input residual has shape " + shapeText(in[1].dims) + ", expected " + shapeText(h) + " (like h)");
+    if (in[2].dims != std::vector<int64_t>{h.back()})
+        return fail(k, "input weight has shape " + shapeText(in[2].dims) + ", expected " + shapeText({h.back()})
+                + " (channels)");
+    void* out[2] = {nullptr, nullptr};
+    for (size_t o = 0; o < 2; ++o)
+    {
+        OrtValue* v = nullptr;
+        if (OrtStatus* s = gApi->KernelContext_GetOutput(ctx, o, h.data(), h.size(), &v))
+            return s;
+        if (OrtStatus* s = gApi->GetTensorMutableData(v, &out[o]))
+            return s;
+    }
+    int64_t const cols = h.back();
+    int64_t rows = 1;
+    for (size_t i = 0; i + 1 < h.size(); ++i)
+        rows *= h[i];
+    if (rows == 0)
+        return nullptr; // empty outputs: no launch
+    auto const* residual = static_cast<float const*>(in[1].data);
+    auto const* weight = static_cast<float const*>(in[2].data);
+#if VIM_ORT_WITH_CUDA
+    if (k.cuda)
+    {
+        void* stream = nullptr;
+        if (OrtStatus* s = gApi->KernelContext_GetGPUComputeStream(ctx, &stream))
+            return s;
+        vim::AddRmsNormParams p{};
+        p.dtype = k.dtype;
+        p.rows = rows;
+        p.cols = static_cast<int32_t>(cols);
+        p.eps = k.epsilon;
+        p.h = in[0].data;
+        p.residualIn = residual;
+        p.residualOut = static_cast<float*>(out[1]);
+        p.weight = weight;
+        p.out = out[0];
+        if (char const* msg = vim::addRmsNormValidate(p))
+            return fail(k, msg);
+        cudaError_t const err = vim::addRmsNorm(p, static_cast<cudaStream_t>(stream));
+        if (err != cudaSuccess)
+            return fail(k, std::string("CUDA kernel launch failed: ") + cudaGetErrorString(err), ORT_EP_FAIL);
+        return nullptr;
+    }
+#endif
+    addNormCpu(k.dtype, in[0].data, residual, weight, static_cast<float*>(out[1]), out[0], rows, cols, k.epsilon);
+    return nullptr;
+}
+
 OrtStatus* ORT_API_CALL compute(void* kernel, OrtKernelContext* ctx) noexcept
 {
     try
@@ -548,8 +660,10 @@ OrtStatus* ORT_API_CALL compute(void* kernel, OrtKernelContext* ctx) noexcept
         for (size_t i = 0; i < in.size(); ++i)
             if (OrtStatus* s = readInput(ctx, k, i, in[i]))
                 return s;
-        if (k.conv)
+        if (k.family == Family::kConv)
             return computeConv(ctx, k, in);
+        if (k.family == Family::kAddNorm)
+            return computeAddNorm(ctx, k, in);
         SelectiveScanParams p{};
         if (OrtStatus* s = checkShapes(k, in, p))
             return s;
@@ -578,7 +692,7 @@ OrtStatus* ORT_API_CALL compute(void* kernel, OrtKernelContext* ctx) noexcept
 char const* ORT_API_CALL opName(OrtCustomOp const* op) noexcept
 {
     auto const* v = static_cast<VimOp const*>(op);
-    return v->conv ? kCONV : (v->bidirectional ? kBI_SCAN : kSCAN);
+    return v->family == Family::kConv ? kCONV : v->family == Family::kAddNorm ? kADD_NORM : v->bidirectional ? kBI_SCAN : kSCAN;
 }
 
 char const* ORT_API_CALL opProvider(OrtCustomOp const* op) noexcept
@@ -589,23 +703,29 @@ char const* ORT_API_CALL opProvider(OrtCustomOp const* op) noexcept
 size_t ORT_API_CALL opInputCount(OrtCustomOp const* op) noexcept
 {
     auto const* v = static_cast<VimOp const*>(op);
-    return v->conv ? kNB_CONV_INPUTS : (v->bidirectional ? kNB_BI_INPUTS : kNB_INPUTS);
+    return v->family == Family::kConv ? kNB_CONV_INPUTS
+        : v->family == Family::kAddNorm ? kNB_ADD_NORM_INPUTS
+        : v->bidirectional              ? kNB_BI_INPUTS
+                                        : kNB_INPUTS;
 }
 
 ONNXTensorElementDataType ORT_API_CALL opInputType(OrtCustomOp const* op, size_t i) noexcept
 {
     auto const* v = static_cast<VimOp const*>(op);
-    return isFp32Input(v->conv, v->bidirectional, i) ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : onnxType(v->dtype);
+    return isFp32Input(v->family, v->bidirectional, i) ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : onnxType(v->dtype);
 }
 
 size_t ORT_API_CALL opOutputCount(OrtCustomOp const* op) noexcept
 {
-    return static_cast<VimOp const*>(op)->conv ? 2 : 1;
+    return static_cast<VimOp const*>(op)->family == Family::kScan ? 1 : 2;
 }
 
-ONNXTensorElementDataType ORT_API_CALL opOutputType(OrtCustomOp const* op, size_t) noexcept
+ONNXTensorElementDataType ORT_API_CALL opOutputType(OrtCustomOp const* op, size_t i) noexcept
 {
-    return onnxType(static_cast<VimOp const*>(op)->dtype);
+    auto const* v = static_cast<VimOp const*>(op);
+    if (v->family == Family::kAddNorm && i == 1)
+        return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; // residual_out
+    return onnxType(v->dtype);
 }
 
 OrtCustomOpInputOutputCharacteristic ORT_API_CALL opRequired(OrtCustomOp const*, size_t) noexcept
@@ -628,10 +748,10 @@ int ORT_API_CALL opVariadicHomogeneity(OrtCustomOp const*) noexcept
     return 1;
 }
 
-VimOp makeOp(bool conv, bool bidirectional, ScanDType dtype, bool cuda)
+VimOp makeOp(Family family, bool bidirectional, ScanDType dtype, bool cuda)
 {
     VimOp op{};
-    op.conv = conv;
+    op.family = family;
     op.version = kAPI_VERSION;
     op.CreateKernel = nullptr; // the V2 callbacks below are used (API >= 16)
     op.GetName = opName;
@@ -670,8 +790,9 @@ std::vector<VimOp>& allOps()
             for (ScanDType t : {ScanDType::kFLOAT, ScanDType::kHALF, ScanDType::kBF16})
             {
                 for (bool bi : {false, true})
-                    v.push_back(makeOp(false, bi, t, cuda));
-                v.push_back(makeOp(true, false, t, cuda));
+                    v.push_back(makeOp(Family::kScan, bi, t, cuda));
+                v.push_back(makeOp(Family::kConv, false, t, cuda));
+                v.push_back(makeOp(Family::kAddNorm, false, t, cuda));
             }
         }
         return v;

@@ -130,11 +130,11 @@ def test_help_does_not_import_torch(tmp_path):
     assert "export" in r.stdout and "validate" in r.stdout
 
 
-def test_build_refuses_the_onnxruntime_only_conv_op(tmp_path):
-    """A graph exported with --conv-impl op has nodes only the ONNX Runtime library serves: `build` says so."""
-    r = run_cli("export", "-q", "--model", "test_vim", "--conv-impl", "op", "-o", "c.onnx", cwd=tmp_path)
+def test_build_refuses_the_onnxruntime_only_ops(tmp_path):
+    """A graph exported with --ort-optimized has nodes only the ONNX Runtime library serves: `build` says so."""
+    r = run_cli("export", "-q", "--model", "test_vim", "--ort-optimized", "-o", "c.onnx", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     r = run_cli("build", "--onnx", "c.onnx", "-o", "c.plan", cwd=tmp_path)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    assert "VimBiCausalConv1dSilu nodes" in r.stderr and "--conv-impl conv" in r.stderr
+    assert "VimAddRmsNorm / VimBiCausalConv1dSilu nodes" in r.stderr and "--conv-impl conv" in r.stderr
     assert not (tmp_path / "c.plan").exists()

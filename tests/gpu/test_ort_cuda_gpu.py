@@ -138,7 +138,8 @@ def torch_fp32(photos):
 
 @pytest.mark.parametrize("precision, fused, conv_impl", [("fp32", False, "conv"), ("fp16", False, "conv"),
                                                         ("fp32", True, "conv"), ("fp16", True, "conv"),
-                                                        ("fp32", True, "op"), ("fp16", True, "op")])
+                                                        ("fp32", True, "op"), ("fp16", True, "op"),
+                                                        ("fp32", True, "op+norm"), ("fp16", True, "op+norm")])
 def test_plugin_graph_on_ort_cuda_matches_pytorch(photos, torch_fp32, precision, fused, conv_impl, tmp_path):
     ort, lib = _ort()
     from vim_deploy.export import ExportConfig, export_onnx
@@ -147,7 +148,7 @@ def test_plugin_graph_on_ort_cuda_matches_pytorch(photos, torch_fp32, precision,
 
     path = str(tmp_path / "g.onnx")
     export_onnx(ExportConfig(model="vim_tiny", output=path, precision=precision, fuse_bidirectional=fused,
-                             conv_impl=conv_impl))
+                             conv_impl=conv_impl.split("+")[0], norm_impl="op" if "norm" in conv_impl else "ops"))
     sess = create_session(path, "cuda", lib)
     for key, x in photos.items():
         for b in (1, 3, 8):  # dynamic batch
@@ -229,3 +230,42 @@ def test_bi_causal_conv_cuda_matches_float64(dtype, shape):
         assert torch.isfinite(o).all()
         rel = ((o.double() - w).norm() / w.norm()).item()
         assert rel <= TOL[dtype], rel
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(128, 197, 192), (2, 197, 768), (3, 5, 2048), (7, 33)])
+def test_add_rms_norm_cuda_matches_float64(dtype, shape):
+    """VimAddRmsNorm on the CUDA provider: out (T) and residual_out (fp32) against float64, NaN-poisoned."""
+    from onnx import TensorProto, helper
+
+    from vim_deploy.ops.add_rms_norm import add_rms_norm_ref
+
+    ort, lib = _ort()
+    from vim_deploy.ort import create_session
+
+    t = ONNX_T[dtype]
+    ins = [helper.make_tensor_value_info("h", t, None), helper.make_tensor_value_info("residual", TensorProto.FLOAT, None),
+           helper.make_tensor_value_info("weight", TensorProto.FLOAT, None)]
+    outs = [helper.make_tensor_value_info("out", t, None), helper.make_tensor_value_info("residual_out", TensorProto.FLOAT, None)]
+    node = helper.make_node(schema.ADD_NORM_OP_NAME, list(schema.ADD_NORM_INPUT_NAMES), list(schema.ADD_NORM_OUTPUT_NAMES),
+                            domain=schema.OP_DOMAIN, name="norm", epsilon=1e-5)
+    model = helper.make_model(helper.make_graph([node], "norm", ins, outs), ir_version=8,
+                              opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(schema.OP_DOMAIN, 1)])
+    sess = create_session(model, "cuda", lib)
+    g = torch.Generator(device="cuda").manual_seed(sum(shape))
+    r = lambda *s: torch.randn(*s, generator=g, device="cuda")  # noqa: E731
+    feeds = {"h": r(*shape).to(dtype), "residual": 3 * r(*shape), "weight": 1 + 0.1 * r(shape[-1])}
+    got = [torch.full(shape, float("nan"), device="cuda", dtype=dtype),
+           torch.full(shape, float("nan"), device="cuda", dtype=torch.float32)]
+    bind = sess.io_binding()
+    for name, v in feeds.items():
+        bind.bind_input(name, "cuda", 0, ONNX_T[v.dtype], list(v.shape), v.data_ptr())
+    for name, o in zip(schema.ADD_NORM_OUTPUT_NAMES, got):
+        bind.bind_output(name, "cuda", 0, ONNX_T[o.dtype], list(o.shape), o.data_ptr())
+    sess.run_with_iobinding(bind)
+    torch.cuda.synchronize()
+    want = add_rms_norm_ref(feeds["h"].double(), feeds["residual"].double(), feeds["weight"].double(), 1e-5)
+    for o, w, tol in zip(got, want, (TOL[dtype], 1e-6)):
+        assert torch.isfinite(o).all()
+        rel = ((o.double() - w).norm() / w.norm()).item()
+        assert rel <= tol, rel

@@ -45,12 +45,14 @@ def portable_logits(images, tmp_path_factory):
     ("fp32", False, "conv", "tokens"), ("fp32", True, "conv", "tokens"), ("fp16", False, "conv", "tokens"),
     ("fp16", True, "conv", "tokens"), ("fp32", True, "taps", "tokens"), ("fp16", True, "taps", "tokens"),
     ("fp32", False, "conv", "channels"), ("fp16", True, "conv", "channels"), ("fp32", True, "taps", "channels"),
-    ("fp32", True, "op", "tokens"), ("fp16", True, "op", "tokens"), ("fp32", False, "op", "tokens")])
+    ("fp32", True, "op", "tokens"), ("fp16", True, "op", "tokens"), ("fp32", False, "op", "tokens"),
+    ("fp32", True, "op+norm", "tokens"), ("fp16", True, "op+norm", "tokens"), ("fp32", False, "conv+norm", "tokens")])
 def test_plugin_graph_on_ort_cpu_matches_pytorch(ort_ops_lib, images, torch_logits, portable_logits, precision, fused,
                                                  conv_impl, layout, tmp_path):
     path = str(tmp_path / "plugin.onnx")
     export_onnx(ExportConfig(model="vim_tiny", output=path, precision=precision, fuse_bidirectional=fused,
-                             conv_impl=conv_impl, projection_layout=layout))
+                             conv_impl=conv_impl.split("+")[0], norm_impl="op" if "norm" in conv_impl else "ops",
+                             projection_layout=layout))
     sess = create_session(path, "cpu", ort_ops_lib)
     for b, x in images.items():
         out = sess.run(None, {"input": x})[0]

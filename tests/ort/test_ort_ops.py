@@ -249,3 +249,70 @@ def test_bi_causal_conv_empty_and_bad_shapes(ort_ops_lib):
         with pytest.raises(Exception) as e:
             sess.run(None, x)
         assert "VimBiCausalConv1dSilu node 'blk0_conv'" in str(e.value) and needle in str(e.value), str(e.value)
+
+
+# ---- VimAddRmsNorm (export --norm-impl op) ---------------------------------------------------
+def _norm_model(dtype, epsilon=1e-5, in_types: dict | None = None) -> onnx.ModelProto:
+    t = ONNX_T[dtype]
+    kinds = {"h": t, "residual": TensorProto.FLOAT, "weight": TensorProto.FLOAT, **(in_types or {})}
+    ins = [helper.make_tensor_value_info(n, kinds[n], None) for n in schema.ADD_NORM_INPUT_NAMES]
+    attrs = {} if epsilon is None else {"epsilon": epsilon}
+    node = helper.make_node(schema.ADD_NORM_OP_NAME, list(schema.ADD_NORM_INPUT_NAMES), ["out_t", "residual_out"],
+                            domain=schema.OP_DOMAIN, name="blk5_norm", **attrs)
+    cast = helper.make_node("Cast", ["out_t"], ["out"], to=TensorProto.FLOAT)  # numpy has no bfloat16
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in schema.ADD_NORM_OUTPUT_NAMES]
+    g = helper.make_graph([node, cast], "norm", ins, outs)
+    return helper.make_model(g, ir_version=8, opset_imports=[helper.make_opsetid("", 17),
+                                                             helper.make_opsetid(schema.OP_DOMAIN, 1)])
+
+
+def _norm_inputs(rng, shape):
+    return {"h": rng.standard_normal(shape).astype(np.float32),
+            "residual": (3 * rng.standard_normal(shape)).astype(np.float32),
+            "weight": (1 + 0.1 * rng.standard_normal(shape[-1])).astype(np.float32)}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, "bf16"])
+@pytest.mark.parametrize("shape", [(2, 7, 192), (3, 64), (1, 1, 1, 5)])
+def test_add_rms_norm_matches_float64(ort_ops_lib, dtype, shape):
+    from vim_deploy.ops.add_rms_norm import add_rms_norm_ref
+
+    x = _norm_inputs(np.random.default_rng(sum(shape)), shape)
+    fp32 = schema.ADD_NORM_INPUT_NAMES[1:]
+    out, res = _session(_norm_model(dtype), ort_ops_lib).run(None, _to_feed(x, dtype, fp32))
+    r = _rounded(x, dtype, fp32)
+    want_out, want_res = add_rms_norm_ref(*(torch.from_numpy(r[k]) for k in schema.ADD_NORM_INPUT_NAMES), 1e-5)
+    assert out.shape == res.shape == shape and res.dtype == np.float32
+    assert np.linalg.norm(res - want_res.numpy()) / np.linalg.norm(want_res.numpy()) < 1e-6
+    assert np.linalg.norm(out - want_out.numpy()) / np.linalg.norm(want_out.numpy()) < TOL[dtype]
+
+
+def test_add_rms_norm_reference_op_agrees():
+    from vim_deploy.ops.add_rms_norm import add_rms_norm_ref
+    from vim_deploy.validate.reference_op import VimAddRmsNorm
+
+    x = _norm_inputs(np.random.default_rng(4), (2, 9, 24))
+    got = VimAddRmsNorm._run(None, *x.values(), epsilon=1e-5)
+    want = add_rms_norm_ref(*(torch.from_numpy(v).double() for v in x.values()), 1e-5)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w.numpy(), rtol=2e-5, atol=1e-6)
+
+
+def test_add_rms_norm_errors(ort_ops_lib):
+    with pytest.raises(VimDeployError, match="required FLOAT attribute 'epsilon' is missing"):
+        _session(_norm_model(np.float32, epsilon=None), ort_ops_lib)
+    with pytest.raises(VimDeployError, match="'epsilon' must be > 0"):
+        _session(_norm_model(np.float32, epsilon=-1.0), ort_ops_lib)
+    sess = _session(_norm_model(np.float32), ort_ops_lib)
+    assert [y.shape for y in sess.run(None, _norm_inputs(np.random.default_rng(0), (0, 4, 8)))] == [(0, 4, 8)] * 2
+    for change, needle in [
+        (lambda x: x.update(residual=x["residual"][:, :3]), "input residual has shape (2, 3, 8), expected (2, 4, 8)"),
+        (lambda x: x.update(weight=x["weight"][:5]), "input weight has shape (5), expected (8) (channels)"),
+        (lambda x: x.update(h=np.zeros((2, 3000), np.float32), residual=np.zeros((2, 3000), np.float32)),
+         "channels in 1..2048"),
+    ]:
+        x = _norm_inputs(np.random.default_rng(1), (2, 4, 8))
+        change(x)
+        with pytest.raises(Exception) as e:
+            sess.run(None, x)
+        assert "VimAddRmsNorm node 'blk5_norm'" in str(e.value) and needle in str(e.value), str(e.value)

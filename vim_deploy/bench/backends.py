@@ -6,7 +6,7 @@ onnxruntime-gpu is installed), ``deit_<size>-math`` / ``deit_<size>-sdpa`` (timm
 or fused attention; needs timm), ``official-fp16`` (hustvl/Vim's own code on mamba_ssm's kernels,
 fp16 autocast, eager as its users run it; see vim_deploy/bench/upstream.py), ``tensorrt`` (an engine
 built by `vim-deploy build`, run through the TensorRT runtime; UNVERIFIED on a GPU, see
-vim_deploy/trt/engine_runner.py), ``ort-plugin-<fp32|fp16>[-fused][-taps|-convop]`` (the deployed plugin graph on
+vim_deploy/trt/engine_runner.py), ``ort-plugin-<fp32|fp16>[-fused][-taps|-convop|-ortops]`` (the deployed plugin graph on
 onnxruntime with libvim_ort_ops.so: CUDA provider with I/O binding on device buffers and ORT's CUDA
 graph on a GPU, the CPU provider otherwise).
 """
@@ -146,21 +146,22 @@ class OrtPluginVim(Backend):
     tracks_memory = False  # onnxruntime's CUDA arena is its own
 
     def __init__(self, model_name: str, checkpoint: str | None, device: str, precision: str, fused: bool,
-                 library: str | None = None, conv_impl: str = "conv"):
+                 library: str | None = None, conv_impl: str = "conv", norm_impl: str = "ops"):
         import onnxruntime as ort
 
         from vim_deploy.ort import find_ops_library
 
         self.library = str(find_ops_library(library))
         self.model_name, self.checkpoint, self.precision, self.fused = model_name, checkpoint, precision, fused
-        self.conv_impl = conv_impl
+        self.conv_impl, self.norm_impl = conv_impl, norm_impl
         self.cuda = device == "cuda"
         if self.cuda and "CUDAExecutionProvider" not in ort.get_available_providers():
             raise VimDeployError(f"onnxruntime {ort.__version__} has no CUDA provider.",
                                  "pip install onnxruntime-gpu, or run with --device cpu.")
         self.device = "cuda" if self.cuda else "cpu"
         self.name = (f"ort-plugin-{precision}" + ("-fused" if fused else "")
-                     + {"taps": "-taps", "op": "-convop"}.get(conv_impl, ""))
+                     + ("-ortops" if (conv_impl, norm_impl) == ("op", "op") else
+                        {"taps": "-taps", "op": "-convop"}.get(conv_impl, "")))
         self._tmp = tempfile.TemporaryDirectory(prefix="vim-bench-ort-")
         self._exported: dict[tuple[int, int], str] = {}
         self.note = None
@@ -173,7 +174,7 @@ class OrtPluginVim(Backend):
             path = os.path.join(self._tmp.name, f"plugin_{res}_{batch}.onnx")
             export_onnx(ExportConfig(model=self.model_name, output=path, checkpoint=self.checkpoint, img_size=res,
                                      precision=self.precision, scan_impl="plugin", fuse_bidirectional=self.fused,
-                                     conv_impl=self.conv_impl,
+                                     conv_impl=self.conv_impl, norm_impl=self.norm_impl,
                                      dynamic_batch=not self.cuda, batch_size=batch))
             self._exported[key] = path
         return self._exported[key]
@@ -310,11 +311,13 @@ def make_backend(name: str, model: str, checkpoint: str | None, device: str, eng
         rest = parts[1:]
         fused = rest[:1] == ["fused"]
         conv = rest[1:] if fused else rest
-        if parts[0] not in ("fp32", "fp16") or conv not in ([], ["taps"], ["convop"]):
+        if parts[0] not in ("fp32", "fp16") or conv not in ([], ["taps"], ["convop"], ["ortops"]):
             raise VimDeployError(f"unknown backend '{name}'.", "onnxruntime plugin-graph backends: "
-                                 "ort-plugin-<fp32|fp16>[-fused][-taps|-convop].")
+                                 "ort-plugin-<fp32|fp16>[-fused][-taps|-convop|-ortops].")
+        form = conv[0] if conv else ""
         return OrtPluginVim(model, checkpoint, device, parts[0], fused=fused, library=ort_ops_library,
-                            conv_impl={"taps": "taps", "convop": "op"}.get(conv[0], "conv") if conv else "conv")
+                            conv_impl={"taps": "taps", "convop": "op", "ortops": "op"}.get(form, "conv"),
+                            norm_impl="op" if form == "ortops" else "ops")
     if name == "tensorrt":
         return TrtEngine(engine, plugin, device)
     if name.startswith("deit_"):

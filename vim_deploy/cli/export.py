@@ -38,6 +38,12 @@ from vim_deploy.io_utils import dumps_json, atomic_write_text, check_writable
               help="Depthwise causal conv1d as grouped Conv nodes (any runtime; TensorRT), as shifted "
                    "multiply-adds (taps), or both directions' conv + SiLU as one VimBiCausalConv1dSilu node "
                    "(op: onnxruntime with vim-deploy's op library only, its fastest form on CUDA).")
+@click.option("--ort-optimized", is_flag=True,
+              help="Shorthand for --fuse-bidirectional --conv-impl op --norm-impl op: the fastest graph for "
+                   "onnxruntime with vim-deploy's op library (not for TensorRT).")
+@click.option("--norm-impl", type=click.Choice(["ops", "op"]), default="ops", show_default=True,
+              help="Each block's residual add + RMSNorm as standard ONNX ops (any runtime), or as one "
+                   "VimAddRmsNorm node (op: onnxruntime with vim-deploy's op library only).")
 @click.option("--projection-layout", type=click.Choice(["tokens", "channels"]), default="tokens", show_default=True,
               help="Mixer projections as upstream's Linear layers on (B, L, C) with a Transpose to the scan's "
                    "(B, C, L) layout after each (tokens), or as W @ (B, C, L) products that give the scan's "
@@ -45,9 +51,12 @@ from vim_deploy.io_utils import dumps_json, atomic_write_text, check_writable
 @click.option("--allow-non-finite", is_flag=True, help="Load NaN / inf weights and export anyway (refused by default).")
 @logging_options
 def export_cmd(model, checkpoint, use_ema, unsafe_load, output, precision, scan_impl, opset, img_size, static_batch,
-               batch_size, bidirectional, fuse_bidirectional, seed, report_json, conv_impl, projection_layout,
+               batch_size, bidirectional, fuse_bidirectional, seed, report_json, conv_impl, ort_optimized, norm_impl,
+               projection_layout,
                allow_non_finite):
     """Export a Vim model to ONNX; each selective scan becomes one VimSelectiveScan node."""
+    if ort_optimized:
+        fuse_bidirectional, conv_impl, norm_impl = True, "op", "op"
     if output is None:
         output = f"{model}{'_fp16' if precision == 'fp16' else ''}{'' if scan_impl == 'plugin' else '_' + scan_impl}.onnx"
     if report_json:
@@ -56,7 +65,8 @@ def export_cmd(model, checkpoint, use_ema, unsafe_load, output, precision, scan_
                        img_size=img_size, precision=precision, opset=opset, scan_impl=scan_impl,
                        bidirectional=bidirectional, dynamic_batch=not static_batch, batch_size=batch_size, seed=seed,
                        fuse_bidirectional=fuse_bidirectional, allow_non_finite=allow_non_finite,
-                       conv_impl=conv_impl, projection_layout=projection_layout)
+                       conv_impl=conv_impl, norm_impl=norm_impl,
+                       projection_layout=projection_layout)
     validate_config(cfg)
     if checkpoint is None:
         log.warning(f"no --checkpoint given: exporting {model} with SEEDED RANDOM weights (seed {seed}). "

@@ -57,6 +57,7 @@ class ExportConfig:
     fuse_bidirectional: bool = False  # one VimBiSelectiveScan node per block instead of two scan nodes
     allow_non_finite: bool = False  # load NaN / inf weights and export a graph whose output is not finite
     conv_impl: str = "conv"  # depthwise causal conv1d: grouped Conv nodes, "taps" (multiply-adds) or "op" (our node)
+    norm_impl: str = "ops"  # residual add + RMSNorm: standard ops, or "op" (one VimAddRmsNorm node per block)
     projection_layout: str = "tokens"  # mixer projections on (B, L, C) + Transposes, or "channels" (W @ (B, C, L))
     model_kwargs: dict = field(default_factory=dict)  # architecture overrides (e.g. depth=2 in tests)
 
@@ -127,6 +128,10 @@ def validate_config(cfg: ExportConfig) -> None:
     if cfg.conv_impl == "op" and (cfg.scan_impl != "plugin" or cfg.bidirectional != "reverse"):
         raise VimDeployError("--conv-impl op needs the plugin graph with the reverse form of the backward branch.",
                              "Drop --scan-impl / --bidirectional flip, or use --conv-impl conv.")
+    if cfg.norm_impl not in ("ops", "op"):
+        raise VimDeployError(f"unknown norm implementation '{cfg.norm_impl}'.", "Use 'ops' or 'op'.")
+    if cfg.norm_impl == "op" and cfg.scan_impl != "plugin":
+        raise VimDeployError("--norm-impl op needs the plugin graph.", "Drop --scan-impl, or use --norm-impl ops.")
     if cfg.projection_layout not in ("tokens", "channels"):
         raise VimDeployError(f"unknown projection layout '{cfg.projection_layout}'.", "Use 'tokens' or 'channels'.")
     if cfg.batch_size < 1:
@@ -149,6 +154,7 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
     model.set_fused_bidirectional_export(cfg.fuse_bidirectional)
     model.set_conv_export(cfg.conv_impl)
     model.set_projection_export(cfg.projection_layout)
+    model.set_norm_export(cfg.norm_impl)
     img = model.patch_embed.img_size[0]
     dummy = torch.randn(cfg.batch_size, 3, img, img)
 
@@ -200,6 +206,7 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
         "bidirectional": cfg.bidirectional,
         "conv_impl": cfg.conv_impl,
         "projection_layout": cfg.projection_layout,
+        "norm_impl": cfg.norm_impl,
         "preprocessing": (f"resize {int(round(img / pcfg['crop_pct']))} {pcfg['interpolation']}, center crop {img}, "
                           f"RGB in [0,1], normalize mean={list(pcfg['mean'])} std={list(pcfg['std'])}, NCHW float32"),
         "num_classes": str(model.num_classes),

@@ -227,7 +227,8 @@ class BiMambaMixer(nn.Module):
             xz = torch.matmul(self.in_proj.weight, hidden_states.transpose(1, 2))  # (B, 2E, L)
         else:
             xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2E, L)
-        x, z = xz.chunk(2, dim=1)
+        # split with constant sizes (chunk(2) would trace shape arithmetic: Shape/Gather/Div/Slice per block)
+        x, z = torch.split(xz, [self.d_inner, self.d_inner], dim=1)
         scale = 0.5 if self.if_divide_out else 1.0
         conv_u = (None, None)
         if self.conv_op and torch.jit.is_tracing():  # both directions' conv + SiLU: one ONNX node
@@ -253,6 +254,7 @@ class Block(nn.Module):
         super().__init__()
         self.mixer = BiMambaMixer(dim, d_state=d_state, **mixer_kwargs)
         self.norm = RMSNorm(dim, eps=norm_eps)
+        self.norm_op = False  # export the residual add + RMSNorm as one VimAddRmsNorm node (set_norm_export)
 
     def forward(self, hidden_states: torch.Tensor, residual: Optional[torch.Tensor], valid_len: int | None = None):
         """valid_len: tokens past it are padding (the fast path's); the PyTorch path gets none."""
@@ -263,6 +265,12 @@ class Block(nn.Module):
             hidden_states, residual = kernels.add_rms_norm(hidden_states.to(dtype), residual, self.norm.weight,
                                                            self.norm.eps)
             return self.mixer._forward_kernels(hidden_states, valid_len), residual
+        if residual is not None and self.norm_op and torch.jit.is_tracing():  # one VimAddRmsNorm node
+            from vim_deploy.ops.add_rms_norm import add_rms_norm
+
+            hidden_states, residual = add_rms_norm(hidden_states, residual, self.norm.weight, self.norm.eps,
+                                                   export_node=True)
+            return self.mixer(hidden_states), residual
         residual = hidden_states.float() if residual is None else residual + hidden_states.float()
         hidden_states = self.norm(residual).to(dtype)
         return self.mixer(hidden_states), residual
@@ -358,6 +366,15 @@ class VisionMamba(nn.Module):
         for layer in self.layers:
             layer.mixer.conv_taps = impl == "taps"
             layer.mixer.conv_op = impl == "op"
+        return self
+
+    def set_norm_export(self, impl: str = "ops") -> "VisionMamba":
+        """How each block's residual add + RMSNorm is written: ``ops`` (standard ONNX ops) or ``op``
+        (one ``VimAddRmsNorm`` node per block after the first, for onnxruntime with vim-deploy's op library)."""
+        if impl not in ("ops", "op"):
+            raise ValueError(f"norm impl must be 'ops' or 'op', got {impl!r}")
+        for layer in self.layers:
+            layer.norm_op = impl == "op"
         return self
 
     def set_projection_export(self, layout: str = "tokens") -> "VisionMamba":

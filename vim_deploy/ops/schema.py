@@ -74,6 +74,19 @@ CONV_INPUT_NAMES = ("x", "weight_f", "bias_f", "weight_b", "bias_b")
 CONV_OUTPUT_NAMES = ("u_f", "u_b")
 
 
-def conv_nodes(model) -> list:
-    """The VimBiCausalConv1dSilu nodes of an ONNX ModelProto's main graph."""
-    return [n for n in model.graph.node if n.op_type == CONV_OP_NAME and n.domain == OP_DOMAIN]
+# A Vim block's residual add + RMSNorm (upstream's fused_add_norm, fp32 residual) in one node
+# (`export --norm-impl op`, blocks 2..depth; the first block has no residual to add):
+#   residual_out = residual + float(h);  out = T(residual_out * rsqrt(mean(residual_out^2, -1) + epsilon) * weight)
+# h (..., C) of type T, residual (..., C) and weight (C) float32; outputs out (T) and residual_out (float32);
+# attribute epsilon (FLOAT, required). Served by the ONNX Runtime library only, like the conv node.
+ADD_NORM_OP_NAME = "VimAddRmsNorm"
+ADD_NORM_INPUT_NAMES = ("h", "residual", "weight")
+ADD_NORM_OUTPUT_NAMES = ("out", "residual_out")
+
+# Nodes that only vim-deploy's ONNX Runtime library serves (TensorRT runs the standard-op forms).
+ORT_ONLY_OPS = (CONV_OP_NAME, ADD_NORM_OP_NAME)
+
+
+def ort_only_nodes(model) -> list:
+    """The nodes of an ONNX ModelProto's main graph that only the ONNX Runtime library serves."""
+    return [n for n in model.graph.node if n.op_type in ORT_ONLY_OPS and n.domain == OP_DOMAIN]

@@ -109,7 +109,7 @@ def _onnx_input(path: str) -> tuple[str, list[int], dict]:
     dims = [d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim]
     meta = {p.key: p.value for p in model.metadata_props}
     meta["_scan_nodes"] = len(schema.scan_nodes(model))
-    meta["_conv_nodes"] = len(schema.conv_nodes(model))
+    meta["_ort_only_nodes"] = sorted({n.op_type for n in schema.ort_only_nodes(model)})
     return inp.name, dims, meta
 
 
@@ -155,10 +155,11 @@ def build_engine(cfg: BuildConfig, progress=None) -> dict:
         raise VimDeployError(f"ONNX file '{cfg.onnx}' does not exist.")
     check_writable(cfg.output)
     input_name, dims, meta = _onnx_input(cfg.onnx)
-    if meta["_conv_nodes"]:
-        raise VimDeployError(f"'{cfg.onnx}' has {meta['_conv_nodes']} {schema.CONV_OP_NAME} nodes (export --conv-impl op), "
-                             "which only vim-deploy's ONNX Runtime library serves.",
-                             "Re-export for TensorRT with --conv-impl conv (the default); TensorRT runs that Conv itself.")
+    if meta["_ort_only_nodes"]:
+        raise VimDeployError(f"'{cfg.onnx}' has {' / '.join(meta['_ort_only_nodes'])} nodes (export --conv-impl op / "
+                             "--norm-impl op), which only vim-deploy's ONNX Runtime library serves.",
+                             "Re-export for TensorRT with the defaults (--conv-impl conv --norm-impl ops); "
+                             "TensorRT fuses those standard ops itself.")
     plugin = None
     if meta["_scan_nodes"]:
         from vim_deploy.trt.native_build import find_plugin_library

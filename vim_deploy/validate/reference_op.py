@@ -70,4 +70,15 @@ class VimBiCausalConv1dSilu(OpRun):
         return silu(u_f).astype(x.dtype), silu(u_b).astype(x.dtype)
 
 
-REFERENCE_OPS = [VimSelectiveScan, VimBiSelectiveScan, VimBiCausalConv1dSilu]
+class VimAddRmsNorm(OpRun):
+    """NumPy form of the residual add + RMSNorm node (``export --norm-impl op``)."""
+
+    op_domain = schema.OP_DOMAIN
+
+    def _run(self, h, residual, weight, epsilon=1e-5):
+        r = residual.astype(np.float32) + h.astype(np.float32)
+        out = r / np.sqrt(np.mean(r * r, axis=-1, keepdims=True) + np.float32(epsilon)) * weight.astype(np.float32)
+        return out.astype(h.dtype), r
+
+
+REFERENCE_OPS = [VimSelectiveScan, VimBiSelectiveScan, VimBiCausalConv1dSilu, VimAddRmsNorm]
