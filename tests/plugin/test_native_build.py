@@ -132,9 +132,10 @@ for missing in range(9):
 def test_missing_native_sources_is_one_clear_error(monkeypatch, tmp_path):
     """A non-editable install has no plugins/ folder: say so instead of failing inside CMake."""
     from vim_deploy.errors import VimDeployError
+    from vim_deploy import native_paths
     from vim_deploy.trt import native_build
 
-    monkeypatch.setattr(native_build, "PLUGINS_DIR", tmp_path / "no-plugins")
+    monkeypatch.setattr(native_paths, "sources_dir", lambda: tmp_path / "no-plugins")
     with pytest.raises(VimDeployError, match="native sources are not in this installation") as e:
         native_build.build_native(tmp_path / "b", echo=lambda m: None)
     assert "VIM_DEPLOY_ORT_OPS_LIB" in e.value.one_line()

@@ -110,9 +110,9 @@ def test_host_driver_drives_the_built_plugin(include_dir, tmp_path):
 
 def _rtx_or_skip():
     trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed")
-    from vim_deploy.trt.native_build import DEFAULT_BUILD_DIR, PLUGIN_LIB
+    from vim_deploy.native_paths import PLUGIN_LIB, default_build_dir
 
-    lib = Path(os.environ.get("VIM_DEPLOY_PLUGIN_LIB", DEFAULT_BUILD_DIR / PLUGIN_LIB))
+    lib = Path(os.environ.get("VIM_DEPLOY_PLUGIN_LIB", default_build_dir() / PLUGIN_LIB))
     if not lib.is_file():
         pytest.skip("plugin library not built (vim-deploy plugin build --tensorrt-root ...)")
     return trt, lib

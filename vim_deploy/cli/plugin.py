@@ -6,7 +6,8 @@ import click
 
 from vim_deploy import log
 from vim_deploy.cli.options import logging_options
-from vim_deploy.trt.native_build import DEFAULT_BUILD_DIR, KERNELS_LIB, ORT_OPS_LIB, PLUGIN_LIB, build_native
+from vim_deploy.native_paths import KERNELS_LIB, ORT_OPS_LIB, PLUGIN_LIB, default_build_dir
+from vim_deploy.trt.native_build import build_native
 
 
 @click.group("plugin")
@@ -15,7 +16,8 @@ def plugin_group():
 
 
 @plugin_group.command("build")
-@click.option("--build-dir", default=str(DEFAULT_BUILD_DIR), show_default=True, help="CMake build folder.")
+@click.option("--build-dir", default=None, help="CMake build folder and output [default: $VIM_DEPLOY_LIB_DIR, else "
+              "build/ of a source checkout, else ~/.local/share/vim-deploy/build; where the libraries are looked for].")
 @click.option("--tensorrt-root", default=None,
               help="TensorRT folder with include/NvInferRuntime.h [default: TensorRT_ROOT, TENSORRT_INCLUDE_DIR, "
                    "system include folders, a tensorrt pip wheel]. Without headers only the kernel library is built.")
@@ -29,7 +31,7 @@ def plugin_group():
 def build_cmd(build_dir, tensorrt_root, onnxruntime_include, cuda_archs, werror):
     """Compile libvim_kernels.so (needs nvcc), libvim_trt_plugin.so (also TensorRT headers) and
     libvim_ort_ops.so (ONNX Runtime headers; its CUDA kernel needs nvcc)."""
-    log.info("RUNNING | plugin build")
+    log.info(f"RUNNING | plugin build into {build_dir or default_build_dir()}")
     built = build_native(build_dir, tensorrt_root, cuda_archs, werror, echo=log.info,
                          onnxruntime_include=onnxruntime_include)
     if built[KERNELS_LIB]:

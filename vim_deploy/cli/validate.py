@@ -57,10 +57,10 @@ def validate_cmd(onnx_paths, engines, plugin, runtime, ort_provider, ort_ops_lib
     overrides = {k: v for k, v in (("min_cosine", min_cosine), ("min_top1", min_top1), ("max_rel_l2", max_rel_l2))
                  if v is not None}
     if engines and plugin is None:
-        from vim_deploy.trt.native_build import DEFAULT_BUILD_DIR, PLUGIN_LIB
+        from vim_deploy import native_paths
 
-        default = DEFAULT_BUILD_DIR / PLUGIN_LIB
-        plugin = str(default) if default.is_file() else None
+        found, _ = native_paths.find_library(native_paths.PLUGIN_LIB)
+        plugin = str(found) if found else None
     cfg = ValidateConfig(onnx=list(onnx_paths), engines=list(engines), plugin=plugin, model=model, checkpoint=checkpoint, use_ema=use_ema,
                          unsafe_load=unsafe_load, precision=precision, num_random=num_random, batch_size=batch_size,
                          images=images, seed=seed, thresholds=overrides, runtime=runtime,

@@ -1,7 +1,7 @@
 """ctypes binding of ``libvim_kernels.so`` (the TensorRT-free CUDA core in ``plugins/selective_scan``).
 
-The library is found, in order, at ``$VIM_DEPLOY_KERNELS_LIB``, ``<repo>/build/libvim_kernels.so``,
-``<repo>/plugins/build/libvim_kernels.so``. It is loaded on first use, not at import, so the
+The library is found as :mod:`vim_deploy.native_paths` says (``$VIM_DEPLOY_KERNELS_LIB``,
+``$VIM_DEPLOY_LIB_DIR``, a checkout's ``build/``, the per-user build folder). It is loaded on first use, not at import, so the
 package imports everywhere; a missing library is reported when a kernel is called, with the
 command that builds it.
 
@@ -12,25 +12,21 @@ PyTorch's caching allocator, and never synchronize.
 from __future__ import annotations
 
 import ctypes
-import os
 from pathlib import Path
 
 import torch
 
+from vim_deploy import native_paths
 from vim_deploy.errors import VimDeployError
 
-_REPO = Path(__file__).resolve().parents[2]
-_CANDIDATES = (_REPO / "build" / "libvim_kernels.so", _REPO / "plugins" / "build" / "libvim_kernels.so")
 _DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 ABI_VERSION = 3
 _lib = None
 
 
 def library_path() -> Path | None:
-    env = os.environ.get("VIM_DEPLOY_KERNELS_LIB")
-    if env:
-        return Path(env)
-    return next((p for p in _CANDIDATES if p.exists()), None)
+    path, _ = native_paths.find_library(native_paths.KERNELS_LIB)
+    return path
 
 
 def load_library():
@@ -39,8 +35,9 @@ def load_library():
         return _lib
     path = library_path()
     if path is None or not path.exists():
+        _, missing = native_paths.find_library(native_paths.KERNELS_LIB)
         raise VimDeployError(
-            "the CUDA kernel library libvim_kernels.so was not found.",
+            f"the CUDA kernel library libvim_kernels.so was not found ({missing + ' does not exist' if missing else native_paths.describe_search(native_paths.KERNELS_LIB)}).",
             "Build it with `vim-deploy plugin build` (needs nvcc) or set VIM_DEPLOY_KERNELS_LIB.",
         )
     lib = ctypes.CDLL(str(path))

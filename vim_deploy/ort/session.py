@@ -4,8 +4,9 @@
     sess = create_session("vim_tiny.onnx", provider="cuda")      # or "cpu"
     logits = sess.run(None, {"input": images})[0]
 
-The op library is found, in order, at the ``library`` argument, ``$VIM_DEPLOY_ORT_OPS_LIB`` and
-``build/libvim_ort_ops.so`` (what ``vim-deploy plugin build`` writes). In C/C++ the same library is
+The op library is found at the ``library`` argument, ``$VIM_DEPLOY_ORT_OPS_LIB``, then where
+``vim-deploy plugin build`` writes (``$VIM_DEPLOY_LIB_DIR``, a checkout's ``build/``, the per-user build
+folder; :mod:`vim_deploy.native_paths`). In C/C++ the same library is
 registered with ``RegisterCustomOpsLibrary`` / ``Ort::SessionOptions::RegisterCustomOpsLibrary``, and
 in Triton's onnxruntime backend with ``model_operations { op_library_filename: "..." }``.
 
@@ -22,35 +23,28 @@ from pathlib import Path
 
 import onnx
 
+from vim_deploy import native_paths
 from vim_deploy.errors import VimDeployError
 from vim_deploy.ops import schema
 
 OPS_LIB = "libvim_ort_ops.so"
-_REPO = Path(__file__).resolve().parents[2]
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
 def ops_library_or_none(explicit: str | os.PathLike | None = None) -> Path | None:
     """The op library's path, or None when none is built (explicit paths must exist)."""
-    if explicit:
-        if not Path(explicit).is_file():
-            raise VimDeployError(f"op library '{explicit}' does not exist.",
-                                 "Build it with `vim-deploy plugin build --onnxruntime-include <dir>`.")
-        return Path(explicit)
-    env = os.environ.get("VIM_DEPLOY_ORT_OPS_LIB")
-    if env:
-        if not Path(env).is_file():
-            raise VimDeployError(f"VIM_DEPLOY_ORT_OPS_LIB='{env}' does not exist.")
-        return Path(env)
-    cand = _REPO / "build" / OPS_LIB
-    return cand if cand.is_file() else None
+    path, missing = native_paths.find_library(OPS_LIB, explicit)
+    if missing:
+        raise VimDeployError(f"op library {missing} does not exist.",
+                             "Build it with `vim-deploy plugin build --onnxruntime-include <dir>`.")
+    return path
 
 
 def find_ops_library(explicit: str | os.PathLike | None = None) -> Path:
     lib = ops_library_or_none(explicit)
     if lib is None:
         raise VimDeployError(
-            f"the ONNX Runtime op library {OPS_LIB} was not found.",
+            f"the ONNX Runtime op library {OPS_LIB} was not found ({native_paths.describe_search(OPS_LIB)}).",
             "Build it with `vim-deploy plugin build --onnxruntime-include <folder with onnxruntime_c_api.h>` "
             "or set VIM_DEPLOY_ORT_OPS_LIB.")
     return lib

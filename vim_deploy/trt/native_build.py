@@ -16,36 +16,38 @@ from pathlib import Path
 
 from vim_deploy.errors import VimDeployError
 
-REPO = Path(__file__).resolve().parents[2]
-PLUGINS_DIR = REPO / "plugins"
-DEFAULT_BUILD_DIR = REPO / "build"
-KERNELS_LIB = "libvim_kernels.so"
-PLUGIN_LIB = "libvim_trt_plugin.so"
-ORT_OPS_LIB = "libvim_ort_ops.so"
+from vim_deploy import native_paths
+from vim_deploy.native_paths import KERNELS_LIB, ORT_OPS_LIB, PLUGIN_LIB  # noqa: F401 - re-exported
 
 
 def find_plugin_library(explicit: str | None = None) -> Path:
-    """The TensorRT plugin .so: ``explicit``, ``$VIM_DEPLOY_PLUGIN_LIB`` or the default build folder."""
-    for cand in (explicit, os.environ.get("VIM_DEPLOY_PLUGIN_LIB"), DEFAULT_BUILD_DIR / PLUGIN_LIB):
-        if cand and Path(cand).is_file():
-            return Path(cand)
-    if explicit:
-        raise VimDeployError(f"plugin library '{explicit}' does not exist.")
-    raise VimDeployError("the TensorRT plugin library libvim_trt_plugin.so was not found.",
+    """The TensorRT plugin .so: ``explicit``, ``$VIM_DEPLOY_PLUGIN_LIB``, then the search path of
+    :mod:`vim_deploy.native_paths`."""
+    path, missing = native_paths.find_library(PLUGIN_LIB, explicit)
+    if path is not None:
+        return path
+    if missing:
+        raise VimDeployError(f"plugin library {missing} does not exist.")
+    raise VimDeployError(f"the TensorRT plugin library libvim_trt_plugin.so was not found "
+                         f"({native_paths.describe_search(PLUGIN_LIB)}).",
                          "Build it with `vim-deploy plugin build --tensorrt-root <TensorRT folder>` "
                          "(needs nvcc and TensorRT's headers), or pass --plugin.")
 
 
-def build_native(build_dir: str | os.PathLike = DEFAULT_BUILD_DIR, tensorrt_root: str | None = None,
+def build_native(build_dir: str | os.PathLike | None = None, tensorrt_root: str | None = None,
                  cuda_archs: str | None = None, werror: bool = False, jobs: int | None = None,
                  echo=print, onnxruntime_include: str | None = None) -> dict[str, Path | None]:
-    """Configure and build with CMake; returns the paths of the libraries that were built."""
-    if not (PLUGINS_DIR / "CMakeLists.txt").is_file():
+    """Configure and build with CMake; returns the paths of the libraries that were built.
+    ``build_dir`` defaults to :func:`vim_deploy.native_paths.default_build_dir`."""
+    plugins_dir = native_paths.sources_dir()
+    if not (plugins_dir / "CMakeLists.txt").is_file():
         raise VimDeployError(
-            f"the native sources are not in this installation ({PLUGINS_DIR} is missing): `pip install .` "
-            "copies the Python package only.",
-            "Build from a checkout of the repository (`pip install -e .` there, then `vim-deploy plugin build`), "
-            "and point VIM_DEPLOY_KERNELS_LIB / VIM_DEPLOY_PLUGIN_LIB / VIM_DEPLOY_ORT_OPS_LIB at the libraries.")
+            f"the native sources are not in this installation ({plugins_dir} is missing).",
+            "Reinstall vim-deploy from a wheel or checkout built with its setup.py (it packages plugins/), or "
+            "build in a checkout and point VIM_DEPLOY_KERNELS_LIB / VIM_DEPLOY_PLUGIN_LIB / VIM_DEPLOY_ORT_OPS_LIB "
+            "(or VIM_DEPLOY_LIB_DIR) at the libraries.")
+    if build_dir is None:
+        build_dir = native_paths.default_build_dir()
     if shutil.which("cmake") is None:
         raise VimDeployError("`cmake` was not found on PATH.", "Install CMake >= 3.18 to build the native code.")
     if shutil.which("nvcc") is None and not (onnxruntime_include or os.environ.get("ONNXRUNTIME_INCLUDE_DIR")
@@ -54,7 +56,7 @@ def build_native(build_dir: str | os.PathLike = DEFAULT_BUILD_DIR, tensorrt_root
                              "Install the CUDA toolkit to build the GPU libraries; without it only the CPU kernel of "
                              "libvim_ort_ops.so can be built (pass --onnxruntime-include).")
     build_dir = Path(build_dir)
-    cfg = ["cmake", "-S", str(PLUGINS_DIR), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release"]
+    cfg = ["cmake", "-S", str(plugins_dir), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release"]
     if onnxruntime_include:
         if not (Path(onnxruntime_include) / "onnxruntime_c_api.h").is_file():
             raise VimDeployError(f"--onnxruntime-include '{onnxruntime_include}' has no onnxruntime_c_api.h.",
