@@ -55,3 +55,32 @@ class Progress:
 
     def __call__(self, msg: str) -> None:
         log.info(f"[{self._time() - self.t0:6.1f}s] {msg}")
+
+    def bar(self, label: str, total: int):
+        """A progress bar for ``total`` steps of ``label``; returns ``tick(n=1)``. On a terminal one line
+        redrawn in place; in a log (not a TTY) a line at every quarter. Silent with -q."""
+        import sys
+
+        state = {"done": 0, "shown": -1}
+        tty = sys.stderr.isatty()
+        enabled = log.LOGGER.isEnabledFor(20)  # logging.INFO
+
+        def tick(n: int = 1) -> None:
+            state["done"] = min(total, state["done"] + n)
+            if not enabled or total <= 0:
+                return
+            done = state["done"]
+            head = f"[INFO] [{self._time() - self.t0:6.1f}s] {label}"
+            if tty:
+                filled = int(24 * done / total)
+                sys.stderr.write(f"\r{head} [{'#' * filled}{'.' * (24 - filled)}] {done}/{total}")
+                if done == total:
+                    sys.stderr.write("\n")
+                sys.stderr.flush()
+            else:
+                quarter = 4 * done // total
+                if quarter != state["shown"] and (quarter > state["shown"] or done == total):
+                    state["shown"] = quarter
+                    log.info(f"[{self._time() - self.t0:6.1f}s] {label}: {done}/{total}")
+
+        return tick

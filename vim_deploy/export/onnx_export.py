@@ -160,6 +160,10 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
 
     say(f"tracing with torch {torch.__version__} (opset {cfg.opset}, {cfg.precision})")
     buf = io.BytesIO()
+    # a bar over the blocks while the tracer runs the model (the longest phase at large resolutions)
+    bar = getattr(progress, "bar", None)
+    tick = bar(f"tracing {len(model.layers)} blocks", len(model.layers)) if bar else None
+    hooks = [layer.register_forward_hook(lambda *_: tick()) for layer in model.layers] if tick else []
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -168,6 +172,8 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if cfg.dynamic_batch else None,
             do_constant_folding=True, custom_opsets={schema.OP_DOMAIN: schema.OP_DOMAIN_VERSION},
         )
+    for h in hooks:
+        h.remove()
     proto = onnx.load_from_string(buf.getvalue())
     if not cfg.allow_non_finite:
         with torch.no_grad():

@@ -145,6 +145,35 @@ def equivalent_commands(cfg: BuildConfig, input_name: str, dims: list[int], stro
     return {"trtexec": shlex.join(trtexec), "polygraphy": shlex.join(poly)}
 
 
+def _progress_monitor(trt, bar):
+    """A TensorRT IProgressMonitor (TensorRT >= 10, TensorRT-RTX) that draws a bar per top-level build
+    phase (the builder's phases with a known number of steps: tactic timing, layer fusion, ...); None
+    when the backend has no progress monitor or no bar was asked for."""
+    base = getattr(trt, "IProgressMonitor", None)
+    if base is None or bar is None:
+        return None
+
+    class _Monitor(base):
+        def __init__(self):
+            base.__init__(self)
+            self._ticks = {}
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            if parent_phase is None and num_steps > 1:
+                self._ticks[phase_name] = bar(f"TensorRT: {phase_name}", num_steps)
+
+        def step_complete(self, phase_name, step):
+            tick = self._ticks.get(phase_name)
+            if tick:
+                tick()
+            return True  # never cancel
+
+        def phase_finish(self, phase_name):
+            self._ticks.pop(phase_name, None)
+
+    return _Monitor()
+
+
 def build_engine(cfg: BuildConfig, progress=None) -> dict:
     """Build and write the plan (atomically); return the build report."""
     say = progress or (lambda msg: None)
@@ -222,6 +251,9 @@ def build_engine(cfg: BuildConfig, progress=None) -> dict:
         cache = config.create_timing_cache(blob)
         config.set_timing_cache(cache, ignore_mismatch=False)
     say(f"building ({network.num_layers} layers, {n_plugin} plugin layers, batch {lo}:{opt}:{hi})")
+    monitor = _progress_monitor(trt, getattr(progress, "bar", None))
+    if monitor is not None:
+        config.progress_monitor = monitor
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise VimDeployError("TensorRT failed to build the engine (see the messages above).")

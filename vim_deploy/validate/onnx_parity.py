@@ -101,10 +101,14 @@ def _run_all(runner, batches: list[np.ndarray], say=None, what: str = "") -> tup
     reference evaluator, takes minutes: the user sees it move)."""
     t = time.perf_counter()
     outs, done, total = [], 0, sum(len(b) for b in batches)
+    bar = getattr(say, "bar", None)  # the CLI's Progress draws a bar; plain callables get a line per batch
+    tick = bar(f"{what}: samples", total) if bar and len(batches) > 1 else None
     for b in batches:
         outs.append(runner.run(b))
         done += len(b)
-        if say and len(batches) > 1:
+        if tick:
+            tick(len(b))
+        elif say and len(batches) > 1:
             say(f"{what}: {done}/{total} samples")
     return np.concatenate(outs), time.perf_counter() - t
 
