@@ -24,6 +24,12 @@ def ckpts(tmp_path_factory):
     sd = create_model("vim_tiny").state_dict()
     sd["layers.0.mixer.x_proj_renamed.weight"] = sd.pop("layers.0.mixer.x_proj.weight")
     torch.save({"model": sd}, d / "renamed.pth")
+    sd = create_model("vim_tiny").state_dict()
+    sd["head.weight"] = torch.randn(1000, 200)
+    torch.save({"model": sd}, d / "head_width.pth")
+    sd = create_model("vim_tiny").state_dict()
+    sd["head.weight"] = torch.randn(10, 192)
+    torch.save({"model": sd}, d / "head_classes.pth")
     return d
 
 
@@ -43,6 +49,10 @@ CASES = {
     "NaN weight": (["--checkpoint", "{d}/nan.pth"], "'layers.3.mixer.in_proj.weight' with 1 NaN/inf value(s)"),
     "conv op without the plugin graph": (["--conv-impl", "op", "--scan-impl", "portable"],
                                          "--conv-impl op needs the plugin graph"),
+    "head of another width": (["--checkpoint", "{d}/head_width.pth"], "Apart from head.weight its tensors are those"),
+    "head weight and bias disagree": (["--checkpoint", "{d}/head_classes.pth"],
+                                      "inconsistent classifier: head.weight (10, 192) has 10 classes, head.bias (1000,)"),
+    "zero batch": (["--batch-size", "0"], "batch size must be >= 1"),
     "renamed key, right variant": (["--checkpoint", "{d}/renamed.pth", "--model", "vim_tiny"],
                                    "(the model asked for): compare the missing and unexpected key names"),
 }

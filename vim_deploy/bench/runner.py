@@ -79,6 +79,11 @@ def run_bench(cfg: BenchConfig, progress=None) -> dict:
         raise VimDeployError("--device cuda was asked for, but PyTorch sees no CUDA GPU.")
     if cfg.iters < 1 or cfg.warmup < 0 or not cfg.batches or not cfg.resolutions or not cfg.backends:
         raise VimDeployError("need >= 1 iteration, >= 0 warm-up runs, and at least one batch, resolution and backend.")
+    if any(not n.startswith("deit_") for n in cfg.backends):
+        from vim_deploy.models import check_resolution
+
+        for res in cfg.resolutions:
+            check_resolution(cfg.model, res)
     backends = [make_backend(n, cfg.model, cfg.checkpoint, device, cfg.engine, cfg.plugin, cfg.upstream,
                              cfg.ort_ops_library)
                 for n in cfg.backends]  # fail fast on names

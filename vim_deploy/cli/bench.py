@@ -77,5 +77,8 @@ def bench_cmd(model, checkpoint, backends, engine, plugin, ort_ops_library, upst
     click.echo(to_markdown(report))
     bad = [r for r in report["rows"] if r["status"] == "error"]
     log.passed(f"wrote {', '.join(files)}")
+    if bad and len(bad) == len(report["rows"]):
+        raise VimDeployError(f"every configuration failed (first: {bad[0].get('error', 'error')}).",
+                             f"The report in {out_dir} has each row's error.")
     if bad:
         log.warning(f"{len(bad)} configuration(s) failed; see the status column.")

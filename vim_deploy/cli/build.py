@@ -27,7 +27,8 @@ def _parse_batch(ctx, param, value: str):
 @click.command("build")
 @click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False), help="Graph from `vim-deploy export`.")
 @click.option("--output", "-o", default=None, help="Engine file [default: <onnx stem>.plan].")
-@click.option("--plugin", default=None, help="libvim_trt_plugin.so [default: $VIM_DEPLOY_PLUGIN_LIB or ./build].")
+@click.option("--plugin", default=None, help="libvim_trt_plugin.so [default: $VIM_DEPLOY_PLUGIN_LIB, $VIM_DEPLOY_LIB_DIR, the checkout's build/, "
+              "~/.local/share/vim-deploy/build].")
 @click.option("--batch", default="1:8:32", show_default=True, callback=_parse_batch, help="Optimization profile MIN:OPT:MAX.")
 @click.option("--fp16", is_flag=True, help="fp16 via builder flag (weakly typed TensorRT 10 only; TensorRT 11 takes "
               "precision from the ONNX: export with --precision fp16).")

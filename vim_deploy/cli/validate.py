@@ -37,9 +37,9 @@ from vim_deploy.validate import ValidateConfig, run_validation, to_markdown, wri
               "for scikit-image's bundled photos.")
 @click.option("--batch-size", type=int, default=4, show_default=True)
 @click.option("--seed", type=int, default=1234, show_default=True, help="Seed of the random inputs.")
-@click.option("--min-cosine", type=float, default=None, help="Override the per-precision cosine threshold.")
-@click.option("--min-top1", type=float, default=None, help="Override the per-precision top-1 agreement threshold (0..1).")
-@click.option("--max-rel-l2", type=float, default=None, help="Override the per-precision relative L2 threshold.")
+@click.option("--min-cosine", type=click.FloatRange(-1.0, 1.0), default=None, help="Override the per-precision cosine threshold.")
+@click.option("--min-top1", type=click.FloatRange(0.0, 1.0), default=None, help="Override the per-precision top-1 agreement threshold (0..1).")
+@click.option("--max-rel-l2", type=click.FloatRange(min=0.0), default=None, help="Override the per-precision relative L2 threshold.")
 @click.option("--report-json", type=click.Path(dir_okay=False), default=None, help="Write the report as JSON.")
 @click.option("--report-md", type=click.Path(dir_okay=False), default=None, help="Write the report as Markdown.")
 @logging_options

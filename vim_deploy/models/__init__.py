@@ -20,6 +20,19 @@ __all__ = ["create_model", "list_models", "resolve_name", "get_cfg", "VisionMamb
 DEFAULT_SEED = 0
 
 
+def check_resolution(name: str, img_size: int) -> None:
+    """One-line error unless ``img_size`` fits the model's patch / stride grid."""
+    from vim_deploy.models.vim import ARCH_ARGS
+
+    arch = ARCH_ARGS[resolve_name(name)]
+    p, s = arch["patch_size"], arch["stride"]
+    if img_size < p or (img_size - p) % s:
+        raise VimDeployError(
+            f"resolution {img_size} does not fit model '{name}' (patch {p}, stride {s}).",
+            f"Use a size where (size - {p}) is a multiple of {s}, e.g. {max(p, img_size - (img_size - p) % s)}.",
+        )
+
+
 def create_model(
     name: str,
     checkpoint: str | os.PathLike | None = None,
@@ -45,15 +58,7 @@ def create_model(
         if n_cls is not None and "num_classes" not in kwargs:
             kwargs["num_classes"] = n_cls
     if img_size is not None:
-        from vim_deploy.models.vim import ARCH_ARGS
-
-        arch = ARCH_ARGS[official]
-        p, s = arch["patch_size"], arch["stride"]
-        if img_size < p or (img_size - p) % s:
-            raise VimDeployError(
-                f"resolution {img_size} does not fit model '{name}' (patch {p}, stride {s}).",
-                f"Use a size where (size - {p}) is a multiple of {s}, e.g. {max(p, img_size - (img_size - p) % s)}.",
-            )
+        check_resolution(name, img_size)
         kwargs["img_size"] = img_size
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

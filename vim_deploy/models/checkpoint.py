@@ -154,6 +154,11 @@ def load_into(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], so
 
     own = model.state_dict()
     sd = dict(state_dict)
+    hw, hb = sd.get("head.weight"), sd.get("head.bias")
+    if hw is not None and hb is not None and hw.dim() == 2 and hb.dim() == 1 and hw.shape[0] != hb.shape[0]:
+        raise VimDeployError(f"{source} has an inconsistent classifier: head.weight {tuple(hw.shape)} has {hw.shape[0]} "
+                             f"classes, head.bias {tuple(hb.shape)} has {hb.shape[0]}.",
+                             "The checkpoint was edited or saved incompletely; save it again from the training code.")
     # Resolution change: same width, different token count -> resample, as upstream fine-tuning does.
     pe = sd.get("pos_embed")
     if pe is not None and "pos_embed" in own and pe.shape != own["pos_embed"].shape and pe.shape[-1] == own["pos_embed"].shape[-1]:
@@ -176,7 +181,10 @@ def load_into(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], so
             parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
         guess = suggest_variant(sd)
         same = guess is not None and _same_variant(guess, getattr(model, "pretrained_cfg", {}).get("architecture"))
-        if same:  # the shapes are this variant's: keys were renamed or come from another code base
+        if same and mismatched and not (missing or unexpected):  # names fine, a few tensors reshaped
+            note = (f"Apart from {', '.join(mismatched[:3])} its tensors are those of '{guess}' (the model asked for): "
+                    "those were changed after training or come from other code (another head or width?).")
+        elif same:  # the shapes are this variant's: keys were renamed or come from another code base
             note = (f"Its shapes are those of '{guess}' (the model asked for): compare the missing and unexpected "
                     "key names; was the checkpoint saved by other code or renamed?")
         elif guess:
