@@ -39,8 +39,9 @@ def test_validate_reports_pass(graphs):
     assert "| onnx-reference+scan-op | plugin" in md and "PASSED" in md
 
 
-def test_validate_fails_on_impossible_threshold(graphs):
-    r = run_cli("validate", "--onnx", "portable.onnx", "--num-random", "2", "--min-cosine", "1.5", cwd=graphs)
+def test_validate_fails_on_unmet_threshold(graphs):
+    """A threshold no real graph meets (rel-L2 0) fails the run; out-of-range ones are usage errors (matrix)."""
+    r = run_cli("validate", "--onnx", "portable.onnx", "--num-random", "2", "--max-rel-l2", "0", cwd=graphs)
     assert r.returncode == 1 and "FAILED" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -56,7 +56,7 @@ class Progress:
     def __call__(self, msg: str) -> None:
         log.info(f"[{self._time() - self.t0:6.1f}s] {msg}")
 
-    def bar(self, label: str, total: int):
+    def bar(self, label: str, total: int, unit: str = ""):
         """A progress bar for ``total`` steps of ``label``; returns ``tick(n=1)``. On a terminal one line
         redrawn in place; in a log (not a TTY) a line at every quarter. Silent with -q."""
         import sys
@@ -73,7 +73,7 @@ class Progress:
             head = f"[INFO] [{self._time() - self.t0:6.1f}s] {label}"
             if tty:
                 filled = int(24 * done / total)
-                sys.stderr.write(f"\r{head} [{'#' * filled}{'.' * (24 - filled)}] {done}/{total}")
+                sys.stderr.write(f"\r{head} [{'#' * filled}{'.' * (24 - filled)}] {done}/{total} {unit}".rstrip())
                 if done == total:
                     sys.stderr.write("\n")
                 sys.stderr.flush()
@@ -81,6 +81,6 @@ class Progress:
                 quarter = 4 * done // total
                 if quarter != state["shown"] and (quarter > state["shown"] or done == total):
                     state["shown"] = quarter
-                    log.info(f"[{self._time() - self.t0:6.1f}s] {label}: {done}/{total}")
+                    log.info(f"[{self._time() - self.t0:6.1f}s] {label}: {done}/{total} {unit}".rstrip())
 
         return tick

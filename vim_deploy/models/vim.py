@@ -31,7 +31,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vim_deploy.errors import VimDeployError
+from vim_deploy.models import fast_path
 from vim_deploy.models.registry import register_alias, register_cfg, register_model
+from vim_deploy.ops.scan_direction import ScanDirection
 from vim_deploy.ops.selective_scan import selective_scan, selective_scan_bidirectional
 
 __all__ = ["VisionMamba", "BiMambaMixer", "Block", "RMSNorm", "PatchEmbed", "create_vim"]
@@ -123,7 +125,7 @@ class BiMambaMixer(nn.Module):
             setattr(self, f"D{suffix}", nn.Parameter(torch.ones(self.d_inner)))
 
     def _scan_args(self, x: torch.Tensor, z: torch.Tensor, backward: bool, flip: bool, u: torch.Tensor | None = None):
-        """Inputs of one direction's scan, (u, delta, A, B, C, D, z, delta_bias, reverse), (B, E, L) layout.
+        """Inputs of one direction's scan as a :class:`ScanDirection`, (B, E, L) layout.
         ``u``: this direction's conv + SiLU output when already computed (the conv node of both directions)."""
         sfx = "_b" if backward else ""
         conv: nn.Conv1d = getattr(self, f"conv1d{sfx}")
@@ -149,71 +151,21 @@ class BiMambaMixer(nn.Module):
             x_dbl = torch.matmul(x_proj.weight, x)  # (B, R + 2N, L)
             dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=1)
             delta = torch.matmul(dt_proj.weight, dt)  # (B, E, L); the bias goes to the scan in fp32
-            return x, delta, A, B, C, D, z, dt_proj.bias.float(), reverse
+            return ScanDirection(x, delta, A, B, C, D, z, dt_proj.bias.float(), reverse)
         x_dbl = x_proj(x.transpose(1, 2))  # (B, L, R + 2N)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.linear(dt, dt_proj.weight).transpose(1, 2)  # bias goes to the scan in fp32
-        return x, delta, A, B.transpose(1, 2), C.transpose(1, 2), D, z, dt_proj.bias.float(), reverse
+        return ScanDirection(x, delta, A, B.transpose(1, 2), C.transpose(1, 2), D, z, dt_proj.bias.float(), reverse)
 
     def _branch(self, x: torch.Tensor, z: torch.Tensor, backward: bool, u: torch.Tensor | None = None) -> torch.Tensor:
         """One scan direction on (B, E, L) inputs, returning (B, E, L) in original token order."""
         flip = backward and self.bidirectional == "flip"
         if flip:
             x, z = x.flip(-1), z.flip(-1)
-        u, delta, A, B, C, D, z, bias, reverse = self._scan_args(x, z, backward, flip, u)
-        # (the CUDA fast path never gets here: forward() sends the whole block to _forward_kernels)
-        y = selective_scan(u, delta, A, B, C, D, z, bias, delta_softplus=True, reverse=reverse)
+        d = self._scan_args(x, z, backward, flip, u)
+        # (the CUDA fast path never gets here: forward() sends the whole block to the fast path)
+        y = selective_scan(d.u, d.delta, d.A, d.B, d.C, d.D, d.z, d.delta_bias, delta_softplus=True, reverse=d.reverse)
         return y.flip(-1) if flip else y
-
-    def _kernel_params(self) -> dict:
-        """The fp32 forms the kernels take (conv weights and biases, A = -exp(A_log), D, dt bias),
-        made once per version of the weights, so that a fast-path forward launches no conversions."""
-        src = {"conv_w": self.conv1d.weight, "conv_b": self.conv1d.bias, "conv_w_b": self.conv1d_b.weight,
-               "conv_b_b": self.conv1d_b.bias, "A": self.A_log, "A_b": self.A_b_log, "D": self.D, "D_b": self.D_b,
-               "dt_bias": self.dt_proj.bias, "dt_bias_b": self.dt_proj_b.bias}
-        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in src.values())
-        cache = getattr(self, "_kernel_cache", None)
-        if cache is None or cache[0] != key:
-            with torch.no_grad():
-                out = {k: t.detach().float().contiguous() for k, t in src.items()}
-                for k in ("conv_w", "conv_w_b"):
-                    out[k] = out[k].reshape(self.d_inner, -1).contiguous()
-                for k in ("A", "A_b"):
-                    out[k] = -torch.exp(out[k])
-            cache = (key, out)
-            self._kernel_cache = cache
-        return cache[1]
-
-    def _forward_kernels(self, hidden_states: torch.Tensor, valid_len: int | None = None) -> torch.Tensor:
-        """CUDA fast path. The GEMMs are written so that they produce the (B, channels, tokens) layouts
-        the kernels read (batched products against the weights), and the kernels read slices in place
-        (z of in_proj's output, B / C of x_proj's): nothing is transposed or copied between them. Both
-        directions' conv + SiLU are one launch, both scans another.
-
-        hidden_states may carry padding tokens after the first `valid_len` (VisionMamba pads to a
-        multiple of 8 so that every GEMM operand is aligned); conv and scan never read them, and their
-        outputs there are zeros or don't-cares that no valid token reads."""
-        from vim_deploy.ops import kernels
-
-        E, R, N = self.d_inner, self.dt_rank, self.d_state
-        Bsz, Lp, _ = hidden_states.shape
-        L = Lp if valid_len is None else valid_len
-        kp = self._kernel_params()
-        xz = torch.matmul(self.in_proj.weight, hidden_states.transpose(1, 2))  # (B, 2E, Lp)
-        x, z = xz[:, :E, :L], xz[:, E:, :L]
-        u_f, u_b = kernels.causal_conv1d_silu(x, kp["conv_w"], kp["conv_b"], kp["conv_w_b"], kp["conv_b_b"])
-        dirs = []
-        for u, sfx, reverse in ((u_f, "", False), (u_b, "_b", True)):
-            u_full = u.as_strided((Bsz, E, Lp), u.stride())  # zeros past L
-            xd = torch.matmul(getattr(self, f"x_proj{sfx}").weight, u_full)  # (B, R + 2N, Lp)
-            delta = torch.matmul(getattr(self, f"dt_proj{sfx}").weight, xd[:, :R])  # (B, E, Lp)
-            dirs.append((u, delta[..., :L], kp[f"A{sfx}"], xd[:, R:R + N, :L], xd[:, R + N:, :L], kp[f"D{sfx}"], z,
-                         kp[f"dt_bias{sfx}"], reverse))
-        y = torch.empty((Bsz, E, Lp), dtype=u_f.dtype, device=u_f.device)
-        if Lp > L:
-            y[..., L:].zero_()
-        kernels.selective_scan_multi(dirs, True, 0.5 if self.if_divide_out else 1.0, out=y[..., :L])
-        return torch.matmul(y.transpose(1, 2), self.out_proj.weight.t())  # (B, Lp, C)
 
     def kernel_path(self, x: torch.Tensor) -> bool:
         """Whether a forward on x runs on the CUDA kernels (opted in, a CUDA tensor, not being traced)."""
@@ -222,7 +174,7 @@ class BiMambaMixer(nn.Module):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """(B, L, C) -> (B, L, C)."""
         if self.kernel_path(hidden_states):
-            return self._forward_kernels(hidden_states)
+            return fast_path.mixer_forward(self, hidden_states)
         if self.channel_major:
             xz = torch.matmul(self.in_proj.weight, hidden_states.transpose(1, 2))  # (B, 2E, L)
         else:
@@ -238,9 +190,10 @@ class BiMambaMixer(nn.Module):
                                            self.conv1d_b.bias, export_node=True)
         if self.fuse_bidirectional and torch.jit.is_tracing():
             # Both directions at once (reverse form, no flips): one ONNX node.
-            u_f, d_f, A_f, B_f, C_f, D_f, _, b_f, _ = self._scan_args(x, z, backward=False, flip=False, u=conv_u[0])
-            u_b, d_b, A_b, B_b, C_b, D_b, _, b_b, _ = self._scan_args(x, z, backward=True, flip=False, u=conv_u[1])
-            y = selective_scan_bidirectional((u_f, d_f, A_f, B_f, C_f, D_f, b_f), (u_b, d_b, A_b, B_b, C_b, D_b, b_b),
+            f = self._scan_args(x, z, backward=False, flip=False, u=conv_u[0])
+            b = self._scan_args(x, z, backward=True, flip=False, u=conv_u[1])
+            y = selective_scan_bidirectional((f.u, f.delta, f.A, f.B, f.C, f.D, f.delta_bias),
+                                             (b.u, b.delta, b.A, b.B, b.C, b.D, b.delta_bias),
                                              z, delta_softplus=True, out_scale=scale)
         else:
             y = (self._branch(x, z, backward=False, u=conv_u[0]) + self._branch(x, z, backward=True, u=conv_u[1])) * scale
@@ -260,11 +213,7 @@ class Block(nn.Module):
         """valid_len: tokens past it are padding (the fast path's); the PyTorch path gets none."""
         dtype = self.mixer.in_proj.weight.dtype
         if self.mixer.kernel_path(hidden_states):
-            from vim_deploy.ops import kernels
-
-            hidden_states, residual = kernels.add_rms_norm(hidden_states.to(dtype), residual, self.norm.weight,
-                                                           self.norm.eps)
-            return self.mixer._forward_kernels(hidden_states, valid_len), residual
+            return fast_path.block_forward(self, hidden_states, residual, valid_len)
         if residual is not None and self.norm_op and torch.jit.is_tracing():  # one VimAddRmsNorm node
             from vim_deploy.ops.add_rms_norm import add_rms_norm
 

@@ -18,6 +18,7 @@ import torch
 
 from vim_deploy import native_paths
 from vim_deploy.errors import VimDeployError
+from vim_deploy.ops.scan_direction import ScanDirection
 
 _DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 ABI_VERSION = 3
@@ -119,7 +120,8 @@ def _layout(tensors, dtype: torch.dtype):
 
 def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: float = 1.0,
                          num_chunks: int = 0, out: torch.Tensor | None = None, lanes: int = 0) -> torch.Tensor:
-    """One launch over 1 or 2 directions, each a tuple ``(u, delta, A, B, C, D, z, delta_bias, reverse)``.
+    """One launch over 1 or 2 directions, each a :class:`~vim_deploy.ops.scan_direction.ScanDirection`
+    (or a plain tuple in its field order ``(u, delta, A, B, C, D, z, delta_bias, reverse)``).
 
     Two directions give ``(y_0 + y_1) * out_scale`` (Vim's fused bidirectional branch). Row tensors
     (u, delta, z: (batch, dim, L); B, C: (batch, N, L)) are read in place when their tokens are adjacent
@@ -127,12 +129,13 @@ def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: flo
     bigger tensor along the channels); ``out``, when given, must have that row stride too.
     """
     lib = load_library()
-    dtype = directions[0][0].dtype
+    directions = [ScanDirection(*d) for d in directions]
+    dtype = directions[0].u.dtype
     if dtype not in _DTYPES:
         raise VimDeployError(f"selective scan kernel: unsupported dtype {dtype}.")
-    rows_in = [t for d in directions for t in (d[0], d[1], d[6], d[3], d[4])]  # u, delta, z, B, C per direction
+    rows_in = [t for d in directions for t in (d.u, d.delta, d.z, d.B, d.C)]
     if out is not None:
-        if out.dtype != dtype or out.shape != directions[0][0].shape or row_stride_of(out) is None:
+        if out.dtype != dtype or out.shape != directions[0].u.shape or row_stride_of(out) is None:
             raise VimDeployError("selective scan kernel: `out` must be shaped and typed like u, with adjacent tokens.")
         rows_in.append(out)
     rows, row_stride = _layout(rows_in, dtype)
@@ -141,12 +144,12 @@ def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: flo
     dirs, strides = [], []
     for i, d in enumerate(directions):
         u, delta, z, B, C = rows[5 * i: 5 * i + 5]
-        dirs.append((u, delta, _f32(d[2]), B, C, _f32(d[5]), z, _f32(d[7]), bool(d[8])))
+        dirs.append(ScanDirection(u, delta, _f32(d.A), B, C, _f32(d.D), z, _f32(d.delta_bias), bool(d.reverse)))
         strides += [0 if t is None else _batch_stride(t, row_stride) for t in (u, delta, z, B, C)]
     strides += [0] * (10 - len(strides))
-    u0 = dirs[0][0]
+    u0 = dirs[0].u
     batch, dim, seqlen = u0.shape
-    dstate = dirs[0][2].shape[1]
+    dstate = dirs[0].A.shape[1]
     code = _DTYPES[dtype]
     nd = len(dirs)
     if out is None:
@@ -155,7 +158,7 @@ def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: flo
     ws_bytes = lib.vim_selective_scan_workspace_size(code, batch, dim, seqlen, dstate, nd, num_chunks, lanes)
     ws = torch.empty(max(ws_bytes, 1), dtype=torch.uint8, device=u0.device)
     arr = lambda i: (ctypes.c_void_p * 2)(*[_ptr(d[i]) for d in dirs] + [None] * (2 - nd))  # noqa: E731
-    rev = (ctypes.c_int * 2)(*[int(d[8]) for d in dirs] + [0] * (2 - nd))
+    rev = (ctypes.c_int * 2)(*[int(d.reverse) for d in dirs] + [0] * (2 - nd))
     stream = torch.cuda.current_stream(u0.device).cuda_stream
     rc = lib.vim_selective_scan_fwd(code, batch, dim, seqlen, dstate, int(delta_softplus), nd,
                                     arr(0), arr(1), arr(2), arr(3), arr(4), arr(5), arr(6), arr(7), rev,
@@ -168,7 +171,8 @@ def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: flo
 def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=True, reverse=False,
                         num_chunks: int = 0):
     """Same signature and result as :func:`vim_deploy.ops.selective_scan.selective_scan_ref`."""
-    return selective_scan_multi([(u, delta, A, B, C, D, z, delta_bias, reverse)], delta_softplus, 1.0, num_chunks)
+    return selective_scan_multi([ScanDirection(u, delta, A, B, C, D, z, delta_bias, reverse)], delta_softplus, 1.0,
+                                num_chunks)
 
 
 def causal_conv1d_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

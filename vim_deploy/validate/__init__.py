@@ -1,7 +1,7 @@
 """Accuracy parity: PyTorch reference vs exported graphs (and, later, TensorRT engines)."""
 
 from vim_deploy.validate.compare import THRESHOLDS, Metrics, compare_logits, judge
-from vim_deploy.validate.onnx_parity import ValidateConfig, run_validation
+from vim_deploy.validate.validation import ValidateConfig, run_validation
 from vim_deploy.validate.report import to_markdown, write_reports
 
 __all__ = ["THRESHOLDS", "Metrics", "compare_logits", "judge", "ValidateConfig", "run_validation",

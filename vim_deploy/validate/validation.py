@@ -1,4 +1,5 @@
-"""`vim-deploy validate` for ONNX graphs: PyTorch fp32 reference vs each graph, on the CPU.
+"""`vim-deploy validate`: the fp32 PyTorch reference vs each deployed artifact (ONNX graphs on
+onnxruntime or the reference evaluator, TensorRT engines), with per-precision tolerances.
 
 The reference is always the fp32 PyTorch model with the weights the graph was exported from (the
 file's metadata names the model, resolution, precision and checkpoint or seed). Each graph runs on
@@ -102,7 +103,7 @@ def _run_all(runner, batches: list[np.ndarray], say=None, what: str = "") -> tup
     t = time.perf_counter()
     outs, done, total = [], 0, sum(len(b) for b in batches)
     bar = getattr(say, "bar", None)  # the CLI's Progress draws a bar; plain callables get a line per batch
-    tick = bar(f"{what}: samples", total) if bar and len(batches) > 1 else None
+    tick = bar(what, total, "samples") if bar and len(batches) > 1 else None
     for b in batches:
         outs.append(runner.run(b))
         done += len(b)

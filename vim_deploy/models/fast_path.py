@@ -1,0 +1,73 @@
+"""The CUDA fast path of a Vim block: the same math as :mod:`vim_deploy.models.vim`, on our kernels.
+
+The reference model (``vim.py``) stays readable as the official architecture; when a model is switched
+to the fast path (``VisionMamba.set_fast_path(True)``, CUDA tensors, not tracing) each block calls
+:func:`block_forward` here instead. Per block: one fused residual add + RMSNorm, the in_proj GEMM, one
+conv1d + SiLU launch for both directions, the x_proj / dt_proj GEMMs written to produce the (B,
+channels, tokens) layouts the kernels read, one scan launch for both directions, out_proj. Nothing is
+transposed or copied between kernels (the kernels read slices in place).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from vim_deploy.ops.scan_direction import ScanDirection
+
+
+def kernel_params(mixer) -> dict:
+    """The fp32 forms the kernels take (conv weights and biases, A = -exp(A_log), D, dt bias), made
+    once per version of the weights and cached on the mixer, so a forward launches no conversions."""
+    src = {"conv_w": mixer.conv1d.weight, "conv_b": mixer.conv1d.bias, "conv_w_b": mixer.conv1d_b.weight,
+           "conv_b_b": mixer.conv1d_b.bias, "A": mixer.A_log, "A_b": mixer.A_b_log, "D": mixer.D, "D_b": mixer.D_b,
+           "dt_bias": mixer.dt_proj.bias, "dt_bias_b": mixer.dt_proj_b.bias}
+    key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in src.values())
+    cache = getattr(mixer, "_kernel_cache", None)
+    if cache is None or cache[0] != key:
+        with torch.no_grad():
+            out = {k: t.detach().float().contiguous() for k, t in src.items()}
+            for k in ("conv_w", "conv_w_b"):
+                out[k] = out[k].reshape(mixer.d_inner, -1).contiguous()
+            for k in ("A", "A_b"):
+                out[k] = -torch.exp(out[k])
+        cache = (key, out)
+        mixer._kernel_cache = cache
+    return cache[1]
+
+
+def mixer_forward(mixer, hidden_states: torch.Tensor, valid_len: int | None = None) -> torch.Tensor:
+    """``BiMambaMixer.forward`` on the kernels, (B, Lp, C) -> (B, Lp, C).
+
+    hidden_states may carry padding tokens after the first ``valid_len`` (VisionMamba pads to a
+    multiple of 8 so that every GEMM operand is aligned); conv and scan never read them, and their
+    outputs there are zeros or don't-cares that no valid token reads."""
+    from vim_deploy.ops import kernels
+
+    E, R, N = mixer.d_inner, mixer.dt_rank, mixer.d_state
+    Bsz, Lp, _ = hidden_states.shape
+    L = Lp if valid_len is None else valid_len
+    kp = kernel_params(mixer)
+    xz = torch.matmul(mixer.in_proj.weight, hidden_states.transpose(1, 2))  # (B, 2E, Lp)
+    x, z = xz[:, :E, :L], xz[:, E:, :L]
+    u_f, u_b = kernels.causal_conv1d_silu(x, kp["conv_w"], kp["conv_b"], kp["conv_w_b"], kp["conv_b_b"])
+    dirs = []
+    for u, sfx, reverse in ((u_f, "", False), (u_b, "_b", True)):
+        u_full = u.as_strided((Bsz, E, Lp), u.stride())  # zeros past L
+        xd = torch.matmul(getattr(mixer, f"x_proj{sfx}").weight, u_full)  # (B, R + 2N, Lp)
+        delta = torch.matmul(getattr(mixer, f"dt_proj{sfx}").weight, xd[:, :R])  # (B, E, Lp)
+        dirs.append(ScanDirection(u, delta[..., :L], kp[f"A{sfx}"], xd[:, R:R + N, :L], xd[:, R + N:, :L],
+                                  kp[f"D{sfx}"], z, kp[f"dt_bias{sfx}"], reverse))
+    y = torch.empty((Bsz, E, Lp), dtype=u_f.dtype, device=u_f.device)
+    if Lp > L:
+        y[..., L:].zero_()
+    kernels.selective_scan_multi(dirs, True, 0.5 if mixer.if_divide_out else 1.0, out=y[..., :L])
+    return torch.matmul(y.transpose(1, 2), mixer.out_proj.weight.t())  # (B, Lp, C)
+
+
+def block_forward(block, hidden_states: torch.Tensor, residual: torch.Tensor | None, valid_len: int | None):
+    """``Block.forward`` on the kernels: fused add + RMSNorm (fp32 residual), then the mixer."""
+    from vim_deploy.ops import kernels
+
+    dtype = block.mixer.in_proj.weight.dtype
+    hidden_states, residual = kernels.add_rms_norm(hidden_states.to(dtype), residual, block.norm.weight, block.norm.eps)
+    return mixer_forward(block.mixer, hidden_states, valid_len), residual
