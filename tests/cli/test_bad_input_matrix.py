@@ -61,3 +61,17 @@ def test_matrix_size():
     from tests.cli.test_cli_errors import CASES as EXPORT_CASES
 
     assert len(CASES) + len(EXPORT_CASES) >= 25
+
+
+def test_missing_optional_dependency_names_its_extra(monkeypatch):
+    """An optional package that is not installed is one line naming the extra that brings it."""
+    import sys
+
+    from vim_deploy.errors import VimDeployError
+    from vim_deploy.validate.inputs import load_images
+
+    monkeypatch.setitem(sys.modules, "skimage", None)
+    monkeypatch.setitem(sys.modules, "skimage.data", None)
+    with pytest.raises(VimDeployError) as e:
+        load_images("skimage", 224, 0.875, (0.5,) * 3, (0.5,) * 3)
+    assert "vim-deploy[images]" in e.value.one_line()

@@ -274,7 +274,7 @@ class TimmDeiT(Backend):
             import timm  # noqa: F401
         except Exception as e:  # noqa: BLE001  (timm's torchvision import can fail in odd ways)
             raise VimDeployError(f"DeiT baselines need timm ({type(e).__name__}: {str(e)[:80]}).",
-                                 "pip install timm (it needs a torchvision matching your torch).") from None
+                                 "Install the timm extra: pip install 'vim-deploy[timm]' (it needs a torchvision matching your torch).") from None
         self.size, self.fused, self.device, self.fp16 = size, fused, device, fp16
         self.name = f"deit_{size}-{'sdpa' if fused else 'math'}" + ("-fp16" if fp16 else "")
 

@@ -87,7 +87,7 @@ def plot_png(report: dict) -> bytes | None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        log.warning("matplotlib is not installed: no PNG plot (pip install matplotlib).")
+        log.warning("matplotlib is not installed: no PNG plot (install the plots extra: pip install 'vim-deploy[plots]').")
         return None
     ok = [r for r in report["rows"] if r["status"] == "ok"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))

@@ -57,8 +57,9 @@ def import_backend():
             errors.append(f"{name}: {e}")
     raise VimDeployError(
         "no TensorRT Python package is installed (" + "; ".join(errors) + ").",
-        "Install TensorRT for your GPU (NVIDIA's `tensorrt` wheel or JetPack), or `pip install tensorrt-rtx` to "
-        "build plans on this machine; on Jetson, run the printed trtexec command on the board.",
+        "Install TensorRT for your GPU (NVIDIA's `tensorrt` wheel or JetPack), or the trt-rtx extra "
+        "(`pip install 'vim-deploy[trt-rtx]'`) to build plans on this machine; on Jetson, run the printed "
+        "trtexec command on the board.",
     )
 
 

@@ -55,7 +55,8 @@ def load_images(source: str, img_size: int, crop_pct: float, mean, std) -> tuple
         try:
             import skimage.data as data
         except ImportError:
-            raise VimDeployError("--images skimage needs scikit-image.", "pip install scikit-image") from None
+            raise VimDeployError("--images skimage needs scikit-image.",
+                                 "Install the images extra: pip install 'vim-deploy[images]' (scikit-image).") from None
         for name in SKIMAGE_PHOTOS:
             arr = getattr(data, name)()
             if arr.ndim == 2:
