@@ -164,13 +164,16 @@ def test_plugin_graph_on_ort_cuda_matches_pytorch(photos, torch_fp32, precision,
                 assert m.top1_agreement == 1.0, m
 
 
-def test_ort_cuda_graph_replay_matches_plain_run(tmp_path):
+@pytest.mark.parametrize("ort_optimized", [False, True], ids=["plain", "ort-optimized"])
+def test_ort_cuda_graph_replay_matches_plain_run(tmp_path, ort_optimized):
     ort, lib = _ort()
     from vim_deploy.export import ExportConfig, export_onnx
     from vim_deploy.ort import create_session
 
     path = str(tmp_path / "g.onnx")
-    export_onnx(ExportConfig(model="vim_tiny", output=path, precision="fp16", dynamic_batch=False, batch_size=2))
+    extra = dict(fuse_bidirectional=True, conv_impl="op", norm_impl="op") if ort_optimized else {}
+    export_onnx(ExportConfig(model="vim_tiny", output=path, precision="fp16", dynamic_batch=False, batch_size=2,
+                             **extra))
     x = torch.randn(2, 3, 224, 224, device="cuda")
     plain = create_session(path, "cuda", lib).run(None, {"input": x.cpu().numpy()})[0]
     sess = create_session(path, "cuda", lib, cuda_graph=True)
