@@ -1,0 +1,44 @@
+/*
+ * Host check of vim::fmaExp2 (plugins/selective_scan/fmaExp2.cuh) against float64: every float in
+ * [-130, 1] on a dense grid plus each power-of-two boundary; prints the max relative error over
+ * results >= FLT_MIN and exits 1 when it exceeds the bound or a flushed result is not +0.
+ *
+ *   g++ -std=c++17 -O2 -ffp-contract=off -I plugins/selective_scan plugins/tests/fmaExp2Test.cpp -o t && ./t
+ */
+#include "fmaExp2.cuh"
+
+#include <cfloat>
+#include <cmath>
+#include <cstdio>
+#include <initializer_list>
+
+int main()
+{
+    double worst = 0, worstX = 0;
+    long count = 0, badFlush = 0;
+    auto check = [&](float x) {
+        float const got = vim::fmaExp2(x);
+        double const want = std::exp2(static_cast<double>(x));
+        ++count;
+        if (want < FLT_MIN)
+        {
+            if (!(got == 0.f || (got >= FLT_MIN && std::fabs(got / want - 1) < 3e-7)))
+                ++badFlush; // flushed to zero, or (just at the boundary) a correct normal result
+            return;
+        }
+        double const rel = std::fabs(static_cast<double>(got) / want - 1);
+        if (!(rel <= worst))
+        {
+            worst = rel;
+            worstX = x;
+        }
+    };
+    for (long i = 0; i <= 131L * 200000; ++i)
+        check(-130.f + static_cast<float>(i) / 200000.f);
+    for (int e = -130; e <= 1; ++e)
+        for (float d : {-1e-6f, 0.f, 1e-6f, 0.5f, -0.5f, 0.49999997f, 0.50000006f})
+            check(static_cast<float>(e) + d);
+    std::printf("fmaExp2: %ld inputs, max relative error %.3e at x = %.9g, bad flushes %ld\n", count, worst, worstX,
+        badFlush);
+    return (worst <= 2.5e-7 && badFlush == 0) ? 0 : 1;
+}
