@@ -510,6 +510,20 @@ void convCpu(ScanDType t, void const* x, float const* const w[2], float const* c
     }
 }
 
+//! Both outputs of a two-output op (conv, add-norm), shaped like its first input.
+OrtStatus* getTwoOutputs(OrtKernelContext* ctx, std::vector<int64_t> const& shape, void* out[2])
+{
+    for (size_t o = 0; o < 2; ++o)
+    {
+        OrtValue* v = nullptr;
+        if (OrtStatus* s = gApi->KernelContext_GetOutput(ctx, o, shape.data(), shape.size(), &v))
+            return s;
+        if (OrtStatus* s = gApi->GetTensorMutableData(v, &out[o]))
+            return s;
+    }
+    return nullptr;
+}
+
 OrtStatus* computeConv(OrtKernelContext* ctx, Kernel const& k, std::vector<Tensor> const& in)
 {
     std::vector<int64_t> const& x = in[0].dims;
@@ -530,14 +544,8 @@ OrtStatus* computeConv(OrtKernelContext* ctx, Kernel const& k, std::vector<Tenso
             return fail(k, std::string("input ") + kCONV_NAMES[i] + " has shape " + shapeText(in[i].dims)
                     + ", expected " + shapeText({x[1]}) + " (dim)");
     void* out[2] = {nullptr, nullptr};
-    for (size_t o = 0; o < 2; ++o)
-    {
-        OrtValue* v = nullptr;
-        if (OrtStatus* s = gApi->KernelContext_GetOutput(ctx, o, x.data(), x.size(), &v))
-            return s;
-        if (OrtStatus* s = gApi->GetTensorMutableData(v, &out[o]))
-            return s;
-    }
+    if (OrtStatus* s = getTwoOutputs(ctx, x, out))
+        return s;
     if (x[0] == 0 || x[1] == 0 || x[2] == 0)
         return nullptr; // empty outputs: nothing to compute, no launch
     float const* weights[2] = {static_cast<float const*>(in[1].data), static_cast<float const*>(in[3].data)};
@@ -607,14 +615,8 @@ OrtStatus* computeAddNorm(OrtKernelContext* ctx, Kernel const& k, std::vector<Te
         return fail(k, "input weight has shape " + shapeText(in[2].dims) + ", expected " + shapeText({h.back()})
                 + " (channels)");
     void* out[2] = {nullptr, nullptr};
-    for (size_t o = 0; o < 2; ++o)
-    {
-        OrtValue* v = nullptr;
-        if (OrtStatus* s = gApi->KernelContext_GetOutput(ctx, o, h.data(), h.size(), &v))
-            return s;
-        if (OrtStatus* s = gApi->GetTensorMutableData(v, &out[o]))
-            return s;
-    }
+    if (OrtStatus* s = getTwoOutputs(ctx, h, out))
+        return s;
     int64_t const cols = h.back();
     int64_t rows = 1;
     for (size_t i = 0; i + 1 < h.size(); ++i)
