@@ -19,6 +19,7 @@
  * (y_fwd + y_bwd) * outScale.
  */
 #include "selectiveScanKernel.h"
+#include "fmaExp2.cuh"
 #include "scanTypes.cuh"
 
 #include <cuda_bf16.h>
@@ -56,6 +57,13 @@ constexpr int kTokenUnroll = VIM_SCAN_TOKEN_UNROLL;
 #define VIM_SCAN_LOOKAHEAD 1
 #endif
 constexpr int kLookahead = VIM_SCAN_LOOKAHEAD; // tokens whose inputs are prepared ahead of the scan
+#ifndef VIM_SCAN_FMA_EXP_PER4
+// Of every 4 states a thread updates, how many take their decay 2^(dt * A * log2 e) from the FMA pipe
+// (fmaExp2.cuh) instead of the MUFU: an experiment of issue 11 (tools/build_kernel_variants.sh), 0 = off.
+#define VIM_SCAN_FMA_EXP_PER4 0
+#endif
+constexpr int kFmaExpPer4 = VIM_SCAN_FMA_EXP_PER4;
+static_assert(kFmaExpPer4 >= 0 && kFmaExpPer4 <= 4, "VIM_SCAN_FMA_EXP_PER4 must be 0..4");
 constexpr float kLog2e = 1.4426950408889634f;
 
 __device__ __forceinline__ float softplus(float x)
@@ -580,7 +588,8 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
                     for (int jj = 0; jj < 4; ++jj)
                     {
                         int const i = 4 * q + jj;
-                        float const a = exp2f(t.dt * A2[i]);
+                        float const x2 = t.dt * A2[i];
+                        float const a = (jj < kFmaExpPer4) ? fmaExp2(x2) : exp2f(x2); // jj: compile-time
                         h[i] = fmaf(a, h[i], t.du * bv[jj]);
                         if (kOutputPass)
                         {

@@ -75,3 +75,14 @@ def test_tensorrt_backend_needs_an_engine_and_a_gpu(tmp_path):
     r = run_cli("bench", "-m", "test_vim", "--backends", "tensorrt", "--engine", "f.plan", "--device", "cpu",
                 "--out-dir", "o", cwd=tmp_path)
     assert r.returncode == 1 and "f.plan.json" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_deit_backend_names_are_checked():
+    """deit_<size>-<math|sdpa>[-fp16][-graph]: anything else is a one-line unknown-backend error."""
+    from vim_deploy.bench.backends import make_backend
+    from vim_deploy.errors import VimDeployError
+
+    for bad in ("deit_tiny-sdpa-bogus", "deit_huge-sdpa", "deit_tiny-flash", "deit_tiny-sdpa-graph-fp16"):
+        with pytest.raises(VimDeployError, match="unknown backend") as e:
+            make_backend(bad, "vim_tiny", None, "cpu")
+        assert "[-graph]" in e.value.one_line()

@@ -2,7 +2,7 @@
 
 Names: ``pytorch-fp32``, ``pytorch-fp16`` (our fp16 precision policy), ``fastpath-fp16`` (PyTorch +
 our CUDA scan kernel, replayed as a CUDA graph), ``onnxruntime`` (portable graph; CUDA provider when
-onnxruntime-gpu is installed), ``deit_<size>-math`` / ``deit_<size>-sdpa`` (timm DeiT with plain
+onnxruntime-gpu is installed), ``deit_<size>-math`` / ``deit_<size>-sdpa`` [``-fp16``] [``-graph``] (timm DeiT with plain
 or fused attention; needs timm), ``official-fp16`` (hustvl/Vim's own code on mamba_ssm's kernels,
 fp16 autocast, eager as its users run it; see vim_deploy/bench/upstream.py), ``tensorrt`` (an engine
 built by `vim-deploy build`, run through the TensorRT runtime; UNVERIFIED on a GPU, see
@@ -47,6 +47,33 @@ class Backend:
         return 0
 
 
+_SIDE_STREAM = None
+
+
+def _side_stream():
+    """One side stream for every warm-up: PyTorch keeps a cuBLAS workspace (tens of MB, counted as
+    allocated) per stream used, so a new stream per prepare() would pile them up over a sweep and
+    inflate the peak memory of every later row."""
+    global _SIDE_STREAM
+    if _SIDE_STREAM is None:
+        _SIDE_STREAM = torch.cuda.Stream()
+    return _SIDE_STREAM
+
+
+def capture_cuda_graph(forward):
+    """Run ``forward`` twice on the side stream (lazy init, autotuning), then capture one call into a
+    CUDA graph: a timed run is then one replay, with no per-kernel launch overhead."""
+    s = _side_stream()
+    with torch.cuda.stream(s), torch.no_grad():
+        for _ in range(2):
+            forward()
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), torch.no_grad():
+        out = forward()
+    return graph, out
+
+
 class TorchVim(Backend):
     def __init__(self, model_name: str, checkpoint: str | None, precision: str, device: str, fast: bool = False):
         self.model_name, self.checkpoint, self.precision, self.device, self.fast = (
@@ -66,25 +93,7 @@ class TorchVim(Backend):
         self.x = torch.randn(batch, 3, res, res, device=self.device)
         self.graph = None
         if self.fast:  # CUDA graph: one replay per forward, no launch overhead
-            s = self._warmup_stream()
-            with torch.cuda.stream(s), torch.no_grad():
-                for _ in range(2):
-                    self.model(self.x)
-            torch.cuda.current_stream().wait_stream(s)
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph), torch.no_grad():
-                self.out = self.model(self.x)
-
-    _side_stream = None
-
-    @classmethod
-    def _warmup_stream(cls):
-        """One side stream for every warm-up: PyTorch keeps a cuBLAS workspace (tens of MB, counted
-        as allocated) per stream used, so a new stream per prepare() would pile them up over a sweep
-        and inflate the peak memory of every later row."""
-        if cls._side_stream is None:
-            cls._side_stream = torch.cuda.Stream()
-        return cls._side_stream
+            self.graph, self.out = capture_cuda_graph(lambda: self.model(self.x))
 
     @torch.no_grad()
     def run(self):
@@ -269,14 +278,21 @@ class TrtEngine(Backend):
 
 
 class TimmDeiT(Backend):
-    def __init__(self, size: str, fused: bool, device: str, fp16: bool):
+    """timm's DeiT as the ViT baseline: plain (math) or fused (SDPA / flash) attention, fp32 or fp16
+    autocast, eager or replayed as a CUDA graph (``-graph``: kernels compared without launch overhead,
+    as the fast path is timed)."""
+
+    def __init__(self, size: str, fused: bool, device: str, fp16: bool, graph: bool = False):
         try:
             import timm  # noqa: F401
         except Exception as e:  # noqa: BLE001  (timm's torchvision import can fail in odd ways)
             raise VimDeployError(f"DeiT baselines need timm ({type(e).__name__}: {str(e)[:80]}).",
                                  "Install the timm extra: pip install 'vim-deploy[timm]' (it needs a torchvision matching your torch).") from None
-        self.size, self.fused, self.device, self.fp16 = size, fused, device, fp16
-        self.name = f"deit_{size}-{'sdpa' if fused else 'math'}" + ("-fp16" if fp16 else "")
+        if graph and device != "cuda":
+            raise VimDeployError("the -graph DeiT backends need a CUDA GPU.")
+        self.size, self.fused, self.device, self.fp16, self.use_graph = size, fused, device, fp16, graph
+        self.name = f"deit_{size}-{'sdpa' if fused else 'math'}" + ("-fp16" if fp16 else "") + ("-graph" if graph else "")
+        self.graph = None
 
     def prepare(self, batch, res):
         import timm
@@ -286,14 +302,23 @@ class TimmDeiT(Backend):
         self.model = timm.create_model(f"deit_{self.size}_patch16_224", pretrained=False, img_size=res)
         self.model = self.model.to(self.device).eval().requires_grad_(False)
         self.x = torch.randn(batch, 3, res, res, device=self.device)
+        self.graph = None
+        if self.use_graph:
+            self.graph, self.out = capture_cuda_graph(self._forward)
+
+    def _forward(self):
+        with torch.autocast(self.device, dtype=torch.float16, enabled=self.fp16 and self.device == "cuda"):
+            return self.model(self.x)
 
     @torch.no_grad()
     def run(self):
-        with torch.autocast(self.device, dtype=torch.float16, enabled=self.fp16 and self.device == "cuda"):
-            self.model(self.x)
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self._forward()
 
     def release(self):
-        self.model = self.x = None
+        self.model = self.x = self.graph = self.out = None
 
 
 def make_backend(name: str, model: str, checkpoint: str | None, device: str, engine: str | None = None,
@@ -323,8 +348,11 @@ def make_backend(name: str, model: str, checkpoint: str | None, device: str, eng
     if name.startswith("deit_"):
         parts = name.split("-")
         size = parts[0][len("deit_"):]
-        if size not in DEIT_SIZES or len(parts) < 2 or parts[1] not in ("math", "sdpa"):
-            raise VimDeployError(f"unknown backend '{name}'.", "DeiT backends: deit_<tiny|small|base>-<math|sdpa>[-fp16].")
-        return TimmDeiT(size, parts[1] == "sdpa", device, fp16=name.endswith("-fp16"))
+        flags = parts[2:]
+        if (size not in DEIT_SIZES or len(parts) < 2 or parts[1] not in ("math", "sdpa")
+                or flags not in ([], ["fp16"], ["graph"], ["fp16", "graph"])):
+            raise VimDeployError(f"unknown backend '{name}'.",
+                                 "DeiT backends: deit_<tiny|small|base>-<math|sdpa>[-fp16][-graph].")
+        return TimmDeiT(size, parts[1] == "sdpa", device, fp16="fp16" in flags, graph="graph" in flags)
     raise VimDeployError(f"unknown backend '{name}'.",
-                         f"Known: {', '.join(VIM_BACKENDS)}, deit_<tiny|small|base>-<math|sdpa>[-fp16].")
+                         f"Known: {', '.join(VIM_BACKENDS)}, deit_<tiny|small|base>-<math|sdpa>[-fp16][-graph].")

@@ -48,7 +48,7 @@ class _Bar:
                    "onnxruntime, official-fp16 (hustvl/Vim's code on mamba_ssm's kernels; needs --upstream), "
                    "tensorrt (needs --engine), ort-plugin-<fp32|fp16>[-fused][-taps|-convop|-ortops] (the plugin graph on onnxruntime with "
                    "libvim_ort_ops.so; CUDA provider + I/O binding + ORT CUDA graph on a GPU), "
-                   "deit_<tiny|small|base>-<math|sdpa>[-fp16] (needs timm).")
+                   "deit_<tiny|small|base>-<math|sdpa>[-fp16][-graph] (needs timm; -graph: replayed as a CUDA graph).")
 @click.option("--engine", default=None, help="TensorRT plan for the tensorrt backend (from `vim-deploy build`).")
 @click.option("--plugin", default=None, help="Plugin library the engine needs (libvim_trt_plugin.so).")
 @click.option("--ort-ops-library", default=None, type=click.Path(dir_okay=False),
