@@ -5,7 +5,9 @@
 #   here:   split -b 61m -d -a 1 onnxruntime_gpu-*.whl .whl_parts/<wheel>.part
 #           vim-deploy plugin build --cuda-archs 90-real --onnxruntime-include <ORT headers>   (carry build)
 #   device: bash bench/run_ort_gpu.sh add      once per part (carry that part; the first call also starts
-#                                              the builds of mamba_ssm / causal-conv1d for official-fp16)
+#                                              the builds of mamba_ssm / causal-conv1d for official-fp16, 5 jobs
+#                                              each of the 16 cores: exports and tests beside them stay usable;
+#                                              with 8 each the GPU tests' CPU exports took 7 min)
 #           bash bench/run_ort_gpu.sh check    joins + installs the wheel; GPU tests (ops vs float64, vim_tiny
 #                                              graphs vs PyTorch, CUDA graph), validate --ort-provider cuda on
 #                                              the skimage photos, compute-sanitizer memcheck
@@ -26,7 +28,7 @@ add)
     touch /tmp/builds_started
     for a in .third_party/mamba_ssm-*.tar.gz .third_party/causal_conv1d-*.tar.gz; do
       n=$(basename "$a" .tar.gz); mkdir -p /tmp/src; cp "$a" /tmp/src/
-      setsid nohup env MAX_JOBS=8 python3 bench/build_mamba_ssm.py "/tmp/src/$(basename $a)" "/tmp/build_$n" \
+      setsid nohup env MAX_JOBS=${BUILD_JOBS:-5} python3 bench/build_mamba_ssm.py "/tmp/src/$(basename $a)" "/tmp/build_$n" \
         > "/tmp/build_$n.log" 2>&1 < /dev/null &
     done
     mkdir -p /tmp/upstream && cp -r .third_party/Vim /tmp/upstream/ 2>/dev/null
