@@ -5,6 +5,8 @@
  */
 #include "selectiveScanCpu.h"
 
+#include "fmaExp2.cuh"
+
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -99,6 +101,8 @@ uint16_t floatToBf16Bits(float f)
 namespace
 {
 
+constexpr float kLog2e = 1.4426950408889634f;
+
 //! Convert n elements of type `t` starting at `src` to fp32.
 void loadRow(ScanDType t, void const* src, int64_t offset, int32_t n, float* dst)
 {
@@ -132,9 +136,63 @@ void storeRow(ScanDType t, float const* src, int32_t n, void* dst, int64_t offse
     }
 }
 
-float softplus(float x)
+//! One channel of one direction: acc[t] += (C_t . h_t) + skip * u[t] over the tokens in scan order,
+//! h_t = exp(delta_t * A) * h_{t-1} + delta_t * u_t * B_t. kN > 0: dstate known at compile time (the
+//! states stay in registers); 0: any dstate up to 256. bcT holds B and C token-major, (t, [B | C], n).
+template <int kN>
+__attribute__((always_inline)) inline void scanRowStates(float const* __restrict u, float const* __restrict delta, float const* __restrict bcT,
+    float const* __restrict a2, int32_t N, int32_t L, bool reverse, float skip, float* __restrict acc)
 {
-    return x > 20.f ? x : std::log1p(std::exp(x));
+    int32_t const n = kN > 0 ? kN : N;
+    float h[kN > 0 ? kN : 256];
+    for (int32_t k = 0; k < n; ++k)
+        h[k] = 0.f;
+    for (int32_t i = 0; i < L; ++i)
+    {
+        int32_t const t = reverse ? L - 1 - i : i;
+        float const dl = delta[t];
+        float const du = dl * u[t];
+        float const* __restrict Bt = bcT + static_cast<size_t>(t) * 2 * n;
+        float const* __restrict Ct = Bt + n;
+        // no dependence across states and no libm call (fmaExp2): the compiler vectorizes this loop
+        for (int32_t k = 0; k < n; ++k)
+            h[k] = fmaExp2(dl * a2[k]) * h[k] + du * Bt[k];
+        float y = 0.f;
+        for (int32_t k = 0; k < n; ++k)
+            y += Ct[k] * h[k];
+        acc[t] += y + skip * u[t];
+    }
+}
+
+// x86-64 (GCC): the row loops are also compiled for AVX2 + FMA and picked at load time (ifunc), the
+// baseline SSE2 build stays for older CPUs. Elsewhere (aarch64: NEON is the baseline) one build.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define VIM_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define VIM_CPU_CLONES
+#endif
+
+VIM_CPU_CLONES void scanRow16(float const* u, float const* delta, float const* bcT, float const* a2, int32_t N, int32_t L,
+    bool reverse, float skip, float* acc)
+{
+    scanRowStates<16>(u, delta, bcT, a2, N, L, reverse, skip, acc);
+}
+
+VIM_CPU_CLONES void scanRowAny(float const* u, float const* delta, float const* bcT, float const* a2, int32_t N,
+    int32_t L, bool reverse, float skip, float* acc)
+{
+    scanRowStates<0>(u, delta, bcT, a2, N, L, reverse, skip, acc);
+}
+
+//! delta + bias, then softplus when asked, over a row.
+VIM_CPU_CLONES void deltaRow(float* dt, int32_t L, float bias, bool softplus)
+{
+    if (softplus)
+        for (int32_t t = 0; t < L; ++t)
+            dt[t] = fmaSoftplus(dt[t] + bias);
+    else
+        for (int32_t t = 0; t < L; ++t)
+            dt[t] += bias;
 }
 
 int64_t batchStride(int64_t given, int64_t dense)
@@ -176,7 +234,7 @@ char const* selectiveScanCpuRows(SelectiveScanParams const& p, int64_t rowBegin,
     int64_t const stride = p.rowStride > 0 ? p.rowStride : L;
     int64_t const rows = static_cast<int64_t>(p.dim) * stride;
     int64_t const states = static_cast<int64_t>(N) * stride;
-    std::vector<float> acc(L), u(L), dt(L), h(N);
+    std::vector<float> acc(L), u(L), dt(L), a2(N);
     int64_t cachedBatch[2] = {-1, -1};
     std::vector<float> bcCache[2];
 
@@ -212,24 +270,12 @@ char const* selectiveScanCpuRows(SelectiveScanParams const& p, int64_t rowBegin,
             float const bias = d.deltaBias ? d.deltaBias[c] : 0.f;
             float const skip = d.D ? d.D[c] : 0.f;
             float const* A = d.A + static_cast<int64_t>(c) * N;
-            std::fill(h.begin(), h.end(), 0.f);
-            for (int32_t i = 0; i < L; ++i)
-            {
-                int32_t const t = d.reverse ? L - 1 - i : i;
-                float delta = dt[t] + bias;
-                if (p.deltaSoftplus)
-                    delta = softplus(delta);
-                float const du = delta * u[t];
-                float const* Bt = bcT + static_cast<size_t>(t) * 2 * N;
-                float const* Ct = Bt + N;
-                float y = 0.f;
-                for (int32_t n = 0; n < N; ++n)
-                {
-                    h[n] = std::exp(delta * A[n]) * h[n] + du * Bt[n];
-                    y += Ct[n] * h[n];
-                }
-                acc[t] += y + skip * u[t];
-            }
+            for (int32_t n = 0; n < N; ++n)
+                a2[n] = A[n] * kLog2e; // exp(delta * A) = 2^(delta * A * log2 e)
+            // delta + bias and its softplus for the whole row first (a vectorized pass, no libm calls)
+            deltaRow(dt.data(), L, bias, p.deltaSoftplus);
+            auto const run = N == 16 ? scanRow16 : scanRowAny; // 16: Vim's dstate, states in registers
+            run(u.data(), dt.data(), bcT, a2.data(), N, L, d.reverse, skip, acc.data());
         }
         // gate (z is shared by both directions), scale, one rounding to T
         ScanDirection const& d0 = p.dir[0];

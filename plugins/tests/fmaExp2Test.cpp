@@ -1,6 +1,6 @@
 /*
- * Host check of vim::fmaExp2 (plugins/selective_scan/fmaExp2.cuh) against float64: every float in
- * [-130, 1] on a dense grid plus each power-of-two boundary; prints the max relative error over
+ * Host check of vim::fmaExp2 and vim::fmaSoftplus (plugins/selective_scan/fmaExp2.cuh) against float64: every float in
+ * [-130, 1] on a dense grid plus each power-of-two boundary, and inf / -inf / NaN / overflow / 0; prints the max relative error over
  * results >= FLT_MIN and exits 1 when it exceeds the bound or a flushed result is not +0.
  *
  *   g++ -std=c++17 -O2 -ffp-contract=off -I plugins/selective_scan plugins/tests/fmaExp2Test.cpp -o t && ./t
@@ -38,6 +38,31 @@ int main()
     for (int e = -130; e <= 1; ++e)
         for (float d : {-1e-6f, 0.f, 1e-6f, 0.5f, -0.5f, 0.49999997f, 0.50000006f})
             check(static_cast<float>(e) + d);
+    float const inf = HUGE_VALF;
+    bool const special = vim::fmaExp2(inf) == inf && vim::fmaExp2(-inf) == 0.f && vim::fmaExp2(200.f) == inf
+        && std::isnan(vim::fmaExp2(std::nanf(""))) && std::fabs(vim::fmaExp2(0.f) - 1.f) <= 2.5e-7f;
+    if (!special)
+        ++badFlush;
+    double worstSp = 0, worstSpX = 0;
+    for (long i = 0; i <= 140L * 100000; ++i)
+    {
+        float const x = -100.f + static_cast<float>(i) / 100000.f;
+        double const xd = x;
+        double const want = xd > 20 ? xd : std::log1p(std::exp(xd));
+        if (want < 1e-37)
+            continue; // e^x below FLT_MIN: flushed (softplus 0)
+        // the bound grows with |x|: e^-|x| is 2^(-|x| log2 e), whose float argument is rounded (ulp ~ |x| 1e-7)
+        double const rel = std::fabs(static_cast<double>(vim::fmaSoftplus(x)) / want - 1) / (5e-7 + 1e-7 * std::fabs(xd));
+        if (!(rel <= worstSp))
+        {
+            worstSp = rel;
+            worstSpX = x;
+        }
+    }
+    std::printf("fmaSoftplus: max relative error / (5e-7 + 1e-7 |x|) = %.3f at x = %.9g (<= 1 passes)\n", worstSp,
+        worstSpX);
+    if (!(worstSp <= 1.0))
+        ++badFlush;
     std::printf("fmaExp2: %ld inputs, max relative error %.3e at x = %.9g, bad flushes %ld\n", count, worst, worstX,
         badFlush);
     return (worst <= 2.5e-7 && badFlush == 0) ? 0 : 1;
