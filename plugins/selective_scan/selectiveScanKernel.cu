@@ -66,8 +66,17 @@ constexpr int kFmaExpPer4 = VIM_SCAN_FMA_EXP_PER4;
 static_assert(kFmaExpPer4 >= 0 && kFmaExpPer4 <= 4, "VIM_SCAN_FMA_EXP_PER4 must be 0..4");
 constexpr float kLog2e = 1.4426950408889634f;
 
+#ifndef VIM_SCAN_FMA_SOFTPLUS
+// 1: softplus on the FMA pipe (fmaSoftplus, fmaExp2.cuh) instead of MUFU ex2 + lg2; an experiment of
+// issue 11 (tools/build_kernel_variants.sh), 0 = off.
+#define VIM_SCAN_FMA_SOFTPLUS 0
+#endif
+
 __device__ __forceinline__ float softplus(float x)
 {
+#if VIM_SCAN_FMA_SOFTPLUS
+    return fmaSoftplus(x);
+#endif
     // log(1 + e^x) with fast intrinsics; log1p's series where e^x is small keeps the relative error low.
     // Branch-free (both sides computed, then selected) so that the token loop stays one basic block
     // and the compiler can overlap consecutive tokens.
