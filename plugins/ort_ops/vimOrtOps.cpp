@@ -382,46 +382,44 @@ void fillDirections(Kernel const& k, std::vector<Tensor> const& in, SelectiveSca
 }
 
 // ---- compute ---------------------------------------------------------------------------------
-struct CpuJob
+//! Rows [begin, end) split over ORT's intra-op thread pool (KernelContext_ParallelFor, ORT >= 1.17), or
+//! run here; `fn(begin, end)` must not throw (it runs on pool threads). ~rowsPerTask rows a task.
+OrtStatus* parallelRows(OrtKernelContext* ctx, int64_t rows, int64_t rowsPerTask,
+    std::function<void(int64_t, int64_t)> const& fn)
 {
-    SelectiveScanParams const* p;
-    int64_t rows;
-    int64_t blocks;
-    char const* error;
-};
-
-void runCpuBlock(void* data, size_t i)
-{
-    auto* job = static_cast<CpuJob*>(data);
-    int64_t const per = (job->rows + job->blocks - 1) / job->blocks;
-    int64_t const begin = static_cast<int64_t>(i) * per;
-    int64_t const end = std::min(job->rows, begin + per);
-    if (begin < end)
+    struct Job
     {
-        if (char const* msg = vim::selectiveScanCpuRows(*job->p, begin, end))
-            job->error = msg; // same static message from every block: a benign race on a pointer
-    }
+        std::function<void(int64_t, int64_t)> const* fn;
+        int64_t rows, per;
+    } job{&fn, rows, rowsPerTask};
+    int64_t const tasks = (rows + rowsPerTask - 1) / rowsPerTask;
+    auto run = [](void* data, size_t i) {
+        auto const* j = static_cast<Job const*>(data);
+        int64_t const begin = static_cast<int64_t>(i) * j->per;
+        int64_t const end = std::min(j->rows, begin + j->per);
+        if (begin < end)
+            (*j->fn)(begin, end);
+    };
+    if (gApiParallel != nullptr && tasks > 1)
+        return gApiParallel->KernelContext_ParallelFor(ctx, run, static_cast<size_t>(tasks), 0, &job);
+    for (int64_t i = 0; i < tasks; ++i)
+        run(&job, static_cast<size_t>(i));
+    return nullptr;
 }
 
 OrtStatus* computeCpu(OrtKernelContext* ctx, Kernel const& k, SelectiveScanParams const& p)
 {
     if (char const* msg = vim::selectiveScanCpuValidate(p))
         return fail(k, msg);
-    CpuJob job{&p, static_cast<int64_t>(p.batch) * p.dim, 1, nullptr};
+    int64_t const rows = static_cast<int64_t>(p.batch) * p.dim;
     // ~16 rows a task keeps the per-task setup (B/C conversion) small against the scan itself
-    job.blocks = std::max<int64_t>(1, std::min<int64_t>(job.rows / 16, 4096));
-    if (gApiParallel != nullptr && job.blocks > 1)
-    {
-        if (OrtStatus* s = gApiParallel->KernelContext_ParallelFor(
-                ctx, runCpuBlock, static_cast<size_t>(job.blocks), 0, &job))
-            return s;
-    }
-    else
-    {
-        for (int64_t i = 0; i < job.blocks; ++i)
-            runCpuBlock(&job, static_cast<size_t>(i));
-    }
-    return job.error ? fail(k, job.error) : nullptr;
+    std::atomic<char const*> error{nullptr};
+    if (OrtStatus* s = parallelRows(ctx, rows, std::max<int64_t>(16, (rows + 4095) / 4096), [&](int64_t b, int64_t e) {
+            if (char const* msg = vim::selectiveScanCpuRows(p, b, e))
+                error = msg;
+        }))
+        return s;
+    return error.load() ? fail(k, error.load()) : nullptr;
 }
 
 #if VIM_ORT_WITH_CUDA
@@ -470,54 +468,10 @@ OrtStatus* computeCuda(OrtKernelContext* ctx, Kernel const& k, SelectiveScanPara
 #endif
 
 // ---- VimBiCausalConv1dSilu ------------------------------------------------------------------
-float loadAs(ScanDType t, void const* src, int64_t i)
-{
-    if (t == ScanDType::kHALF)
-        return vim::halfBitsToFloat(static_cast<uint16_t const*>(src)[i]);
-    if (t == ScanDType::kBF16)
-        return vim::bf16BitsToFloat(static_cast<uint16_t const*>(src)[i]);
-    return static_cast<float const*>(src)[i];
-}
-
-void storeAs(ScanDType t, void* dst, int64_t i, float v)
-{
-    if (t == ScanDType::kHALF)
-        static_cast<uint16_t*>(dst)[i] = vim::floatToHalfBits(v);
-    else if (t == ScanDType::kBF16)
-        static_cast<uint16_t*>(dst)[i] = vim::floatToBf16Bits(v);
-    else
-        static_cast<float*>(dst)[i] = v;
-}
-
-//! Rows [begin, end) split over ORT's intra-op thread pool (KernelContext_ParallelFor, ORT >= 1.17), or
-//! run here; `fn(begin, end)` must not throw (it runs on pool threads). ~rowsPerTask rows a task.
-OrtStatus* parallelRows(OrtKernelContext* ctx, int64_t rows, int64_t rowsPerTask,
-    std::function<void(int64_t, int64_t)> const& fn)
-{
-    struct Job
-    {
-        std::function<void(int64_t, int64_t)> const* fn;
-        int64_t rows, per;
-    } job{&fn, rows, rowsPerTask};
-    int64_t const tasks = (rows + rowsPerTask - 1) / rowsPerTask;
-    auto run = [](void* data, size_t i) {
-        auto const* j = static_cast<Job const*>(data);
-        int64_t const begin = static_cast<int64_t>(i) * j->per;
-        int64_t const end = std::min(j->rows, begin + j->per);
-        if (begin < end)
-            (*j->fn)(begin, end);
-    };
-    if (gApiParallel != nullptr && tasks > 1)
-        return gApiParallel->KernelContext_ParallelFor(ctx, run, static_cast<size_t>(tasks), 0, &job);
-    for (int64_t i = 0; i < tasks; ++i)
-        run(&job, static_cast<size_t>(i));
-    return nullptr;
-}
-
 //! silu(v) = v / (1 + e^-v) with the FMA-pipe exp (vectorizable; ~2e-7 relative).
 inline float siluFma(float v)
 {
-    return v / (1.f + vim::fmaExp2(-v * 1.4426950408889634f));
+    return v / (1.f + vim::fmaExp2(-v * vim::kLog2e));
 }
 
 //! The CPU form of the op: out_f[t] = silu(b_f + sum_k w_f[k] x[t-(W-1)+k]),
@@ -533,8 +487,7 @@ bool convCpuRows(ScanDType t, void const* x, float const* const w[2], float cons
         for (int64_t r = begin; r < end; ++r)
         {
             int64_t const d = r % dim;
-            for (int64_t i = 0; i < L; ++i)
-                row[static_cast<size_t>(W - 1 + i)] = loadAs(t, x, r * L + i);
+            vim::loadRow(t, x, r * L, static_cast<int32_t>(L), row.data() + (W - 1));
             for (int64_t i = 0; i < L; ++i)
             {
                 float af = bias[0][d], ab = bias[1][d];
@@ -548,9 +501,11 @@ bool convCpuRows(ScanDType t, void const* x, float const* const w[2], float cons
             }
             for (int64_t i = 0; i < L; ++i)
             {
-                storeAs(t, out[0], r * L + i, siluFma(yf[static_cast<size_t>(i)]));
-                storeAs(t, out[1], r * L + i, siluFma(yb[static_cast<size_t>(i)]));
+                yf[static_cast<size_t>(i)] = siluFma(yf[static_cast<size_t>(i)]);
+                yb[static_cast<size_t>(i)] = siluFma(yb[static_cast<size_t>(i)]);
             }
+            vim::storeRow(t, yf.data(), static_cast<int32_t>(L), out[0], r * L);
+            vim::storeRow(t, yb.data(), static_cast<int32_t>(L), out[1], r * L);
         }
         return true;
     }
@@ -643,22 +598,33 @@ OrtStatus* computeConv(OrtKernelContext* ctx, Kernel const& k, std::vector<Tenso
 
 // ---- VimAddRmsNorm ---------------------------------------------------------------------------
 //! The CPU form: residual_out = residual + float(h); out = T(residual_out * rsqrt(mean(r^2) + eps) * w),
-//! rows [begin, end).
-void addNormCpuRows(ScanDType t, void const* h, float const* residual, float const* weight, float* residualOut,
+//! rows [begin, end). Returns false when out of memory.
+bool addNormCpuRows(ScanDType t, void const* h, float const* residual, float const* weight, float* residualOut,
     void* out, int64_t begin, int64_t end, int64_t cols, float eps) noexcept
 {
-    for (int64_t r = begin; r < end; ++r)
+    try
     {
-        float ss = 0.f;
-        for (int64_t c = 0; c < cols; ++c)
+        std::vector<float> v(static_cast<size_t>(cols));
+        for (int64_t r = begin; r < end; ++r)
         {
-            float const v = residual[r * cols + c] + loadAs(t, h, r * cols + c);
-            residualOut[r * cols + c] = v;
-            ss += v * v;
+            vim::loadRow(t, h, r * cols, static_cast<int32_t>(cols), v.data());
+            float* res = residualOut + r * cols;
+            float ss = 0.f;
+            for (int64_t c = 0; c < cols; ++c)
+            {
+                res[c] = residual[r * cols + c] + v[static_cast<size_t>(c)];
+                ss += res[c] * res[c];
+            }
+            float const rstd = 1.f / std::sqrt(ss / static_cast<float>(cols) + eps);
+            for (int64_t c = 0; c < cols; ++c)
+                v[static_cast<size_t>(c)] = res[c] * rstd * weight[c];
+            vim::storeRow(t, v.data(), static_cast<int32_t>(cols), out, r * cols);
         }
-        float const rstd = 1.f / std::sqrt(ss / static_cast<float>(cols) + eps);
-        for (int64_t c = 0; c < cols; ++c)
-            storeAs(t, out, r * cols + c, residualOut[r * cols + c] * rstd * weight[c]);
+        return true;
+    }
+    catch (...)
+    {
+        return false;
     }
 }
 
@@ -713,9 +679,13 @@ OrtStatus* computeAddNorm(OrtKernelContext* ctx, Kernel const& k, std::vector<Te
     void* o = out[0];
     ScanDType const dtype = k.dtype;
     float const eps = k.epsilon;
-    return parallelRows(ctx, rows, 64, [&](int64_t b, int64_t e) {
-        addNormCpuRows(dtype, hd, residual, weight, resOut, o, b, e, cols, eps);
-    });
+    std::atomic<bool> ok{true};
+    if (OrtStatus* s = parallelRows(ctx, rows, 64, [&](int64_t b, int64_t e) {
+            if (!addNormCpuRows(dtype, hd, residual, weight, resOut, o, b, e, cols, eps))
+                ok = false;
+        }))
+        return s;
+    return ok ? nullptr : fail(k, "out of host memory");
 }
 
 OrtStatus* ORT_API_CALL compute(void* kernel, OrtKernelContext* ctx) noexcept

@@ -28,6 +28,8 @@
 namespace vim
 {
 
+constexpr float kLog2e = 1.4426950408889634f; //!< e^x = 2^(x log2 e)
+
 VIM_HOST_DEVICE int32_t floatBits(float v)
 {
 #if defined(__CUDA_ARCH__)
@@ -89,7 +91,6 @@ VIM_HOST_DEVICE float fmaExp2(float x)
 //! flushes, so softplus(x < -87) is 0 instead of ~1e-38.
 VIM_HOST_DEVICE float fmaSoftplus(float x)
 {
-    constexpr float kLog2e = 1.4426950408889634f;
     float const ax = x < 0.f ? -x : x;
     float const w = fmaExp2(-ax * kLog2e);
     float p = 5.232691764831543e-3f;

@@ -98,12 +98,6 @@ uint16_t floatToBf16Bits(float f)
     return static_cast<uint16_t>(x >> 16);
 }
 
-namespace
-{
-
-constexpr float kLog2e = 1.4426950408889634f;
-
-//! Convert n elements of type `t` starting at `src` to fp32.
 void loadRow(ScanDType t, void const* src, int64_t offset, int32_t n, float* dst)
 {
     switch (t)
@@ -135,6 +129,9 @@ void storeRow(ScanDType t, float const* src, int32_t n, void* dst, int64_t offse
         break;
     }
 }
+
+namespace
+{
 
 //! One channel of one direction: acc[t] += (C_t . h_t) + skip * u[t] over the tokens in scan order,
 //! h_t = exp(delta_t * A) * h_{t-1} + delta_t * u_t * B_t. kN > 0: dstate known at compile time (the

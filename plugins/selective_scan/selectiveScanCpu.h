@@ -25,6 +25,11 @@ char const* selectiveScanCpuRows(SelectiveScanParams const& p, int64_t rowBegin,
 //! Check sizes and pointers for the CPU implementation; nullptr when fine.
 char const* selectiveScanCpuValidate(SelectiveScanParams const& p);
 
+//! n elements of type `t` at element `offset` of `src` to fp32, and back (one rounding); the CPU loops
+//! of the op library convert whole rows with these.
+void loadRow(ScanDType t, void const* src, int64_t offset, int32_t n, float* dst);
+void storeRow(ScanDType t, float const* src, int32_t n, void* dst, int64_t offset);
+
 //! Half / bfloat16 <-> float conversions (round to nearest even), shared by the CPU code paths.
 float halfBitsToFloat(uint16_t h);
 uint16_t floatToHalfBits(float f);

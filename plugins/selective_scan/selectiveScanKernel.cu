@@ -64,7 +64,6 @@ constexpr int kLookahead = VIM_SCAN_LOOKAHEAD; // tokens whose inputs are prepar
 #endif
 constexpr int kFmaExpPer4 = VIM_SCAN_FMA_EXP_PER4;
 static_assert(kFmaExpPer4 >= 0 && kFmaExpPer4 <= 4, "VIM_SCAN_FMA_EXP_PER4 must be 0..4");
-constexpr float kLog2e = 1.4426950408889634f;
 
 #ifndef VIM_SCAN_FMA_SOFTPLUS
 // 1: softplus on the FMA pipe (fmaSoftplus, fmaExp2.cuh) instead of MUFU ex2 + lg2; an experiment of

@@ -78,8 +78,7 @@ def export_cmd(model, checkpoint, use_ema, unsafe_load, output, precision, scan_
     log.passed(f"wrote {res.path}: {res.num_scan_nodes} {op} nodes ({res.scan_impl}), {res.num_nodes} nodes, "
                f"{res.size_bytes / 2**20:.1f} MiB, opset {res.opset}, {res.precision}, {res.img_size}x{res.img_size} "
                f"| Runtime: {res.seconds:.1f}s")
-    ort_only = {k.split("::")[-1]: v for k, v in res.op_histogram.items()
-                if k.split("::")[-1] in (schema.CONV_OP_NAME, schema.ADD_NORM_OP_NAME)}
+    ort_only = {k.split("::")[-1]: v for k, v in res.op_histogram.items() if k.split("::")[-1] in schema.ORT_ONLY_OPS}
     if ort_only:
         log.info(f"the graph has {', '.join(f'{v} {k}' for k, v in ort_only.items())} nodes: it runs on onnxruntime "
                  "with libvim_ort_ops.so (vim_deploy.ort.create_session); for TensorRT export without "
