@@ -1,8 +1,10 @@
 """Plugin-graph sessions on onnxruntime-gpu's CUDA provider with libvim_ort_ops.so, for compute-sanitizer:
-vim_tiny fp16 (unfused, fused, fused with the conv op) at batch 1 and 3, and a long single scan (L = 6085, chunked: the
-workspace comes from ORT's allocator).
+vim_tiny fp16 (unfused, fused, fused with the conv + add-norm ops, and the --ort-optimized graph: padded tokens)
+at batch 1 and 3, and a long single scan (L = 6085, chunked: the workspace comes from ORT's allocator).
 
-    compute-sanitizer --tool memcheck --error-exitcode 9 python3 bench/memcheck_ort.py
+    compute-sanitizer --tool memcheck --error-exitcode 9 python3 bench/memcheck_ort.py [ort-optimized]
+
+With ``ort-optimized``: only that graph (batch 1 and 3) and the 1248 px one.
 """
 
 import os
@@ -14,14 +16,19 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from vim_deploy.export import ExportConfig, export_onnx  # noqa: E402
+from vim_deploy.export.onnx_export import ORT_OPTIMIZED_LAYOUT, ORT_OPTIMIZED_PADDING  # noqa: E402
 from vim_deploy.ort import create_session  # noqa: E402
 
 rng = np.random.default_rng(0)
 with tempfile.TemporaryDirectory() as tmp:
-    for fused, conv in ((False, "conv"), (True, "conv"), (True, "op")):
+    graphs = ((False, "conv"), (True, "conv"), (True, "op"), (True, "ort-optimized"))
+    for fused, conv in graphs[3:] if sys.argv[1:] == ["ort-optimized"] else graphs:
         path = os.path.join(tmp, f"g{int(fused)}{conv}.onnx")
+        opt = conv == "ort-optimized"
         export_onnx(ExportConfig(model="vim_tiny", output=path, precision="fp16", fuse_bidirectional=fused,
-                                 conv_impl=conv, norm_impl="op" if conv == "op" else "ops"))
+                                 conv_impl="op" if opt else conv, norm_impl="op" if conv != "conv" else "ops",
+                                 projection_layout=ORT_OPTIMIZED_LAYOUT if opt else "tokens",
+                                 token_padding=ORT_OPTIMIZED_PADDING if opt else 1))
         sess = create_session(path, "cuda")
         for b in (1, 3):
             y = sess.run(None, {"input": rng.standard_normal((b, 3, 224, 224), dtype=np.float32)})[0]
@@ -29,7 +36,7 @@ with tempfile.TemporaryDirectory() as tmp:
             print(f"fused={fused} conv={conv} batch={b}: ok")
     path = os.path.join(tmp, "g.onnx")
     export_onnx(ExportConfig(model="vim_tiny", output=path, precision="fp16", img_size=1248, fuse_bidirectional=True,
-                             conv_impl="op", norm_impl="op"))
+                             conv_impl="op", norm_impl="op", token_padding=ORT_OPTIMIZED_PADDING))
     y = create_session(path, "cuda").run(None, {"input": rng.standard_normal((1, 3, 1248, 1248), dtype=np.float32)})[0]
     assert np.isfinite(y).all()
     print("1248px batch 1 (L = 6085, chunked scan): ok")

@@ -42,13 +42,13 @@ check)
   python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())" | tee "$OUT/ort.txt"
   python3 -m pytest -q -p no:cacheprovider tests/gpu/test_ort_cuda_gpu.py -s ${PYTEST_K:+-k "$PYTEST_K"} 2>&1 | grep -E "cosine|passed|failed|Error|error" \
      | tail -40 | tee "$OUT/ort_gpu_tests.log"
-  python3 -m vim_deploy export -q -m vim_tiny --precision fp16 -o $W/t16.onnx && \
-  python3 -m vim_deploy export -q -m vim_tiny -o $W/t32.onnx --fuse-bidirectional && \
+  python3 -m vim_deploy export -q -m vim_tiny --precision fp16 -o $W/t16.onnx --ort-optimized && \
+  python3 -m vim_deploy export -q -m vim_tiny -o $W/t32.onnx --ort-optimized && \
   python3 -m vim_deploy validate --onnx $W/t16.onnx --onnx $W/t32.onnx --runtime onnxruntime --ort-provider cuda \
      --images skimage --report-md "$OUT/validate_ort_cuda.md" 2>&1 | grep -E "PASSED|FAILED|error" | tee -a "$OUT/ort_gpu_tests.log"
   ;;
 memcheck)
-  compute-sanitizer --tool memcheck --error-exitcode 9 python3 bench/memcheck_ort.py 2>&1 | tail -6 | tee "$OUT/memcheck_ort.log"
+  compute-sanitizer --tool memcheck --error-exitcode 9 python3 bench/memcheck_ort.py ${2:-} 2>&1 | tail -6 | tee "$OUT/memcheck_ort.log"
   ;;
 profile)
   python3 bench/profile_ort_gpu.py --model vim_${2:-tiny} --batch ${3:-128} --res ${4:-224} --out "$OUT" 2>&1 \
@@ -59,14 +59,15 @@ bench224|bench1248)   # bench224 <tiny|small|base>: one model a call (each call'
   up="--upstream /tmp/upstream/Vim"
   if [ "$1" = bench224 ]; then
     m=${2:-tiny}
-    $B -m vim_$m --backends ort-plugin-fp16-fused,ort-plugin-fp16-fused-ortops,fastpath-fp16,official-fp16,onnxruntime $up \
+    ORTB=ort-plugin-fp16-fused-convop,ort-plugin-fp16-fused-ortops-tokens,ort-plugin-fp16-fused-ortops-hybrid
+    $B -m vim_$m --backends $ORTB,fastpath-fp16,official-fp16,onnxruntime $up \
        --batch 128 --resolutions 224 --warmup 2 --iters 10 --out-dir $W/b128_$m 2>&1 | grep -E "^\||Note|error|^- "
-    $B -m vim_$m --backends ort-plugin-fp16-fused,ort-plugin-fp16-fused-ortops,fastpath-fp16,official-fp16,onnxruntime $up \
+    $B -m vim_$m --backends $ORTB,fastpath-fp16,official-fp16,onnxruntime $up \
        --batch 1 --resolutions 224 --warmup 5 --iters 30 --out-dir $W/b1_$m 2>&1 | grep -E "^\||Note|error|^- "
     python3 bench/merge_bench.py "$OUT/ort_224_$m" $W/b128_$m $W/b1_$m > /dev/null
   else
     for m in ${2:-tiny small base}; do
-      $B -m vim_$m --backends ort-plugin-fp16-fused,ort-plugin-fp16-fused-ortops,fastpath-fp16,official-fp16 $up \
+      $B -m vim_$m --backends ort-plugin-fp16-fused-ortops-tokens,ort-plugin-fp16-fused-ortops-hybrid,fastpath-fp16,official-fp16 $up \
          --batch 8 --resolutions 1248 --warmup 2 --iters 10 --out-dir $W/b8_$m 2>&1 | grep -E "^\||Note|error|^- "
     done
     python3 bench/merge_bench.py "$OUT/ort_1248" $(for m in ${2:-tiny small base}; do echo $W/b8_$m; done) > /dev/null

@@ -4,9 +4,10 @@
  * and type rules of the TensorRT plugin (vim_deploy/ops/schema.py): T = float32 / float16 /
  * bfloat16 for the activations, A / D / delta_bias float32, output y of type T. And
  * VimBiCausalConv1dSilu (`export --conv-impl op`; ONNX Runtime only so far): both directions'
- * depthwise causal conv1d + SiLU of a block in one pass, x (B, D, L) of type T, weights (D, W) and
- * biases (D) float32, outputs u_f, u_b of type T (u_b: the conv of the flipped sequence, read in
- * token order). onnxruntime's grouped Conv spends ~8 ms of a 23 ms vim_tiny b128 forward on an H200
+ * depthwise causal conv1d + SiLU of a block in one pass, x (B, Dx, L) of type T (the op reads
+ * channels 0..D-1: the x half of in_proj's output, in place), weights (D, W) and biases (D) float32,
+ * outputs u_f, u_b (B, D, L) of type T (u_b: the conv of the flipped sequence, read in token order);
+ * optional INT attribute seq_len: tokens at and past it are padding (read as zeros, outputs zero). onnxruntime's grouped Conv spends ~8 ms of a 23 ms vim_tiny b128 forward on an H200
  * in cuDNN (pad + direct kernel + bias); this op is one memory-bound kernel. And VimAddRmsNorm
  * (`export --norm-impl op`; ONNX Runtime only): a block's residual add + RMSNorm, h (..., C) of type T,
  * residual (..., C) and weight (C) float32, attribute epsilon; outputs out (T) and residual_out
@@ -144,6 +145,7 @@ struct Kernel
     int64_t reverse{0};
     float outScale{1.f};
     float epsilon{1e-5f}; //!< VimAddRmsNorm
+    int64_t seqLen{0};    //!< VimBiCausalConv1dSilu: valid tokens (0 = all)
     std::string node;
 
     char const* opName() const
@@ -212,6 +214,24 @@ OrtStatus* readScale(OrtKernelInfo const* info, Kernel const& k, char const* nam
     return nullptr;
 }
 
+//! An optional INT attribute >= 0 (absent: out keeps its default).
+OrtStatus* readOptionalCount(OrtKernelInfo const* info, Kernel const& k, char const* name, int64_t& out)
+{
+    int64_t v = 0;
+    if (failed(gApi->KernelInfoGetAttribute_int64(info, name, &v)))
+    {
+        float f = 0.f;
+        if (!failed(gApi->KernelInfoGetAttribute_float(info, name, &f)))
+            return fail(k, std::string("attribute '") + name + "' must be an INT, got a FLOAT");
+        return nullptr;
+    }
+    if (v < 0 || v > std::numeric_limits<int32_t>::max())
+        return fail(k, std::string("attribute '") + name + "' must be in 0.." + std::to_string(std::numeric_limits<int32_t>::max())
+                + ", got " + std::to_string(v));
+    out = v;
+    return nullptr;
+}
+
 std::string nodeName(OrtKernelInfo const* info)
 {
     size_t size = 0;
@@ -236,8 +256,14 @@ OrtStatus* ORT_API_CALL createKernel(OrtCustomOp const* op, OrtApi const* /*api*
         k->dtype = vop->dtype;
         k->cuda = vop->cuda;
         k->node = nodeName(info);
-        if (k->family == Family::kConv) // no attributes: the width comes from the weights' shape
+        if (k->family == Family::kConv) // the width comes from the weights' shape; seq_len is optional
         {
+            OrtStatus* s = readOptionalCount(info, *k, "seq_len", k->seqLen);
+            if (s != nullptr)
+            {
+                delete k;
+                return s;
+            }
             *kernel = k;
             return nullptr;
         }
@@ -475,20 +501,22 @@ inline float siluFma(float v)
 }
 
 //! The CPU form of the op: out_f[t] = silu(b_f + sum_k w_f[k] x[t-(W-1)+k]),
-//! out_b[t] = silu(b_b + sum_k w_b[k] x[t+(W-1)-k]) (x = 0 outside the row), fp32 arithmetic, rows
-//! [begin, end) of the (batch x dim) grid. Returns false when out of memory.
+//! out_b[t] = silu(b_b + sum_k w_b[k] x[t+(W-1)-k]) (x = 0 outside 0..valid-1), fp32 arithmetic, rows
+//! [begin, end) of the (batch x dim) grid; x has xDim >= dim channels a batch, rows of L tokens;
+//! outputs past `valid` are zeros. Returns false when out of memory.
 bool convCpuRows(ScanDType t, void const* x, float const* const w[2], float const* const bias[2], void* const out[2],
-    int64_t begin, int64_t end, int64_t dim, int64_t L, int64_t W) noexcept
+    int64_t begin, int64_t end, int64_t dim, int64_t xDim, int64_t L, int64_t valid, int64_t W) noexcept
 {
     try
     {
-        std::vector<float> row(static_cast<size_t>(L + 2 * (W - 1)), 0.f), yf(static_cast<size_t>(L)),
-            yb(static_cast<size_t>(L));
+        std::vector<float> row(static_cast<size_t>(L + 2 * (W - 1)), 0.f), yf(static_cast<size_t>(L), 0.f),
+            yb(static_cast<size_t>(L), 0.f);
         for (int64_t r = begin; r < end; ++r)
         {
             int64_t const d = r % dim;
-            vim::loadRow(t, x, r * L, static_cast<int32_t>(L), row.data() + (W - 1));
-            for (int64_t i = 0; i < L; ++i)
+            int64_t const xRow = (r / dim) * xDim + d;
+            vim::loadRow(t, x, xRow * L, static_cast<int32_t>(valid), row.data() + (W - 1));
+            for (int64_t i = 0; i < valid; ++i)
             {
                 float af = bias[0][d], ab = bias[1][d];
                 for (int64_t k = 0; k < W; ++k)
@@ -499,7 +527,7 @@ bool convCpuRows(ScanDType t, void const* x, float const* const w[2], float cons
                 yf[static_cast<size_t>(i)] = af;
                 yb[static_cast<size_t>(i)] = ab;
             }
-            for (int64_t i = 0; i < L; ++i)
+            for (int64_t i = 0; i < valid; ++i)
             {
                 yf[static_cast<size_t>(i)] = siluFma(yf[static_cast<size_t>(i)]);
                 yb[static_cast<size_t>(i)] = siluFma(yb[static_cast<size_t>(i)]);
@@ -538,27 +566,31 @@ OrtStatus* computeConv(OrtKernelContext* ctx, Kernel const& k, std::vector<Tenso
         if (d > std::numeric_limits<int32_t>::max())
             return fail(k, "dimensions of x " + shapeText(x) + " exceed the int32 range");
     std::vector<int64_t> const& w = in[1].dims;
-    if (w.size() != 2 || w[0] != x[1] || w[1] < 1 || w[1] > kMAX_CONV_WIDTH)
-        return fail(k, "input weight_f has shape " + shapeText(w) + ", expected (dim, width) with dim = "
-                + std::to_string(x[1]) + " and width in 1.." + std::to_string(kMAX_CONV_WIDTH));
+    if (w.size() != 2 || w[0] > x[1] || w[1] < 1 || w[1] > kMAX_CONV_WIDTH)
+        return fail(k, "input weight_f has shape " + shapeText(w) + ", expected (dim, width) with dim <= "
+                + std::to_string(x[1]) + " (the channels of x) and width in 1.." + std::to_string(kMAX_CONV_WIDTH));
     if (in[3].dims != w)
         return fail(k, "input weight_b has shape " + shapeText(in[3].dims) + ", expected " + shapeText(w)
                 + " (like weight_f)");
     for (size_t i : {size_t{2}, size_t{4}})
-        if (in[i].dims != std::vector<int64_t>{x[1]})
+        if (in[i].dims != std::vector<int64_t>{w[0]})
             return fail(k, std::string("input ") + kCONV_NAMES[i] + " has shape " + shapeText(in[i].dims)
-                    + ", expected " + shapeText({x[1]}) + " (dim)");
+                    + ", expected " + shapeText({w[0]}) + " (dim)");
+    if (k.seqLen > x[2])
+        return fail(k, "attribute seq_len = " + std::to_string(k.seqLen) + " exceeds the " + std::to_string(x[2])
+                + " tokens of x");
+    int64_t const valid = k.seqLen > 0 ? k.seqLen : x[2];
     void* out[2] = {nullptr, nullptr};
-    if (OrtStatus* s = getTwoOutputs(ctx, x, out))
+    if (OrtStatus* s = getTwoOutputs(ctx, {x[0], w[0], x[2]}, out))
         return s;
-    if (x[0] == 0 || x[1] == 0 || x[2] == 0)
+    if (x[0] == 0 || w[0] == 0 || x[2] == 0)
         return nullptr; // empty outputs: nothing to compute, no launch
     float const* weights[2] = {static_cast<float const*>(in[1].data), static_cast<float const*>(in[3].data)};
     float const* biases[2] = {static_cast<float const*>(in[2].data), static_cast<float const*>(in[4].data)};
 #if VIM_ORT_WITH_CUDA
     if (k.cuda)
     {
-        if (x[0] > 65535 || x[1] > 65535)
+        if (x[0] > 65535 || w[0] > 65535)
             return fail(k, "batch and dim must be <= 65535 for the CUDA kernel, got " + shapeText(x));
         void* stream = nullptr;
         if (OrtStatus* s = gApi->KernelContext_GetGPUComputeStream(ctx, &stream))
@@ -566,8 +598,10 @@ OrtStatus* computeConv(OrtKernelContext* ctx, Kernel const& k, std::vector<Tenso
         vim::CausalConvParams p{};
         p.dtype = k.dtype;
         p.batch = static_cast<int32_t>(x[0]);
-        p.dim = static_cast<int32_t>(x[1]);
-        p.seqlen = static_cast<int32_t>(x[2]);
+        p.dim = static_cast<int32_t>(w[0]);
+        p.seqlen = static_cast<int32_t>(valid);
+        p.rowStride = static_cast<int32_t>(x[2]); // outputs past seqlen: zeros
+        p.xBatchStride = x[1] * x[2];
         p.width = static_cast<int32_t>(w[1]);
         p.x = in[0].data;
         for (int i = 0; i < 2; ++i)
@@ -585,11 +619,11 @@ OrtStatus* computeConv(OrtKernelContext* ctx, Kernel const& k, std::vector<Tenso
     }
 #endif
     std::atomic<bool> ok{true};
-    int64_t const dim = x[1], L = x[2], W = w[1];
+    int64_t const dim = w[0], xDim = x[1], L = x[2], W = w[1];
     void const* xd = in[0].data;
     ScanDType const dtype = k.dtype;
-    if (OrtStatus* s = parallelRows(ctx, x[0] * x[1], 16, [&](int64_t b, int64_t e) {
-            if (!convCpuRows(dtype, xd, weights, biases, out, b, e, dim, L, W))
+    if (OrtStatus* s = parallelRows(ctx, x[0] * dim, 16, [&](int64_t b, int64_t e) {
+            if (!convCpuRows(dtype, xd, weights, biases, out, b, e, dim, xDim, L, valid, W))
                 ok = false;
         }))
         return s;

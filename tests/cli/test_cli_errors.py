@@ -49,6 +49,7 @@ CASES = {
     "NaN weight": (["--checkpoint", "{d}/nan.pth"], "'layers.3.mixer.in_proj.weight' with 1 NaN/inf value(s)"),
     "conv op without the plugin graph": (["--conv-impl", "op", "--scan-impl", "portable"],
                                          "--conv-impl op needs the plugin graph"),
+    "padded tokens without the conv op": (["--pad-tokens", "8"], "--pad-tokens needs --conv-impl op"),
     "head of another width": (["--checkpoint", "{d}/head_width.pth"], "Apart from head.weight its tensors are those"),
     "head weight and bias disagree": (["--checkpoint", "{d}/head_classes.pth"],
                                       "inconsistent classifier: head.weight (10, 192) has 10 classes, head.bias (1000,)"),

@@ -216,20 +216,26 @@ def test_unknown_projection_layout_is_one_line(tmp_path):
         export_onnx(ExportConfig(model="test_vim", output=str(tmp_path / "x.onnx"), projection_layout="rows"))
 
 
-@pytest.mark.parametrize("fused", [True, False])
-def test_onnxruntime_only_ops_graph_matches_pytorch(fused, tmp_path):
+@pytest.mark.parametrize("fused, layout, pad", [(True, "tokens", 1), (False, "tokens", 1), (True, "tokens", 8),
+                                               (True, "hybrid", 8), (False, "channels", 8)])
+def test_onnxruntime_only_ops_graph_matches_pytorch(fused, layout, pad, tmp_path):
     """--conv-impl op --norm-impl op: one VimBiCausalConv1dSilu per block, one VimAddRmsNorm per block
-    after the first; the graph (on the reference evaluator's NumPy ops) computes what PyTorch computes."""
+    after the first; the graph (on the reference evaluator's NumPy ops) computes what PyTorch computes,
+    also with the tokens padded (197 -> 200: the conv node's seq_len says which are real)."""
     p = tmp_path / "ortops.onnx"
     export_onnx(ExportConfig(model="vim_tiny", output=str(p), fuse_bidirectional=fused, conv_impl="op",
-                             norm_impl="op", model_kwargs={"depth": 4}))
+                             norm_impl="op", projection_layout=layout, token_padding=pad, model_kwargs={"depth": 4}))
     m = onnx.load(str(p))
     ops = [n.op_type for n in m.graph.node]
     assert ops.count(schema.CONV_OP_NAME) == 4 and ops.count(schema.ADD_NORM_OP_NAME) == 3
     assert "Conv" in ops and ops.count("Conv") == 1  # the patch embedding only
     assert {n.op_type for n in schema.ort_only_nodes(m)} == {schema.CONV_OP_NAME, schema.ADD_NORM_OP_NAME}
     meta = {e.key: e.value for e in m.metadata_props}
-    assert meta["conv_impl"] == "op" and meta["norm_impl"] == "op"
+    assert meta["conv_impl"] == "op" and meta["norm_impl"] == "op" and meta["token_padding"] == str(pad)
+    for n in m.graph.node:
+        if n.op_type == schema.CONV_OP_NAME:
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+            assert attrs == ({"seq_len": 197} if pad > 1 else {}), attrs
     x = np.random.default_rng(8).standard_normal((2, 3, 224, 224), dtype=np.float32)
     with torch.no_grad():
         ref = create_model("vim_tiny", depth=4)(torch.from_numpy(x)).numpy()
@@ -238,7 +244,9 @@ def test_onnxruntime_only_ops_graph_matches_pytorch(fused, tmp_path):
 
 @pytest.mark.parametrize("kw, needle", [({"norm_impl": "op", "scan_impl": "portable"}, "--norm-impl op needs"),
                                         ({"conv_impl": "op", "bidirectional": "flip"}, "--conv-impl op needs"),
-                                        ({"norm_impl": "fused"}, "unknown norm implementation")])
+                                        ({"norm_impl": "fused"}, "unknown norm implementation"),
+                                        ({"token_padding": 8}, "--pad-tokens needs --conv-impl op"),
+                                        ({"token_padding": 0, "conv_impl": "op"}, "token padding must be in 1..64")])
 def test_onnxruntime_only_ops_need_the_plugin_graph(kw, needle, tmp_path):
     from vim_deploy.errors import VimDeployError
 

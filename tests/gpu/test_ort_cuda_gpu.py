@@ -139,7 +139,10 @@ def torch_fp32(photos):
 @pytest.mark.parametrize("precision, fused, conv_impl", [("fp32", False, "conv"), ("fp16", False, "conv"),
                                                         ("fp32", True, "conv"), ("fp16", True, "conv"),
                                                         ("fp32", True, "op"), ("fp16", True, "op"),
-                                                        ("fp32", True, "op+norm"), ("fp16", True, "op+norm")])
+                                                        ("fp32", True, "op+norm"), ("fp16", True, "op+norm"),
+                                                        # conv impl [/ projection layout / token padding]
+                                                        ("fp32", True, "op+norm/tokens/8"), ("fp16", True, "op+norm/tokens/8"),
+                                                        ("fp32", True, "op+norm/hybrid/8"), ("fp16", True, "op+norm/hybrid/8")])
 def test_plugin_graph_on_ort_cuda_matches_pytorch(photos, torch_fp32, precision, fused, conv_impl, tmp_path):
     ort, lib = _ort()
     from vim_deploy.export import ExportConfig, export_onnx
@@ -147,8 +150,10 @@ def test_plugin_graph_on_ort_cuda_matches_pytorch(photos, torch_fp32, precision,
     from vim_deploy.validate.compare import compare_logits
 
     path = str(tmp_path / "g.onnx")
+    impl, layout, pad = (conv_impl.split("/") + ["tokens", "1"])[:3]
     export_onnx(ExportConfig(model="vim_tiny", output=path, precision=precision, fuse_bidirectional=fused,
-                             conv_impl=conv_impl.split("+")[0], norm_impl="op" if "norm" in conv_impl else "ops"))
+                             conv_impl=impl.split("+")[0], norm_impl="op" if "norm" in impl else "ops",
+                             projection_layout=layout, token_padding=int(pad)))
     sess = create_session(path, "cuda", lib)
     for key, x in photos.items():
         for b in (1, 3, 8):  # dynamic batch
@@ -171,7 +176,10 @@ def test_ort_cuda_graph_replay_matches_plain_run(tmp_path, ort_optimized):
     from vim_deploy.ort import create_session
 
     path = str(tmp_path / "g.onnx")
-    extra = dict(fuse_bidirectional=True, conv_impl="op", norm_impl="op") if ort_optimized else {}
+    from vim_deploy.export.onnx_export import ORT_OPTIMIZED_LAYOUT, ORT_OPTIMIZED_PADDING
+
+    extra = dict(fuse_bidirectional=True, conv_impl="op", norm_impl="op", projection_layout=ORT_OPTIMIZED_LAYOUT,
+                 token_padding=ORT_OPTIMIZED_PADDING) if ort_optimized else {}
     export_onnx(ExportConfig(model="vim_tiny", output=path, precision="fp16", dynamic_batch=False, batch_size=2,
                              **extra))
     x = torch.randn(2, 3, 224, 224, device="cuda")
@@ -195,10 +203,12 @@ def test_ort_cuda_graph_replay_matches_plain_run(tmp_path, ort_optimized):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("shape", [(1, 384, 197, 4), (8, 768, 6085, 4), (3, 40, 1, 3), (2, 64, 700, 8)])
+@pytest.mark.parametrize("shape", [(1, 384, 197, 4), (8, 768, 6085, 4), (3, 40, 1, 3), (2, 64, 700, 8),
+                                   # + (x channels past dim, seq_len): xz's x half in place, padding tokens
+                                   (128, 384, 200, 4, 384, 197), (2, 64, 700, 4, 0, 513), (3, 40, 9, 3, 7, 1)])
 def test_bi_causal_conv_cuda_matches_float64(dtype, shape):
     """VimBiCausalConv1dSilu on the CUDA provider: both outputs against the float64 reference, on
-    device buffers poisoned with NaN."""
+    device buffers poisoned with NaN (padding tokens must come out as exact zeros)."""
     from onnx import TensorProto, helper
 
     from vim_deploy.ops.causal_conv import bi_causal_conv1d_silu_ref
@@ -206,19 +216,19 @@ def test_bi_causal_conv_cuda_matches_float64(dtype, shape):
     ort, lib = _ort()
     from vim_deploy.ort import create_session
 
-    b, d, L, W = shape
+    b, d, L, W, extra, seq_len = shape + (0, 0)[len(shape) - 4:]
     t = ONNX_T[dtype]
     names = schema.CONV_INPUT_NAMES
     ins = [helper.make_tensor_value_info(n, t if n == "x" else TensorProto.FLOAT, None) for n in names]
     outs = [helper.make_tensor_value_info(n, t, None) for n in schema.CONV_OUTPUT_NAMES]
     node = helper.make_node(schema.CONV_OP_NAME, list(names), list(schema.CONV_OUTPUT_NAMES), domain=schema.OP_DOMAIN,
-                            name="conv")
+                            name="conv", **({"seq_len": seq_len} if seq_len else {}))
     model = helper.make_model(helper.make_graph([node], "conv", ins, outs), ir_version=8,
                               opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(schema.OP_DOMAIN, 1)])
     sess = create_session(model, "cuda", lib)
     g = torch.Generator(device="cuda").manual_seed(sum(shape))
     r = lambda *s: torch.randn(*s, generator=g, device="cuda")  # noqa: E731
-    feeds = {"x": r(b, d, L).to(dtype), "weight_f": 0.5 * r(d, W), "bias_f": r(d), "weight_b": 0.5 * r(d, W),
+    feeds = {"x": r(b, d + extra, L).to(dtype), "weight_f": 0.5 * r(d, W), "bias_f": r(d), "weight_b": 0.5 * r(d, W),
              "bias_b": r(d)}
     got = [torch.full((b, d, L), float("nan"), device="cuda", dtype=dtype) for _ in range(2)]
     bind = sess.io_binding()
@@ -228,9 +238,11 @@ def test_bi_causal_conv_cuda_matches_float64(dtype, shape):
         bind.bind_output(name, "cuda", 0, t, list(o.shape), o.data_ptr())
     sess.run_with_iobinding(bind)
     torch.cuda.synchronize()
-    want = bi_causal_conv1d_silu_ref(*(v.double() for v in feeds.values()))
+    want = bi_causal_conv1d_silu_ref(*(v.double() for v in feeds.values()), seq_len=seq_len)
     for o, w in zip(got, want):
         assert torch.isfinite(o).all()
+        if seq_len:
+            assert (o[..., seq_len:] == 0).all()
         rel = ((o.double() - w).norm() / w.norm()).item()
         assert rel <= TOL[dtype], rel
 

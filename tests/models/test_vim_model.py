@@ -155,3 +155,51 @@ def test_conv_taps_compute_the_same_conv():
         taps = m.set_conv_export("taps")(x)
         m.set_conv_export("conv")
     assert torch.allclose(ref, taps, rtol=1e-5, atol=1e-6), (ref - taps).abs().max()
+
+
+@pytest.mark.parametrize("layout", ["tokens", "channels", "hybrid"])
+@pytest.mark.parametrize("pad", [1, 8, 16])
+def test_conv_op_layouts_and_token_padding_compute_the_same_model(layout, pad):
+    """The graph forms of --ort-optimized (conv op reading xz in place, projection layouts, tokens padded
+    to a multiple of 8 or 16) are the same function: padding tokens are read as zeros by the conv, come out
+    as zeros, keep the reverse scan's state at zero and are never read by a valid token."""
+    torch.manual_seed(1)
+    m = create_model("test_vim", bidirectional="reverse").eval()
+    x = torch.randn(3, 3, 64, 64)  # 17 tokens: padded to 24 / 32
+    with torch.no_grad():
+        ref = m(x)
+        m.set_conv_export("op").set_projection_export(layout).set_token_padding(pad)
+        got = m(x)
+    assert torch.allclose(ref, got, rtol=1e-5, atol=1e-6), (ref - got).abs().max()
+
+
+def test_padding_tokens_do_not_leak_into_valid_ones():
+    """Perturbing what the padding tokens hold (after the position embedding) changes nothing valid."""
+    m = create_model("test_vim", bidirectional="reverse").eval()
+    m.set_conv_export("op").set_token_padding(8)
+    x = torch.randn(2, 3, 64, 64)
+    seen = []
+
+    def poison(block, args, kwargs):
+        h = args[0].clone()
+        h[:, kwargs.get("valid_len", h.shape[1]):] = 1e3 * torch.randn_like(h[:, kwargs.get("valid_len", h.shape[1]):])
+        seen.append(h.shape[1])
+        return (h,) + args[1:], kwargs
+
+    with torch.no_grad():
+        ref = m(x)
+        hook = m.layers[0].register_forward_pre_hook(poison, with_kwargs=True)
+        got = m(x)
+        hook.remove()
+    assert seen == [24]
+    assert torch.allclose(ref, got, rtol=1e-5, atol=1e-6), (ref - got).abs().max()
+
+
+def test_token_padding_needs_the_conv_op():
+    m = create_model("test_vim", bidirectional="reverse")
+    with pytest.raises(ValueError, match="needs the conv op"):
+        m.set_token_padding(8)
+    with pytest.raises(ValueError, match="needs the conv op"):
+        create_model("test_vim").set_conv_export("op").set_token_padding(8)  # flip form
+    with pytest.raises(ValueError, match="projection layout"):
+        m.set_projection_export("diagonal")

@@ -46,13 +46,17 @@ def portable_logits(images, tmp_path_factory):
     ("fp16", True, "conv", "tokens"), ("fp32", True, "taps", "tokens"), ("fp16", True, "taps", "tokens"),
     ("fp32", False, "conv", "channels"), ("fp16", True, "conv", "channels"), ("fp32", True, "taps", "channels"),
     ("fp32", True, "op", "tokens"), ("fp16", True, "op", "tokens"), ("fp32", False, "op", "tokens"),
-    ("fp32", True, "op+norm", "tokens"), ("fp16", True, "op+norm", "tokens"), ("fp32", False, "conv+norm", "tokens")])
+    ("fp32", True, "op+norm", "tokens"), ("fp16", True, "op+norm", "tokens"), ("fp32", False, "conv+norm", "tokens"),
+    # tokens padded to a multiple of 8 (197 -> 200; --ort-optimized), every projection layout
+    ("fp32", True, "op+norm", "tokens/8"), ("fp16", True, "op+norm", "tokens/8"), ("fp32", True, "op+norm", "hybrid/8"),
+    ("fp16", True, "op+norm", "hybrid/8"), ("fp32", False, "op", "channels/8"), ("fp32", True, "op", "tokens/16")])
 def test_plugin_graph_on_ort_cpu_matches_pytorch(ort_ops_lib, images, torch_logits, portable_logits, precision, fused,
                                                  conv_impl, layout, tmp_path):
     path = str(tmp_path / "plugin.onnx")
+    layout, _, pad = layout.partition("/")
     export_onnx(ExportConfig(model="vim_tiny", output=path, precision=precision, fuse_bidirectional=fused,
                              conv_impl=conv_impl.split("+")[0], norm_impl="op" if "norm" in conv_impl else "ops",
-                             projection_layout=layout))
+                             projection_layout=layout, token_padding=int(pad or 1)))
     sess = create_session(path, "cpu", ort_ops_lib)
     for b, x in images.items():
         out = sess.run(None, {"input": x})[0]

@@ -178,13 +178,13 @@ def test_compiles_warning_free_against_every_header_set(include_dir, tmp_path):
 
 
 # ---- VimBiCausalConv1dSilu (export --conv-impl op) -------------------------------------------
-def _conv_model(dtype, in_types: dict | None = None) -> onnx.ModelProto:
+def _conv_model(dtype, in_types: dict | None = None, **attrs) -> onnx.ModelProto:
     t = ONNX_T[dtype]
     ins = [helper.make_tensor_value_info(n, (in_types or {}).get(n, t if n == "x" else TensorProto.FLOAT), None)
            for n in schema.CONV_INPUT_NAMES]
     names = list(schema.CONV_OUTPUT_NAMES)
     node = helper.make_node(schema.CONV_OP_NAME, list(schema.CONV_INPUT_NAMES), [n + "_t" for n in names],
-                            domain=schema.OP_DOMAIN, name="blk0_conv")
+                            domain=schema.OP_DOMAIN, name="blk0_conv", **attrs)
     # numpy cannot hold a bfloat16 output: every output is read through a Cast to float32
     casts = [helper.make_node("Cast", [n + "_t"], [n], to=TensorProto.FLOAT) for n in names]
     outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names]
@@ -193,8 +193,8 @@ def _conv_model(dtype, in_types: dict | None = None) -> onnx.ModelProto:
                                                              helper.make_opsetid(schema.OP_DOMAIN, 1)])
 
 
-def _conv_inputs(rng, b, d, L, w):
-    return {"x": rng.standard_normal((b, d, L)).astype(np.float32),
+def _conv_inputs(rng, b, d, L, w, x_dim=None):
+    return {"x": rng.standard_normal((b, x_dim or d, L)).astype(np.float32),
             "weight_f": (0.5 * rng.standard_normal((d, w))).astype(np.float32),
             "bias_f": rng.standard_normal(d).astype(np.float32),
             "weight_b": (0.5 * rng.standard_normal((d, w))).astype(np.float32),
@@ -202,32 +202,41 @@ def _conv_inputs(rng, b, d, L, w):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, "bf16"])
-@pytest.mark.parametrize("shape", [(2, 5, 33, 4), (1, 3, 1, 4), (3, 2, 70, 8), (1, 4, 9, 1)])
+@pytest.mark.parametrize("shape", [(2, 5, 33, 4, 0, 0), (1, 3, 1, 4, 0, 0), (3, 2, 70, 8, 0, 0), (1, 4, 9, 1, 0, 0),
+                                   # (b, d, L, w, x channels past d, seq_len): the x half of xz read in
+                                   # place, and padding tokens (zeros past seq_len)
+                                   (2, 5, 40, 4, 5, 37), (2, 3, 16, 4, 3, 0), (1, 4, 9, 2, 0, 1)])
 def test_bi_causal_conv_matches_float64(ort_ops_lib, dtype, shape):
     from vim_deploy.ops.causal_conv import bi_causal_conv1d_silu_ref
 
-    b, d, L, w = shape
-    x = _conv_inputs(np.random.default_rng(sum(shape)), b, d, L, w)
+    b, d, L, w, extra, seq_len = shape
+    x = _conv_inputs(np.random.default_rng(sum(shape)), b, d, L, w, x_dim=d + extra)
     fp32 = schema.CONV_INPUT_NAMES[1:]
-    got = _session(_conv_model(dtype), ort_ops_lib).run(None, _to_feed(x, dtype, fp32))
+    model = _conv_model(dtype, **({"seq_len": seq_len} if seq_len else {}))
+    got = _session(model, ort_ops_lib).run(None, _to_feed(x, dtype, fp32))
     r = _rounded(x, dtype, fp32)
-    want = bi_causal_conv1d_silu_ref(*(torch.from_numpy(r[k]) for k in schema.CONV_INPUT_NAMES))
+    want = bi_causal_conv1d_silu_ref(*(torch.from_numpy(r[k]).double() for k in schema.CONV_INPUT_NAMES),
+                                     seq_len=seq_len)
     for y, ref in zip(got, want):
         y = _as_float64(y, dtype)
         assert y.shape == (b, d, L)
+        if seq_len:
+            assert np.all(y[..., seq_len:] == 0.0), "padding tokens must come out as exact zeros"
         err = np.linalg.norm(y - ref.numpy()) / np.linalg.norm(ref.numpy())
         assert err < TOL[dtype], err
 
 
-def test_bi_causal_conv_reference_op_agrees():
+@pytest.mark.parametrize("x_dim, seq_len", [(6, 0), (9, 0), (6, 13), (8, 1)])
+def test_bi_causal_conv_reference_op_agrees(x_dim, seq_len):
     """The NumPy op of the reference evaluator (validate's slow oracle) against the torch reference."""
     from vim_deploy.ops.causal_conv import bi_causal_conv1d_silu_ref
     from vim_deploy.validate.reference_op import VimBiCausalConv1dSilu
 
-    x = _conv_inputs(np.random.default_rng(3), 2, 6, 17, 4)
-    got = VimBiCausalConv1dSilu._run(None, *x.values())
-    want = bi_causal_conv1d_silu_ref(*(torch.from_numpy(v).double() for v in x.values()))
+    x = _conv_inputs(np.random.default_rng(3), 2, 6, 17, 4, x_dim=x_dim)
+    got = VimBiCausalConv1dSilu._run(None, *x.values(), seq_len=seq_len)
+    want = bi_causal_conv1d_silu_ref(*(torch.from_numpy(v).double() for v in x.values()), seq_len=seq_len)
     for g, w in zip(got, want):
+        assert g.shape == (2, 6, 17)
         np.testing.assert_allclose(g, w.numpy(), rtol=1e-5, atol=1e-6)
 
 
@@ -237,7 +246,9 @@ def test_bi_causal_conv_empty_and_bad_shapes(ort_ops_lib):
         x = _conv_inputs(np.random.default_rng(0), b, 3, L, 4)
         assert [y.shape for y in sess.run(None, x)] == [(b, 3, L)] * 2
     for change, needle in [
-        (lambda x: x.update(weight_f=x["weight_f"][:2]), "input weight_f has shape (2, 4), expected (dim, width)"),
+        (lambda x: x.update(weight_b=x["weight_b"][:2]), "input weight_b has shape (2, 4), expected (3, 4)"),
+        (lambda x: x.update(weight_f=np.zeros((4, 4), np.float32), weight_b=np.zeros((4, 4), np.float32)),
+         "input weight_f has shape (4, 4), expected (dim, width) with dim <= 3 (the channels of x)"),
         (lambda x: x.update(weight_b=x["weight_b"][:, :3]), "input weight_b has shape (3, 3), expected (3, 4)"),
         (lambda x: x.update(bias_b=x["bias_b"][:1]), "input bias_b has shape (1), expected (3) (dim)"),
         (lambda x: x.update(x=x["x"][0]), "input x has shape (3, 5), expected (batch, dim, seqlen)"),
@@ -248,6 +259,15 @@ def test_bi_causal_conv_empty_and_bad_shapes(ort_ops_lib):
         change(x)
         with pytest.raises(Exception) as e:
             sess.run(None, x)
+        assert "VimBiCausalConv1dSilu node 'blk0_conv'" in str(e.value) and needle in str(e.value), str(e.value)
+    # seq_len past the tokens of x: a run error; negative or FLOAT: refused at session creation
+    with pytest.raises(Exception) as e:
+        _session(_conv_model(np.float32, seq_len=6), ort_ops_lib).run(None, _conv_inputs(np.random.default_rng(2), 2, 3, 5, 4))
+    assert "attribute seq_len = 6 exceeds the 5 tokens of x" in str(e.value), str(e.value)
+    for bad, needle in ((-1, "attribute 'seq_len' must be in 0..2147483647, got -1"),
+                        (2.0, "attribute 'seq_len' must be an INT, got a FLOAT")):
+        with pytest.raises(Exception) as e:
+            _session(_conv_model(np.float32, seq_len=bad), ort_ops_lib)
         assert "VimBiCausalConv1dSilu node 'blk0_conv'" in str(e.value) and needle in str(e.value), str(e.value)
 
 

@@ -6,7 +6,7 @@ onnxruntime-gpu is installed), ``deit_<size>-math`` / ``deit_<size>-sdpa`` [``-f
 or fused attention; needs timm), ``official-fp16`` (hustvl/Vim's own code on mamba_ssm's kernels,
 fp16 autocast, eager as its users run it; see vim_deploy/bench/upstream.py), ``tensorrt`` (an engine
 built by `vim-deploy build`, run through the TensorRT runtime; UNVERIFIED on a GPU, see
-vim_deploy/trt/engine_runner.py), ``ort-plugin-<fp32|fp16>[-fused][-taps|-convop|-ortops]`` (the deployed plugin graph on
+vim_deploy/trt/engine_runner.py), ``ort-plugin-<fp32|fp16>[-fused][-taps|-convop|-ortops[-tokens|-hybrid|-channels]]`` (the deployed plugin graph on
 onnxruntime with libvim_ort_ops.so: CUDA provider with I/O binding on device buffers and ORT's CUDA
 graph on a GPU, the CPU provider otherwise).
 """
@@ -155,7 +155,8 @@ class OrtPluginVim(Backend):
     tracks_memory = False  # onnxruntime's CUDA arena is its own
 
     def __init__(self, model_name: str, checkpoint: str | None, device: str, precision: str, fused: bool,
-                 library: str | None = None, conv_impl: str = "conv", norm_impl: str = "ops"):
+                 library: str | None = None, conv_impl: str = "conv", norm_impl: str = "ops",
+                 projection_layout: str = "tokens", token_padding: int = 1):
         import onnxruntime as ort
 
         from vim_deploy.ort import find_ops_library
@@ -163,6 +164,7 @@ class OrtPluginVim(Backend):
         self.library = str(find_ops_library(library))
         self.model_name, self.checkpoint, self.precision, self.fused = model_name, checkpoint, precision, fused
         self.conv_impl, self.norm_impl = conv_impl, norm_impl
+        self.projection_layout, self.token_padding = projection_layout, token_padding
         self.cuda = device == "cuda"
         if self.cuda and "CUDAExecutionProvider" not in ort.get_available_providers():
             raise VimDeployError(f"onnxruntime {ort.__version__} has no CUDA provider.",
@@ -184,6 +186,7 @@ class OrtPluginVim(Backend):
             export_onnx(ExportConfig(model=self.model_name, output=path, checkpoint=self.checkpoint, img_size=res,
                                      precision=self.precision, scan_impl="plugin", fuse_bidirectional=self.fused,
                                      conv_impl=self.conv_impl, norm_impl=self.norm_impl,
+                                     projection_layout=self.projection_layout, token_padding=self.token_padding,
                                      dynamic_batch=not self.cuda, batch_size=batch))
             self._exported[key] = path
         return self._exported[key]
@@ -336,13 +339,21 @@ def make_backend(name: str, model: str, checkpoint: str | None, device: str, eng
         rest = parts[1:]
         fused = rest[:1] == ["fused"]
         conv = rest[1:] if fused else rest
-        if parts[0] not in ("fp32", "fp16") or conv not in ([], ["taps"], ["convop"], ["ortops"]):
+        if parts[0] not in ("fp32", "fp16") or conv not in ([], ["taps"], ["convop"], ["ortops"], ["ortops", "tokens"],
+                                                           ["ortops", "hybrid"], ["ortops", "channels"]):
             raise VimDeployError(f"unknown backend '{name}'.", "onnxruntime plugin-graph backends: "
-                                 "ort-plugin-<fp32|fp16>[-fused][-taps|-convop|-ortops].")
+                                 "ort-plugin-<fp32|fp16>[-fused][-taps|-convop|-ortops[-tokens|-hybrid|-channels]].")
         form = conv[0] if conv else ""
+        if form == "ortops":  # the graph `export --ort-optimized` writes (its padding; its layout unless named)
+            from vim_deploy.export.onnx_export import ORT_OPTIMIZED_LAYOUT, ORT_OPTIMIZED_PADDING
+
+            b = OrtPluginVim(model, checkpoint, device, parts[0], fused=fused, library=ort_ops_library,
+                             conv_impl="op", norm_impl="op", projection_layout=conv[1] if conv[1:] else ORT_OPTIMIZED_LAYOUT,
+                             token_padding=ORT_OPTIMIZED_PADDING)
+            b.name = name
+            return b
         return OrtPluginVim(model, checkpoint, device, parts[0], fused=fused, library=ort_ops_library,
-                            conv_impl={"taps": "taps", "convop": "op", "ortops": "op"}.get(form, "conv"),
-                            norm_impl="op" if form == "ortops" else "ops")
+                            conv_impl={"taps": "taps", "convop": "op"}.get(form, "conv"))
     if name == "tensorrt":
         return TrtEngine(engine, plugin, device)
     if name.startswith("deit_"):

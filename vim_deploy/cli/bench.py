@@ -46,7 +46,7 @@ class _Bar:
 @click.option("--backends", default="pytorch-fp32,pytorch-fp16", show_default=True,
               help="Comma-separated: pytorch-fp32, pytorch-fp16, fastpath-fp16 (CUDA kernel + CUDA graph), "
                    "onnxruntime, official-fp16 (hustvl/Vim's code on mamba_ssm's kernels; needs --upstream), "
-                   "tensorrt (needs --engine), ort-plugin-<fp32|fp16>[-fused][-taps|-convop|-ortops] (the plugin graph on onnxruntime with "
+                   "tensorrt (needs --engine), ort-plugin-<fp32|fp16>[-fused][-taps|-convop|-ortops[-tokens|-hybrid|-channels]] (the plugin graph on onnxruntime with "
                    "libvim_ort_ops.so; CUDA provider + I/O binding + ORT CUDA graph on a GPU), "
                    "deit_<tiny|small|base>-<math|sdpa>[-fp16][-graph] (needs timm; -graph: replayed as a CUDA graph).")
 @click.option("--engine", default=None, help="TensorRT plan for the tensorrt backend (from `vim-deploy build`).")

@@ -9,7 +9,8 @@ from vim_deploy import log
 from vim_deploy.ops import schema
 from vim_deploy.cli.options import Progress, logging_options, model_options
 from vim_deploy.export import PRECISIONS, SCAN_IMPLS, ExportConfig, export_onnx
-from vim_deploy.export.onnx_export import validate_config
+from vim_deploy.export.onnx_export import ORT_OPTIMIZED_LAYOUT, ORT_OPTIMIZED_PADDING, validate_config
+from vim_deploy.models.vim import PROJECTION_LAYOUTS
 from vim_deploy.io_utils import dumps_json, atomic_write_text, check_writable
 
 
@@ -40,24 +41,33 @@ from vim_deploy.io_utils import dumps_json, atomic_write_text, check_writable
                    "multiply-adds (taps), or both directions' conv + SiLU as one VimBiCausalConv1dSilu node "
                    "(op: onnxruntime with vim-deploy's op library only, its fastest form on CUDA).")
 @click.option("--ort-optimized", is_flag=True,
-              help="Shorthand for --fuse-bidirectional --conv-impl op --norm-impl op: the fastest graph for "
-                   "onnxruntime with vim-deploy's op library (not for TensorRT).")
+              help="Shorthand for --fuse-bidirectional --conv-impl op --norm-impl op --pad-tokens 8 "
+                   f"--projection-layout {ORT_OPTIMIZED_LAYOUT}: the fastest graph for onnxruntime with "
+                   "vim-deploy's op library (not for TensorRT). Explicit --pad-tokens / --projection-layout win.")
 @click.option("--norm-impl", type=click.Choice(["ops", "op"]), default="ops", show_default=True,
               help="Each block's residual add + RMSNorm as standard ONNX ops (any runtime), or as one "
                    "VimAddRmsNorm node (op: onnxruntime with vim-deploy's op library only).")
-@click.option("--projection-layout", type=click.Choice(["tokens", "channels"]), default="tokens", show_default=True,
+@click.option("--projection-layout", type=click.Choice(list(PROJECTION_LAYOUTS)), default=None,
               help="Mixer projections as upstream's Linear layers on (B, L, C) with a Transpose to the scan's "
-                   "(B, C, L) layout after each (tokens), or as W @ (B, C, L) products that give the scan's "
-                   "layout directly (channels: 49 instead of 241 Transposes in vim_tiny; same products).")
+                   "(B, C, L) layout after each (tokens, the default), as W @ (B, C, L) products that give the "
+                   "scan's layout directly (channels: 49 instead of 241 Transposes in vim_tiny; same products), "
+                   "or in_proj / out_proj on tokens and x_proj / dt_proj as W @ (B, C, L) (hybrid).")
+@click.option("--pad-tokens", type=click.IntRange(1, 64), default=None,
+              help="Pad the token sequence to a multiple of N (8: 197 -> 200 tokens at 224 px) so every GEMM reads "
+                   "aligned rows; needs --conv-impl op, which keeps the padding out of the result [default: 1, "
+                   "8 with --ort-optimized].")
 @click.option("--allow-non-finite", is_flag=True, help="Load NaN / inf weights and export anyway (refused by default).")
 @logging_options
 def export_cmd(model, checkpoint, use_ema, unsafe_load, output, precision, scan_impl, opset, img_size, static_batch,
                batch_size, bidirectional, fuse_bidirectional, seed, report_json, conv_impl, ort_optimized, norm_impl,
-               projection_layout,
-               allow_non_finite):
+               projection_layout, pad_tokens, allow_non_finite):
     """Export a Vim model to ONNX; each selective scan becomes one VimSelectiveScan node."""
     if ort_optimized:
         fuse_bidirectional, conv_impl, norm_impl = True, "op", "op"
+    if projection_layout is None:
+        projection_layout = ORT_OPTIMIZED_LAYOUT if ort_optimized else "tokens"
+    if pad_tokens is None:
+        pad_tokens = ORT_OPTIMIZED_PADDING if ort_optimized else 1
     if output is None:
         output = f"{model}{'_fp16' if precision == 'fp16' else ''}{'' if scan_impl == 'plugin' else '_' + scan_impl}.onnx"
     if report_json:
@@ -67,7 +77,7 @@ def export_cmd(model, checkpoint, use_ema, unsafe_load, output, precision, scan_
                        bidirectional=bidirectional, dynamic_batch=not static_batch, batch_size=batch_size, seed=seed,
                        fuse_bidirectional=fuse_bidirectional, allow_non_finite=allow_non_finite,
                        conv_impl=conv_impl, norm_impl=norm_impl,
-                       projection_layout=projection_layout)
+                       projection_layout=projection_layout, token_padding=pad_tokens)
     validate_config(cfg)
     if checkpoint is None:
         log.warning(f"no --checkpoint given: exporting {model} with SEEDED RANDOM weights (seed {seed}). "

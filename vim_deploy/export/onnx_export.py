@@ -31,12 +31,18 @@ from vim_deploy.export import graph_cleanup
 from vim_deploy.export.portable_scan import build_bi_scan_function, build_scan_function
 from vim_deploy.io_utils import atomic_write_bytes, check_writable
 from vim_deploy.models import create_model, get_cfg, resolve_name
+from vim_deploy.models.vim import PROJECTION_LAYOUTS
 from vim_deploy.ops import schema
 
 SUPPORTED_OPSETS = (17, 18)
 SCAN_IMPLS = ("plugin", "function", "portable")
 PRECISIONS = ("fp32", "fp16")
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+# What `export --ort-optimized` picks beside the op nodes (measured on an H200: bench/RESULTS.md).
+ORT_OPTIMIZED_LAYOUT = "tokens"
+ORT_OPTIMIZED_PADDING = 8
 
 
 @dataclass
@@ -58,7 +64,8 @@ class ExportConfig:
     allow_non_finite: bool = False  # load NaN / inf weights and export a graph whose output is not finite
     conv_impl: str = "conv"  # depthwise causal conv1d: grouped Conv nodes, "taps" (multiply-adds) or "op" (our node)
     norm_impl: str = "ops"  # residual add + RMSNorm: standard ops, or "op" (one VimAddRmsNorm node per block)
-    projection_layout: str = "tokens"  # mixer projections on (B, L, C) + Transposes, or "channels" (W @ (B, C, L))
+    projection_layout: str = "tokens"  # mixer projections on (B, L, C) + Transposes, "channels" (W @ (B, C, L)) or "hybrid"
+    token_padding: int = 1  # pad the tokens to a multiple of this (aligned GEMM rows; needs conv_impl "op")
     model_kwargs: dict = field(default_factory=dict)  # architecture overrides (e.g. depth=2 in tests)
 
 
@@ -132,8 +139,14 @@ def validate_config(cfg: ExportConfig) -> None:
         raise VimDeployError(f"unknown norm implementation '{cfg.norm_impl}'.", "Use 'ops' or 'op'.")
     if cfg.norm_impl == "op" and cfg.scan_impl != "plugin":
         raise VimDeployError("--norm-impl op needs the plugin graph.", "Drop --scan-impl, or use --norm-impl ops.")
-    if cfg.projection_layout not in ("tokens", "channels"):
-        raise VimDeployError(f"unknown projection layout '{cfg.projection_layout}'.", "Use 'tokens' or 'channels'.")
+    if cfg.projection_layout not in PROJECTION_LAYOUTS:
+        raise VimDeployError(f"unknown projection layout '{cfg.projection_layout}'.",
+                             f"Use one of {', '.join(PROJECTION_LAYOUTS)}.")
+    if not 1 <= cfg.token_padding <= 64:
+        raise VimDeployError(f"token padding must be in 1..64, got {cfg.token_padding}.", "Use 8 (or 1: no padding).")
+    if cfg.token_padding > 1 and cfg.conv_impl != "op":
+        raise VimDeployError("--pad-tokens needs --conv-impl op (a plain conv would read the padding tokens).",
+                             "Add --conv-impl op (or --ort-optimized), or drop --pad-tokens.")
     if cfg.batch_size < 1:
         raise VimDeployError(f"batch size must be >= 1, got {cfg.batch_size}.")
     check_writable(cfg.output)
@@ -155,6 +168,7 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
     model.set_conv_export(cfg.conv_impl)
     model.set_projection_export(cfg.projection_layout)
     model.set_norm_export(cfg.norm_impl)
+    model.set_token_padding(cfg.token_padding)
     img = model.patch_embed.img_size[0]
     dummy = torch.randn(cfg.batch_size, 3, img, img)
 
@@ -212,6 +226,7 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
         "bidirectional": cfg.bidirectional,
         "conv_impl": cfg.conv_impl,
         "projection_layout": cfg.projection_layout,
+        "token_padding": str(cfg.token_padding),
         "norm_impl": cfg.norm_impl,
         "preprocessing": (f"resize {int(round(img / pcfg['crop_pct']))} {pcfg['interpolation']}, center crop {img}, "
                           f"RGB in [0,1], normalize mean={list(pcfg['mean'])} std={list(pcfg['std'])}, NCHW float32"),

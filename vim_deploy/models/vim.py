@@ -79,6 +79,9 @@ class RMSNorm(nn.Module):
         return x * rstd * self.weight.float()
 
 
+PROJECTION_LAYOUTS = ("tokens", "channels", "hybrid")
+
+
 class BiMambaMixer(nn.Module):
     """Upstream ``Mamba(bimamba_type="v2", if_divide_out=True)``, inference only.
 
@@ -101,7 +104,7 @@ class BiMambaMixer(nn.Module):
         self.fuse_bidirectional = False  # export both directions as one VimBiSelectiveScan node
         self.conv_taps = False  # export the depthwise causal conv as shifted multiply-adds (set_conv_export)
         self.conv_op = False  # export both directions' conv + SiLU as one VimBiCausalConv1dSilu node
-        self.channel_major = False  # projections written as W @ (B, C, L) products (set_projection_export)
+        self.projection_layout = "tokens"  # how the projections are written (set_projection_export)
 
         self.in_proj = nn.Linear(d_model, self.d_inner * 2, bias=False)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
@@ -137,7 +140,7 @@ class BiMambaMixer(nn.Module):
         reverse = backward and not flip
         # causal conv over the flipped sequence == anti-causal conv with a flipped kernel
         weight = conv.weight.flip(-1) if reverse else conv.weight
-        padded = F.pad(x, (0, k) if reverse else (k, 0))
+        padded = None if u is not None else F.pad(x, (0, k) if reverse else (k, 0))
         if u is not None:
             x = u
         elif self.conv_taps:  # the same depthwise conv as d_conv shifted multiply-adds (plain ONNX Mul / Add)
@@ -147,7 +150,7 @@ class BiMambaMixer(nn.Module):
             x = F.conv1d(padded, weight, conv.bias, groups=self.d_inner)
         if u is None:
             x = F.silu(x)
-        if self.channel_major:  # the same products, each giving the (B, channels, L) layout the scan reads
+        if self.projection_layout in ("channels", "hybrid"):  # the same products, in the scan's (B, channels, L) layout
             x_dbl = torch.matmul(x_proj.weight, x)  # (B, R + 2N, L)
             dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=1)
             delta = torch.matmul(dt_proj.weight, dt)  # (B, E, L); the bias goes to the scan in fp32
@@ -161,7 +164,9 @@ class BiMambaMixer(nn.Module):
         """One scan direction on (B, E, L) inputs, returning (B, E, L) in original token order."""
         flip = backward and self.bidirectional == "flip"
         if flip:
-            x, z = x.flip(-1), z.flip(-1)
+            x = None if x is None else x.flip(-1)
+            z = z.flip(-1)
+            u = None if u is None else u.flip(-1)
         d = self._scan_args(x, z, backward, flip, u)
         # (the CUDA fast path never gets here: forward() sends the whole block to the fast path)
         y = selective_scan(d.u, d.delta, d.A, d.B, d.C, d.D, d.z, d.delta_bias, delta_softplus=True, reverse=d.reverse)
@@ -171,23 +176,29 @@ class BiMambaMixer(nn.Module):
         """Whether a forward on x runs on the CUDA kernels (opted in, a CUDA tensor, not being traced)."""
         return self.use_kernel and x.is_cuda and not torch.jit.is_tracing()
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """(B, L, C) -> (B, L, C)."""
+    def forward(self, hidden_states: torch.Tensor, valid_len: int | None = None) -> torch.Tensor:
+        """(B, L, C) -> (B, L, C). ``valid_len``: tokens past it are padding (VisionMamba.set_token_padding;
+        needs the conv op, which reads them as zeros and writes zeros there, so that the reverse scan
+        starts on them at a zero state and no valid token reads them)."""
         if self.kernel_path(hidden_states):
             return fast_path.mixer_forward(self, hidden_states)
-        if self.channel_major:
+        if valid_len is not None and valid_len < hidden_states.shape[1] and not self.conv_op:
+            raise ValueError("padding tokens need the conv op (set_conv_export('op')): a plain conv would read them")
+        if self.projection_layout == "channels":
             xz = torch.matmul(self.in_proj.weight, hidden_states.transpose(1, 2))  # (B, 2E, L)
         else:
             xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2E, L)
-        # split with constant sizes (chunk(2) would trace shape arithmetic: Shape/Gather/Div/Slice per block)
-        x, z = torch.split(xz, [self.d_inner, self.d_inner], dim=1)
         scale = 0.5 if self.if_divide_out else 1.0
         conv_u = (None, None)
-        if self.conv_op and torch.jit.is_tracing():  # both directions' conv + SiLU: one ONNX node
+        if self.conv_op:  # both directions' conv + SiLU (one ONNX node when traced), reading xz's x half in place
             from vim_deploy.ops.causal_conv import bi_causal_conv1d_silu
 
-            conv_u = bi_causal_conv1d_silu(x, self.conv1d.weight, self.conv1d.bias, self.conv1d_b.weight,
-                                           self.conv1d_b.bias, export_node=True)
+            conv_u = bi_causal_conv1d_silu(xz, self.conv1d.weight, self.conv1d.bias, self.conv1d_b.weight,
+                                           self.conv1d_b.bias, export_node=True, seq_len=valid_len or 0)
+            x, z = None, xz[:, self.d_inner:]
+        else:
+            # split with constant sizes (chunk(2) would trace shape arithmetic: Shape/Gather/Div/Slice per block)
+            x, z = torch.split(xz, [self.d_inner, self.d_inner], dim=1)
         if self.fuse_bidirectional and torch.jit.is_tracing():
             # Both directions at once (reverse form, no flips): one ONNX node.
             f = self._scan_args(x, z, backward=False, flip=False, u=conv_u[0])
@@ -219,10 +230,10 @@ class Block(nn.Module):
 
             hidden_states, residual = add_rms_norm(hidden_states, residual, self.norm.weight, self.norm.eps,
                                                    export_node=True)
-            return self.mixer(hidden_states), residual
+            return self.mixer(hidden_states, valid_len), residual
         residual = hidden_states.float() if residual is None else residual + hidden_states.float()
         hidden_states = self.norm(residual).to(dtype)
-        return self.mixer(hidden_states), residual
+        return self.mixer(hidden_states, valid_len), residual
 
 
 class VisionMamba(nn.Module):
@@ -259,6 +270,7 @@ class VisionMamba(nn.Module):
             for _ in range(depth)
         ])
         self.norm_f = RMSNorm(embed_dim, eps=norm_epsilon)
+        self.token_pad_multiple = 1  # set_token_padding
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self._init_weights(depth)
 
@@ -328,14 +340,29 @@ class VisionMamba(nn.Module):
 
     def set_projection_export(self, layout: str = "tokens") -> "VisionMamba":
         """How the mixer's projections are written: ``tokens`` (upstream's Linear layers on (B, L, C)
-        activations, with a Transpose to the scan's (B, C, L) layout after each) or ``channels``
+        activations, with a Transpose to the scan's (B, C, L) layout after each), ``channels``
         (batched products against the weights, ``W @ (B, C, L)``, as the fast path computes them: the
         scan's inputs come out in its layout and the graph keeps one Transpose per block, before
-        out_proj). Same products, same accumulation; only the graph's layout work differs."""
-        if layout not in ("tokens", "channels"):
-            raise ValueError(f"projection layout must be 'tokens' or 'channels', got {layout!r}")
+        out_proj) or ``hybrid`` (in_proj / out_proj on tokens, x_proj / dt_proj as ``W @ (B, C, L)``:
+        no Transposes of delta, B, C). Same products, same accumulation; only the graph's layout work differs."""
+        if layout not in PROJECTION_LAYOUTS:
+            raise ValueError(f"projection layout must be one of {', '.join(PROJECTION_LAYOUTS)}, got {layout!r}")
         for layer in self.layers:
-            layer.mixer.channel_major = layout == "channels"
+            layer.mixer.projection_layout = layout
+        return self
+
+    def set_token_padding(self, multiple: int = 1) -> "VisionMamba":
+        """Pad the token sequence with zeros to a multiple of ``multiple`` after the position embedding
+        (1 = no padding), as the fast path does: every GEMM of an ONNX Runtime graph then reads aligned
+        rows (197 fp16 tokens are not 16-byte aligned). Needs the conv op with the reverse scan form:
+        the conv op reads padding tokens as zeros and writes zeros there, so the reverse scan starts on
+        them at a zero state and no valid token ever reads them; the forward scan meets them last."""
+        if multiple < 1:
+            raise ValueError(f"token padding multiple must be >= 1, got {multiple}")
+        if multiple > 1 and not all(layer.mixer.conv_op and layer.mixer.bidirectional == "reverse"
+                                    for layer in self.layers):
+            raise ValueError("token padding needs the conv op (set_conv_export('op')) and the reverse scan form")
+        self.token_pad_multiple = multiple
         return self
 
     def set_fast_path(self, enabled: bool = True) -> "VisionMamba":
@@ -375,14 +402,14 @@ class VisionMamba(nn.Module):
         fast = all(layer.mixer.kernel_path(x) for layer in self.layers)
         if fast:
             self._check_inference_only(x)
-        if fast and L % 8:  # pad the tokens: every GEMM of the fast path then gets aligned operands
-            hidden_states = F.pad(x, (0, 0, 0, 8 - L % 8))
+        pad = 8 if fast else self.token_pad_multiple
+        if L % pad:  # pad the tokens: every GEMM then gets aligned operands
+            hidden_states = F.pad(x, (0, 0, 0, pad - L % pad))
         for layer in self.layers:
             hidden_states, residual = layer(hidden_states, residual, valid_len=L)
-        hidden_states, residual = hidden_states[:, :L], residual[:, :L]
-        residual = residual + hidden_states.float()
-        hidden_states = self.norm_f(residual)
-        return hidden_states[:, token_position, :]
+        # the final add + norm is per token: only the class token's is needed
+        residual = residual[:, token_position] + hidden_states[:, token_position].float()
+        return self.norm_f(residual)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if pre_logits:

@@ -64,10 +64,13 @@ def scan_nodes(model) -> list:
 
 # Both directions' depthwise causal conv1d + SiLU of a Vim block in one node (`export --conv-impl op`):
 #   u_f[b, d, t] = silu(bias_f[d] + sum_k weight_f[d, k] * x[b, d, t - (W-1) + k])
-#   u_b[b, d, t] = silu(bias_b[d] + sum_k weight_b[d, k] * x[b, d, t + (W-1) - k])   (x = 0 outside 0..L-1)
+#   u_b[b, d, t] = silu(bias_b[d] + sum_k weight_b[d, k] * x[b, d, t + (W-1) - k])   (x = 0 outside 0..S-1)
+# for t < S, and u_*[b, d, t] = 0 for t >= S, where S = attribute seq_len (optional INT, 0 or absent = L:
+# tokens past it are padding; the zeros keep a reverse scan that starts on them at a zero state).
 # u_b is the causal conv of the flipped sequence read in token order, what the reverse scan reads;
-# weight_* are upstream's conv1d / conv1d_b weights (D, W) unflipped. x, u_f, u_b of type T, weights and
-# biases float32; no attributes. Served by the ONNX Runtime library (libvim_ort_ops.so), not (yet) by
+# weight_* are upstream's conv1d / conv1d_b weights (D, W) unflipped. x (B, Dx, L) with Dx >= D: the op
+# reads channels 0..D-1 (the x half of in_proj's output xz, in place); u_f, u_b (B, D, L). x, u_f, u_b of
+# type T, weights and biases float32. Served by the ONNX Runtime library (libvim_ort_ops.so), not (yet) by
 # the TensorRT plugin: TensorRT's own convolution layers run the plain Conv form.
 CONV_OP_NAME = "VimBiCausalConv1dSilu"
 CONV_INPUT_NAMES = ("x", "weight_f", "bias_f", "weight_b", "bias_b")

@@ -58,16 +58,19 @@ class VimBiCausalConv1dSilu(OpRun):
 
     op_domain = schema.OP_DOMAIN
 
-    def _run(self, x, w_f, b_f, w_b, b_b):
-        xf = x.astype(np.float32)
-        L, W = x.shape[-1], w_f.shape[1]
-        pad = np.zeros(x.shape[:-1] + (W - 1,), np.float32)
+    def _run(self, x, w_f, b_f, w_b, b_b, seq_len=0):
+        D, W = w_f.shape
+        L = x.shape[-1]
+        S = seq_len or L
+        xf = x[:, :D, :S].astype(np.float32)  # the op reads x's first D channels and first S tokens
+        pad = np.zeros(xf.shape[:-1] + (W - 1,), np.float32)
         xp = np.concatenate([pad, xf, pad], axis=-1)  # token t at xp[..., t + W - 1]
-        u_f = b_f.astype(np.float32)[:, None] + sum(w_f[:, k, None] * xp[..., k:k + L] for k in range(W))
+        u_f = b_f.astype(np.float32)[:, None] + sum(w_f[:, k, None] * xp[..., k:k + S] for k in range(W))
         u_b = b_b.astype(np.float32)[:, None] + sum(
-            w_b[:, k, None] * xp[..., 2 * (W - 1) - k:2 * (W - 1) - k + L] for k in range(W))
+            w_b[:, k, None] * xp[..., 2 * (W - 1) - k:2 * (W - 1) - k + S] for k in range(W))
         silu = (lambda v: v / (1.0 + np.exp(-v)))
-        return silu(u_f).astype(x.dtype), silu(u_b).astype(x.dtype)
+        tail = np.zeros(xf.shape[:-1] + (L - S,), np.float32)  # padding tokens: zeros
+        return tuple(np.concatenate([silu(u), tail], axis=-1).astype(x.dtype) for u in (u_f, u_b))
 
 
 class VimAddRmsNorm(OpRun):
