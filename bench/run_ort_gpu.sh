@@ -16,11 +16,18 @@
 #           bash bench/run_ort_gpu.sh bench1248 [M..] the same at batch 8 @ 1248 (portable graph left out: minutes)
 #           bash bench/run_ort_gpu.sh profile M B R   GPU-side kernel profile of the plugin graph vs the fast path and
 #                                              provider-option variants (bench/profile_ort_gpu.py)
+#           bash bench/run_ort_gpu.sh memcheck [ort-optimized]   compute-sanitizer on sessions (bench/memcheck_ort.py)
+# Every call after the first must carry .whl_parts/ogs too (onnx-graphsurgeon for the exports: a carry list
+# replaces the previous one), and the calls must follow each other within the machine's idle release
+# (~30 s), or the next call gets a bare machine (wheel and builds gone).
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; J=/tmp/ort_parts; W=/tmp/ortw; mkdir -p $J $W
 export PYTHONPATH=/tmp/ortgpu:$PWD/.whl_parts/ogs:$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1 VIM_DEPLOY_ORT_OPS_LIB=$PWD/build/libvim_ort_ops.so
 B="python3 -m vim_deploy bench -q"
-MB=$(ls -d /tmp/build_mamba_ssm-* 2>/dev/null | head -1); CB=$(ls -d /tmp/build_causal_conv1d-* 2>/dev/null | head -1)
+MB=$(ls -d /tmp/build_mamba_ssm-*/ 2>/dev/null | head -1); CB=$(ls -d /tmp/build_causal_conv1d-*/ 2>/dev/null | head -1)
+if [ "${1:-check}" != add ] && ! python3 -c "import onnx_graphsurgeon as gs; gs.import_onnx" 2>/dev/null; then
+  echo "run_ort_gpu.sh: onnx_graphsurgeon is not importable: carry .whl_parts/ogs in this call" >&2; exit 3
+fi
 case "${1:-check}" in
 add)
   cp .whl_parts/*.part* $J/ 2>/dev/null; ls -la $J
@@ -40,8 +47,9 @@ check)
     cat $(ls $J/*.part* | sort) > "$whl" && python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/ortgpu "$whl" || exit 1
   fi
   python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())" | tee "$OUT/ort.txt"
-  python3 -m pytest -q -p no:cacheprovider tests/gpu/test_ort_cuda_gpu.py -s ${PYTEST_K:+-k "$PYTEST_K"} 2>&1 | grep -E "cosine|passed|failed|Error|error" \
-     | tail -40 | tee "$OUT/ort_gpu_tests.log"
+  # the whole output goes to a file as it comes (a call cut by its time limit keeps what ran)
+  python3 -m pytest -q -p no:cacheprovider tests/gpu/test_ort_cuda_gpu.py -s ${PYTEST_K:+-k "$PYTEST_K"} 2>&1 \
+     | tee "$OUT/ort_gpu_tests_all.log" | grep -E "cosine|passed|failed|Error|error" | tail -40 | tee "$OUT/ort_gpu_tests.log"
   python3 -m vim_deploy export -q -m vim_tiny --precision fp16 -o $W/t16.onnx --ort-optimized && \
   python3 -m vim_deploy export -q -m vim_tiny -o $W/t32.onnx --ort-optimized && \
   python3 -m vim_deploy validate --onnx $W/t16.onnx --onnx $W/t32.onnx --runtime onnxruntime --ort-provider cuda \

@@ -15,7 +15,7 @@ if [ -n "${MEMCHECK:-}" ]; then
   echo "memcheck exit: ${PIPESTATUS[0]}"
 fi
 for lib in "$@"; do
-  name=$(basename "$lib" .so)
+  name=$(basename "$(dirname "$lib")")_$(basename "$lib" .so)  # variants share a file name: keep their folder
   echo "== $name"
   VIM_DEPLOY_KERNELS_LIB=$lib python3 bench/bench_scan.py ${BENCH_ARGS:---quick} --out /tmp 2>&1 | grep -E "^\| (tiny|small|base)"
   cp /tmp/bench_scan.json "$OUT/bench_$name.json"
