@@ -156,7 +156,7 @@ class OrtPluginVim(Backend):
 
     def __init__(self, model_name: str, checkpoint: str | None, device: str, precision: str, fused: bool,
                  library: str | None = None, conv_impl: str = "conv", norm_impl: str = "ops",
-                 projection_layout: str = "tokens", token_padding: int = 1):
+                 projection_layout: str = "tokens", token_padding: int = 1, name: str | None = None):
         import onnxruntime as ort
 
         from vim_deploy.ort import find_ops_library
@@ -170,7 +170,7 @@ class OrtPluginVim(Backend):
             raise VimDeployError(f"onnxruntime {ort.__version__} has no CUDA provider.",
                                  "pip install onnxruntime-gpu, or run with --device cpu.")
         self.device = "cuda" if self.cuda else "cpu"
-        self.name = (f"ort-plugin-{precision}" + ("-fused" if fused else "")
+        self.name = name or (f"ort-plugin-{precision}" + ("-fused" if fused else "")
                      + ("-ortops" if (conv_impl, norm_impl) == ("op", "op") else
                         {"taps": "-taps", "op": "-convop"}.get(conv_impl, "")))
         self._tmp = tempfile.TemporaryDirectory(prefix="vim-bench-ort-")
@@ -347,11 +347,9 @@ def make_backend(name: str, model: str, checkpoint: str | None, device: str, eng
         if form == "ortops":  # the graph `export --ort-optimized` writes (its padding; its layout unless named)
             from vim_deploy.export.onnx_export import ORT_OPTIMIZED_LAYOUT, ORT_OPTIMIZED_PADDING
 
-            b = OrtPluginVim(model, checkpoint, device, parts[0], fused=fused, library=ort_ops_library,
-                             conv_impl="op", norm_impl="op", projection_layout=conv[1] if conv[1:] else ORT_OPTIMIZED_LAYOUT,
-                             token_padding=ORT_OPTIMIZED_PADDING)
-            b.name = name
-            return b
+            return OrtPluginVim(model, checkpoint, device, parts[0], fused=fused, library=ort_ops_library,
+                                conv_impl="op", norm_impl="op", token_padding=ORT_OPTIMIZED_PADDING, name=name,
+                                projection_layout=conv[1] if conv[1:] else ORT_OPTIMIZED_LAYOUT)
         return OrtPluginVim(model, checkpoint, device, parts[0], fused=fused, library=ort_ops_library,
                             conv_impl={"taps": "taps", "convop": "op"}.get(form, "conv"))
     if name == "tensorrt":

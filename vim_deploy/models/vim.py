@@ -138,17 +138,17 @@ class BiMambaMixer(nn.Module):
         D = getattr(self, f"D{sfx}").float()
         k = self.d_conv - 1
         reverse = backward and not flip
-        # causal conv over the flipped sequence == anti-causal conv with a flipped kernel
-        weight = conv.weight.flip(-1) if reverse else conv.weight
-        padded = None if u is not None else F.pad(x, (0, k) if reverse else (k, 0))
         if u is not None:
             x = u
-        elif self.conv_taps:  # the same depthwise conv as d_conv shifted multiply-adds (plain ONNX Mul / Add)
-            L = x.shape[-1]
-            x = conv.bias[:, None] + sum(weight[:, 0, j, None] * padded[:, :, j:j + L] for j in range(k + 1))
         else:
-            x = F.conv1d(padded, weight, conv.bias, groups=self.d_inner)
-        if u is None:
+            # causal conv over the flipped sequence == anti-causal conv with a flipped kernel
+            weight = conv.weight.flip(-1) if reverse else conv.weight
+            padded = F.pad(x, (0, k) if reverse else (k, 0))
+            if self.conv_taps:  # the same depthwise conv as d_conv shifted multiply-adds (plain ONNX Mul / Add)
+                L = x.shape[-1]
+                x = conv.bias[:, None] + sum(weight[:, 0, j, None] * padded[:, :, j:j + L] for j in range(k + 1))
+            else:
+                x = F.conv1d(padded, weight, conv.bias, groups=self.d_inner)
             x = F.silu(x)
         if self.projection_layout in ("channels", "hybrid"):  # the same products, in the scan's (B, channels, L) layout
             x_dbl = torch.matmul(x_proj.weight, x)  # (B, R + 2N, L)
