@@ -50,8 +50,8 @@ check)
   # the whole output goes to a file as it comes (a call cut by its time limit keeps what ran)
   python3 -m pytest -q -p no:cacheprovider tests/gpu/test_ort_cuda_gpu.py -s ${PYTEST_K:+-k "$PYTEST_K"} 2>&1 \
      | tee "$OUT/ort_gpu_tests_all.log" | grep -E "cosine|passed|failed|Error|error" | tail -40 | tee "$OUT/ort_gpu_tests.log"
-  python3 -m vim_deploy export -q -m vim_tiny --precision fp16 -o $W/t16.onnx --ort-optimized && \
-  python3 -m vim_deploy export -q -m vim_tiny -o $W/t32.onnx --ort-optimized && \
+  python3 -m vim_deploy export -q -m vim_tiny --precision fp16 -o $W/t16.onnx --ort-optimized --trace-device cuda && \
+  python3 -m vim_deploy export -q -m vim_tiny -o $W/t32.onnx --ort-optimized --trace-device cuda && \
   python3 -m vim_deploy validate --onnx $W/t16.onnx --onnx $W/t32.onnx --runtime onnxruntime --ort-provider cuda \
      --images skimage --report-md "$OUT/validate_ort_cuda.md" 2>&1 | grep -E "PASSED|FAILED|error" | tee -a "$OUT/ort_gpu_tests.log"
   ;;

@@ -252,3 +252,14 @@ def test_onnxruntime_only_ops_need_the_plugin_graph(kw, needle, tmp_path):
 
     with pytest.raises(VimDeployError, match=needle):
         export_onnx(ExportConfig(model="test_vim", output=str(tmp_path / "x.onnx"), **kw))
+
+
+@pytest.mark.parametrize("device, needle", [("tpu", "unknown trace device"), ("cuda", "sees no CUDA GPU")])
+def test_bad_trace_device_is_one_line(device, needle, tmp_path, monkeypatch):
+    from vim_deploy.errors import VimDeployError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same answer on a GPU machine
+    out = tmp_path / "x.onnx"
+    with pytest.raises(VimDeployError, match=needle):
+        export_onnx(ExportConfig(model="test_vim", output=str(out), trace_device=device))
+    assert not out.exists()

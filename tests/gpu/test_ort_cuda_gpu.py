@@ -169,6 +169,37 @@ def test_plugin_graph_on_ort_cuda_matches_pytorch(photos, torch_fp32, precision,
                 assert m.top1_agreement == 1.0, m
 
 
+def test_graph_traced_on_cuda_is_the_cpu_trace(tmp_path):
+    """export's --trace-device cuda (what bench uses on a GPU) writes the graph CPU tracing writes: the
+    same nodes in the same order, initializers equal up to fp16 folding, and the same logits on ORT."""
+    ort, lib = _ort()
+    import onnx
+    from onnx import numpy_helper
+
+    from vim_deploy.export import ExportConfig, export_onnx
+    from vim_deploy.export.onnx_export import ORT_OPTIMIZED_LAYOUT, ORT_OPTIMIZED_PADDING
+    from vim_deploy.ort import create_session
+
+    paths = {}
+    for dev in ("cpu", "cuda"):
+        paths[dev] = str(tmp_path / f"{dev}.onnx")
+        export_onnx(ExportConfig(model="vim_tiny", output=paths[dev], precision="fp16", fuse_bidirectional=True,
+                                 conv_impl="op", norm_impl="op", projection_layout=ORT_OPTIMIZED_LAYOUT,
+                                 token_padding=ORT_OPTIMIZED_PADDING, trace_device=dev))
+    g = {dev: onnx.load(p).graph for dev, p in paths.items()}
+    assert [(n.op_type, list(n.input), list(n.output)) for n in g["cpu"].node] == \
+        [(n.op_type, list(n.input), list(n.output)) for n in g["cuda"].node]
+    inits = {dev: {t.name: numpy_helper.to_array(t) for t in g[dev].initializer} for dev in g}
+    assert inits["cpu"].keys() == inits["cuda"].keys()
+    for name, a in inits["cpu"].items():
+        np.testing.assert_allclose(inits["cuda"][name].astype(np.float64), a.astype(np.float64), rtol=1e-3, atol=1e-6,
+                                   err_msg=name)
+    x = np.random.default_rng(5).standard_normal((3, 3, 224, 224), dtype=np.float32)
+    out = {dev: create_session(p, "cuda", lib).run(None, {"input": x})[0] for dev, p in paths.items()}
+    assert np.isfinite(out["cpu"]).all()
+    np.testing.assert_allclose(out["cuda"], out["cpu"], rtol=0, atol=2e-3 * np.abs(out["cpu"]).max())
+
+
 @pytest.mark.parametrize("ort_optimized", [False, True], ids=["plain", "ort-optimized"])
 def test_ort_cuda_graph_replay_matches_plain_run(tmp_path, ort_optimized):
     ort, lib = _ort()

@@ -187,7 +187,8 @@ class OrtPluginVim(Backend):
                                      precision=self.precision, scan_impl="plugin", fuse_bidirectional=self.fused,
                                      conv_impl=self.conv_impl, norm_impl=self.norm_impl,
                                      projection_layout=self.projection_layout, token_padding=self.token_padding,
-                                     dynamic_batch=not self.cuda, batch_size=batch))
+                                     dynamic_batch=not self.cuda, batch_size=batch,
+                                     trace_device="cuda" if self.cuda else "cpu"))
             self._exported[key] = path
         return self._exported[key]
 

@@ -37,6 +37,7 @@ from vim_deploy.ops import schema
 SUPPORTED_OPSETS = (17, 18)
 SCAN_IMPLS = ("plugin", "function", "portable")
 PRECISIONS = ("fp32", "fp16")
+TRACE_DEVICES = ("cpu", "cuda")
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 
@@ -69,6 +70,7 @@ class ExportConfig:
     norm_impl: str = "ops"  # residual add + RMSNorm: standard ops, or "op" (one VimAddRmsNorm node per block)
     projection_layout: str = "tokens"  # mixer projections on (B, L, C) + Transposes, "channels" (W @ (B, C, L)) or "hybrid"
     token_padding: int = 1  # pad the tokens to a multiple of this (aligned GEMM rows; needs conv_impl "op")
+    trace_device: str = "cpu"  # where the model runs while traced: "cuda" makes large resolutions export in seconds
     model_kwargs: dict = field(default_factory=dict)  # architecture overrides (e.g. depth=2 in tests)
 
 
@@ -152,6 +154,10 @@ def validate_config(cfg: ExportConfig) -> None:
                              "Add --conv-impl op (or --ort-optimized), or drop --pad-tokens.")
     if cfg.batch_size < 1:
         raise VimDeployError(f"batch size must be >= 1, got {cfg.batch_size}.")
+    if cfg.trace_device not in TRACE_DEVICES:
+        raise VimDeployError(f"unknown trace device '{cfg.trace_device}'.", f"Use one of {', '.join(TRACE_DEVICES)}.")
+    if cfg.trace_device == "cuda" and not torch.cuda.is_available():
+        raise VimDeployError("--trace-device cuda: torch sees no CUDA GPU here.", "Drop --trace-device (CPU tracing).")
     check_writable(cfg.output)
 
 
@@ -161,7 +167,8 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     official = resolve_name(cfg.model)
-    _check_activation_memory(official, cfg)
+    if cfg.trace_device == "cpu":  # (a GPU's memory is the device's business: torch says so if it runs out)
+        _check_activation_memory(official, cfg)
     say(f"building {cfg.model} ({'checkpoint ' + cfg.checkpoint if cfg.checkpoint else 'seeded weights, seed %d' % cfg.seed})")
     model = create_model(cfg.model, checkpoint=cfg.checkpoint, img_size=cfg.img_size, use_ema=cfg.use_ema,
                          seed=cfg.seed, unsafe_load=cfg.unsafe_load, bidirectional=cfg.bidirectional,
@@ -173,9 +180,12 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
     model.set_norm_export(cfg.norm_impl)
     model.set_token_padding(cfg.token_padding)
     img = model.patch_embed.img_size[0]
-    dummy = torch.randn(cfg.batch_size, 3, img, img)
+    # drawn on the CPU whatever the device (the same probe input either way); the parameters travel
+    # with the model and are written back as the same initializers
+    model.to(cfg.trace_device)
+    dummy = torch.randn(cfg.batch_size, 3, img, img).to(cfg.trace_device)
 
-    say(f"tracing with torch {torch.__version__} (opset {cfg.opset}, {cfg.precision})")
+    say(f"tracing with torch {torch.__version__} on {cfg.trace_device} (opset {cfg.opset}, {cfg.precision})")
     buf = io.BytesIO()
     # a bar over the blocks while the tracer runs the model (the longest phase at large resolutions)
     bar = getattr(progress, "bar", None)
