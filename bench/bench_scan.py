@@ -210,6 +210,7 @@ def main():
     report = {"device": dev, "date": datetime.date.today().isoformat(), "torch": torch.__version__,
               "command": "python bench/bench_scan.py" + (" --quick" if args.quick else ""),
               "ceilings": ceilings, "rows": rows}
+    os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench_scan.json"), "w") as f:
         json.dump(report, f, indent=2)
     hdr = "| model | batch | L | chunks/lanes | ours fused (us) | ours 2x single | mamba_ssm 2x | x vs mamba | PyTorch ref 2x | roofline (us, bound) | % roofline |"

@@ -56,7 +56,9 @@ check)
      --images skimage --report-md "$OUT/validate_ort_cuda.md" 2>&1 | grep -E "PASSED|FAILED|error" | tee -a "$OUT/ort_gpu_tests.log"
   ;;
 memcheck)
-  compute-sanitizer --tool memcheck --error-exitcode 9 python3 bench/memcheck_ort.py ${2:-} 2>&1 | tail -6 | tee "$OUT/memcheck_ort.log"
+  compute-sanitizer --tool memcheck --error-exitcode 9 python3 bench/memcheck_ort.py ${2:-} ${3:-} 2>&1 \
+    | tee "$OUT/memcheck_ort_all.log" | grep -vE "^\[W|Warning|warn" | tail -8 | tee "$OUT/memcheck_ort.log"
+  echo "memcheck exit: ${PIPESTATUS[0]}" | tee -a "$OUT/memcheck_ort.log"
   ;;
 profile)
   python3 bench/profile_ort_gpu.py --model vim_${2:-tiny} --batch ${3:-128} --res ${4:-224} --out "$OUT" 2>&1 \
