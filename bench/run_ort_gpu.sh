@@ -8,16 +8,17 @@
 #                                              the builds of mamba_ssm / causal-conv1d for official-fp16, 5 jobs
 #                                              each of the 16 cores: exports and tests beside them stay usable;
 #                                              with 8 each the GPU tests' CPU exports took 7 min)
-#           bash bench/run_ort_gpu.sh check    joins + installs the wheel; GPU tests (ops vs float64, vim_tiny
+#           bash bench/run_ort_gpu.sh check    GPU tests (ops vs float64, vim_tiny
 #                                              graphs vs PyTorch, CUDA graph), validate --ort-provider cuda on
 #                                              the skimage photos, compute-sanitizer memcheck
 #           bash bench/run_ort_gpu.sh bench224 M  vim_M at batch 128 and 1 @ 224: ORT plugin graph vs fast path
 #                                              vs hustvl/Vim's code vs the ORT portable graph, one run per table
-#           bash bench/run_ort_gpu.sh bench1248 [M..] the same at batch 8 @ 1248 (portable graph left out: minutes)
+#           bash bench/run_ort_gpu.sh bench1248 [M..] the same at batch 8 @ 1248 (PORTABLE=1: the portable graph beside
+#                                              the fast path, its own run: seconds a forward)
 #           bash bench/run_ort_gpu.sh profile M B R   GPU-side kernel profile of the plugin graph vs the fast path and
 #                                              provider-option variants (bench/profile_ort_gpu.py)
 #           bash bench/run_ort_gpu.sh memcheck [ort-optimized]   compute-sanitizer on sessions (bench/memcheck_ort.py)
-# Every call after the first must carry .whl_parts/ogs too (onnx-graphsurgeon for the exports: a carry list
+# Every mode but add first joins and installs the wheel (once a machine). Every call after the first must carry .whl_parts/ogs too (onnx-graphsurgeon for the exports: a carry list
 # replaces the previous one), and the calls must follow each other within the machine's idle release
 # (~30 s), or the next call gets a bare machine (wheel and builds gone).
 set -u
@@ -27,6 +28,10 @@ B="python3 -m vim_deploy bench -q"
 MB=$(ls -d /tmp/build_mamba_ssm-*/ 2>/dev/null | head -1); CB=$(ls -d /tmp/build_causal_conv1d-*/ 2>/dev/null | head -1)
 if [ "${1:-check}" != add ] && ! python3 -c "import onnx_graphsurgeon as gs; gs.import_onnx" 2>/dev/null; then
   echo "run_ort_gpu.sh: onnx_graphsurgeon is not importable: carry .whl_parts/ogs in this call" >&2; exit 3
+fi
+if [ "${1:-check}" != add ] && [ ! -d /tmp/ortgpu/onnxruntime ]; then  # join the wheel's parts and install it
+  whl=$(ls $J/*.part0 | sed 's/\.part0$//')
+  cat $(ls $J/*.part* | sort) > "$whl" && python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/ortgpu "$whl" || exit 1
 fi
 case "${1:-check}" in
 add)
@@ -42,10 +47,6 @@ add)
     nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
   fi ;;
 check)
-  if [ ! -d /tmp/ortgpu/onnxruntime ]; then
-    whl=$(ls $J/*.part0 | sed 's/\.part0$//')
-    cat $(ls $J/*.part* | sort) > "$whl" && python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/ortgpu "$whl" || exit 1
-  fi
   python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())" | tee "$OUT/ort.txt"
   # the whole output goes to a file as it comes (a call cut by its time limit keeps what ran)
   python3 -m pytest -q -p no:cacheprovider tests/gpu/test_ort_cuda_gpu.py -s ${PYTEST_K:+-k "$PYTEST_K"} 2>&1 \
@@ -76,10 +77,15 @@ bench224|bench1248)   # bench224 <tiny|small|base>: one model a call (each call'
        --batch 1 --resolutions 224 --warmup 5 --iters 30 --out-dir $W/b1_$m 2>&1 | grep -E "^\||Note|error|^- "
     python3 bench/merge_bench.py "$OUT/ort_224_$m" $W/b128_$m $W/b1_$m > /dev/null
   else
-    for m in ${2:-tiny small base}; do
-      $B -m vim_$m --backends ort-plugin-fp16-fused-ortops-tokens,ort-plugin-fp16-fused-ortops-hybrid,fastpath-fp16,official-fp16 $up \
-         --batch 8 --resolutions 1248 --warmup 2 --iters 10 --out-dir $W/b8_$m 2>&1 | grep -E "^\||Note|error|^- "
+    models="${*:2}"; models=${models:-tiny small base}
+    # PORTABLE=1: the portable graph (an ONNX Scan stepped from the host: seconds a forward at L = 6085)
+    # beside the fast path (and the official code once built) in a run of its own, 1 warm-up and 3 timed
+    # runs, one model per run
+    BK=ort-plugin-fp16-fused-ortops-tokens,ort-plugin-fp16-fused-ortops-hybrid,fastpath-fp16,official-fp16; IT="--warmup 2 --iters 10"
+    [ -n "${PORTABLE:-}" ] && BK=onnxruntime,fastpath-fp16${MB:+,official-fp16} IT="--warmup 1 --iters 3"
+    for m in $models; do
+      $B -m vim_$m --backends $BK $up --batch 8 --resolutions 1248 $IT --out-dir $W/b8_$m 2>&1 | grep -E "^\||Note|error|^- "
+      python3 bench/merge_bench.py "$OUT/ort_1248${PORTABLE:+_portable}" $(for d in $models; do [ -d $W/b8_$d ] && echo $W/b8_$d; done) > /dev/null
     done
-    python3 bench/merge_bench.py "$OUT/ort_1248" $(for m in ${2:-tiny small base}; do echo $W/b8_$m; done) > /dev/null
   fi ;;
 esac

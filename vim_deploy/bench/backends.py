@@ -130,7 +130,7 @@ class OrtVim(Backend):
         if res not in self._exported:
             path = os.path.join(self._tmp.name, f"portable_{res}.onnx")
             export_onnx(ExportConfig(model=self.model_name, output=path, checkpoint=self.checkpoint,
-                                     img_size=res, scan_impl="portable"))
+                                     img_size=res, scan_impl="portable", trace_device=self.device))
             self._exported[res] = path
         self.runner = OrtRunner(self._exported[res], provider=self.device)
         self.runner.bind(np.random.default_rng(0).standard_normal((batch, 3, res, res), dtype=np.float32))
