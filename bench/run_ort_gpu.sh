@@ -17,10 +17,12 @@
 #                                              the fast path, its own run: seconds a forward)
 #           bash bench/run_ort_gpu.sh profile M B R   GPU-side kernel profile of the plugin graph vs the fast path and
 #                                              provider-option variants (bench/profile_ort_gpu.py)
-#           bash bench/run_ort_gpu.sh memcheck [ort-optimized]   compute-sanitizer on sessions (bench/memcheck_ort.py)
-# Every mode but add first joins and installs the wheel (once a machine). Every call after the first must carry .whl_parts/ogs too (onnx-graphsurgeon for the exports: a carry list
-# replaces the previous one), and the calls must follow each other within the machine's idle release
-# (~30 s), or the next call gets a bare machine (wheel and builds gone).
+#           bash bench/run_ort_gpu.sh memcheck [ort-optimized [--no-1248]]   compute-sanitizer on sessions
+#                                              (bench/memcheck_ort.py; a 1248 px session under it takes minutes)
+# Every mode but add first joins and installs the wheel (once a machine). Every call after the first must
+# carry .whl_parts/ogs too (onnx-graphsurgeon for the exports: a carry list replaces the previous one), and
+# the calls must follow each other within the machine's idle release (~30 s), or the next call gets a
+# bare machine (wheel and builds gone).
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; J=/tmp/ort_parts; W=/tmp/ortw; mkdir -p $J $W
 export PYTHONPATH=/tmp/ortgpu:$PWD/.whl_parts/ogs:$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1 VIM_DEPLOY_ORT_OPS_LIB=$PWD/build/libvim_ort_ops.so
