@@ -87,6 +87,7 @@ bench224|bench1248)   # bench224 <tiny|small|base>: one model a call (each call'
     [ -n "${PORTABLE:-}" ] && BK=onnxruntime,fastpath-fp16${MB:+,official-fp16} IT="--warmup 1 --iters 3"
     for m in $models; do
       $B -m vim_$m --backends $BK $up --batch 8 --resolutions 1248 $IT --out-dir $W/b8_$m 2>&1 | grep -E "^\||Note|error|^- "
+      # merged after every model, not once at the end: a call cut by its time limit keeps the models that ran
       python3 bench/merge_bench.py "$OUT/ort_1248${PORTABLE:+_portable}" $(for d in $models; do [ -d $W/b8_$d ] && echo $W/b8_$d; done) > /dev/null
     done
   fi ;;

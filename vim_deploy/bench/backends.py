@@ -188,7 +188,7 @@ class OrtPluginVim(Backend):
                                      conv_impl=self.conv_impl, norm_impl=self.norm_impl,
                                      projection_layout=self.projection_layout, token_padding=self.token_padding,
                                      dynamic_batch=not self.cuda, batch_size=batch,
-                                     trace_device="cuda" if self.cuda else "cpu"))
+                                     trace_device=self.device))
             self._exported[key] = path
         return self._exported[key]
 
