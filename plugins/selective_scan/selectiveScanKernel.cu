@@ -4,7 +4,9 @@
  * Work decomposition. A thread owns kSPT states of one (batch, channel) and walks the tokens of one
  * sequence chunk sequentially with its states in registers; kLPC lanes share a channel when dstate
  * exceeds 16, or when few channels are in flight (their partial <C, h> sums meet through warp
- * shuffles). A block holds kThreads (64) threads, i.e. kThreads / kLPC channels of one batch.
+ * shuffles). A block holds kThreads (64) threads, i.e. kThreads / kLPC channels of one batch. With 2 or
+ * 4 lanes, full tiles split the per-token work (softplus, gate, y) by token among the lanes
+ * (fullTileSplit) instead of repeating it in each.
  * Token tiles of kTile tokens flow through a software pipeline (see Tiles and RowPlan): the next
  * tile's rows arrive by cp.async and its B/C in registers while this tile is computed; y leaves by
  * a coalesced store. Global traffic is one read of every input and one write of the output.
@@ -28,6 +30,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 namespace vim
@@ -49,6 +52,23 @@ namespace
 // 6 x 64 threads per SM leaves 168 registers a thread: no spills (8 blocks capped at 128 and spilled,
 // 1.5x slower on the H100, bench/RESULTS.md).
 #define VIM_SCAN_MIN_BLOCKS (384 / VIM_SCAN_THREADS)
+#endif
+#ifndef VIM_SCAN_MIN_BLOCKS_FEW_STATES
+// Layouts of at most 8 states a thread (a channel split over lanes) need fewer registers: 10 blocks
+// (96 registers, no spills in the output pass) give them 20 warps an SM to hide latency with
+// (2026-12-01, H200: vim_small batch 1 22.4 us vs 22.6 with 8 blocks; bench/RESULTS.md).
+#define VIM_SCAN_MIN_BLOCKS_FEW_STATES 10
+#endif
+#ifndef VIM_SCAN_BC_NATIVE
+// 1: B and C tiles stay in shared memory in the model's 16-bit type (converted to fp32 as they are read)
+// instead of fp32: half the shared-memory bytes a token reads, one conversion more a state (issue 11).
+#define VIM_SCAN_BC_NATIVE 0
+#endif
+#ifndef VIM_SCAN_SPLIT_TOKENS
+// 1: when 2 or 4 lanes share a channel, full tiles split the per-token work (softplus, SiLU gate,
+// loads, y) by token among the lanes instead of repeating it in every lane (issue 11; 2026-12-01,
+// H200: vim_small batch 1 30.7 -> 22.4 us). 0: the earlier kernel, every lane repeats it.
+#define VIM_SCAN_SPLIT_TOKENS 1
 #endif
 constexpr int kThreads = VIM_SCAN_THREADS;
 constexpr int kTile = VIM_SCAN_TILE;
@@ -115,7 +135,8 @@ struct KernelArgs
  * coalesced store after the tile; u therefore has three stages (the tile being computed, the next
  * one arriving, the previous one being stored), the other rows two.
  * B and C are converted to fp32, token-major, so that a thread reads its states as float4 vectors
- * (the same address for the whole warp: a broadcast).
+ * (the same address for the whole warp: a broadcast). With VIM_SCAN_BC_NATIVE they stay 16-bit (half
+ * the shared-memory bytes, a conversion per state read; measured no faster, off by default).
  */
 template <typename T, int kSPT, int kLPC>
 struct Tiles
@@ -125,14 +146,17 @@ struct Tiles
     static constexpr int kElemsPerGranule = 8 / static_cast<int>(sizeof(T));
     static constexpr int kGranules = kTile / kElemsPerGranule + 1;
     static constexpr int kStride = 2 * kGranules; // words per row
-    static constexpr int kBCStride = kMaxN + 4;   // float4-aligned rows, fewer bank conflicts on the stores
+    //! Element type of the B / C tiles: fp32, or the model's 16-bit type with VIM_SCAN_BC_NATIVE.
+    using BCElem = std::conditional_t<VIM_SCAN_BC_NATIVE && !std::is_same<T, float>::value, T, float>;
+    // 16-byte aligned rows plus 16 bytes: fewer bank conflicts on the stores.
+    static constexpr int kBCStride = kMaxN + 16 / static_cast<int>(sizeof(BCElem));
     static_assert(kTile % kElemsPerGranule == 0, "tiles must start on granule-congruent elements");
     alignas(16) uint32_t u[3][kRows][kStride];
     alignas(16) uint32_t dt[2][kRows][kStride];
     alignas(16) uint32_t z[2][kRows][kStride];
     alignas(16) uint32_t prev[2][kRows][kStride];
-    alignas(16) float B[2][kTile][kBCStride];
-    alignas(16) float C[2][kTile][kBCStride];
+    alignas(16) BCElem B[2][kTile][kBCStride];
+    alignas(16) BCElem C[2][kTile][kBCStride];
 };
 
 __device__ __forceinline__ void cpAsync8(unsigned smemAddr, void const* gmem, int srcBytes)
@@ -294,6 +318,40 @@ struct RowPlan
     }
 };
 
+//! A B / C value as its tile keeps it: the same type (no conversion) or fp32.
+template <typename E, typename T>
+__device__ __forceinline__ E asTileElem(T v)
+{
+    if constexpr (std::is_same<E, T>::value)
+        return v;
+    else
+        return toFloat(v);
+}
+
+//! Four consecutive states of a B / C tile row as fp32 (one 16-byte or 8-byte shared-memory load).
+__device__ __forceinline__ void loadStates4(float const* p, float (&v)[4])
+{
+    float4 const q = *reinterpret_cast<float4 const*>(p);
+    v[0] = q.x;
+    v[1] = q.y;
+    v[2] = q.z;
+    v[3] = q.w;
+}
+
+template <typename T>
+__device__ __forceinline__ void loadStates4(T const* p, float (&v)[4])
+{
+    static_assert(sizeof(T) == 2, "16-bit tiles");
+    uint2 const q = *reinterpret_cast<uint2 const*>(p);
+    T lo[2], hi[2];
+    memcpy(lo, &q.x, 4);
+    memcpy(hi, &q.y, 4);
+    v[0] = toFloat(lo[0]);
+    v[1] = toFloat(lo[1]);
+    v[2] = toFloat(hi[0]);
+    v[3] = toFloat(hi[1]);
+}
+
 //! Registers holding one thread's share of a (dstate x tile) slab of B or C, loaded a tile ahead.
 template <typename T, int kMaxN>
 struct StateSlab
@@ -315,8 +373,8 @@ struct StateSlab
         }
     }
 
-    template <int kBCStride>
-    __device__ __forceinline__ void store(float (*dst)[kBCStride]) const
+    template <typename E, int kBCStride>
+    __device__ __forceinline__ void store(E (*dst)[kBCStride]) const
     {
 #pragma unroll
         for (int i = 0; i < kPer; ++i)
@@ -326,24 +384,24 @@ struct StateSlab
             int const c = e % kTile;
             if (n < kMaxN)
             {
-                dst[c][n] = toFloat(v[i]);
+                dst[c][n] = asTileElem<E>(v[i]);
             }
         }
     }
 };
 
 //! Synchronous load of a (dstate x tile) slab of B or C into its token-major fp32 tile.
-template <typename T, int kMaxN, int kBCStride>
-__device__ __forceinline__ void loadStatesDirect(float (*dst)[kBCStride], T const* src, int64_t batchOffset, int dstate,
+template <typename T, int kMaxN, typename E, int kBCStride>
+__device__ __forceinline__ void loadStatesDirect(E (*dst)[kBCStride], T const* src, int64_t batchOffset, int dstate,
     int rowStride, int t0, int tValid)
 {
     for (int e = threadIdx.x; e < kMaxN * kTile; e += kThreads)
     {
         int const n = e / kTile;
         int const c = e % kTile;
-        dst[c][n] = (n < dstate && c < tValid)
-            ? toFloat(src[batchOffset + static_cast<int64_t>(n) * rowStride + t0 + c])
-            : 0.f;
+        dst[c][n] = asTileElem<E>((n < dstate && c < tValid)
+                ? src[batchOffset + static_cast<int64_t>(n) * rowStride + t0 + c]
+                : fromFloat<T>(0.f));
     }
 }
 
@@ -355,8 +413,38 @@ __device__ __forceinline__ void loadStatesDirect(float (*dst)[kBCStride], T cons
  * into registers for B/C), tile j is computed from shared memory, then the block waits for tile
  * j + 1, converts its B/C, synchronizes once and stores tile j's output.
  */
+//! Resident blocks a layout's register budget is compiled for (launch bounds).
+constexpr int minBlocksFor(int spt)
+{
+    return spt >= 16 ? VIM_SCAN_MIN_BLOCKS : VIM_SCAN_MIN_BLOCKS_FEW_STATES;
+}
+
+/*
+ * Reduce-scatter over the kN lanes of a channel: lane l returns the sum over the kN lanes of their
+ * v[l] (v[k]: a lane's partial <C, h> of token k of a group). kN - 1 shuffles; v is clobbered.
+ */
+template <int kN>
+__device__ __forceinline__ float reduceScatterLanes(float (&v)[kN], int lane)
+{
+#pragma unroll
+    for (int o = kN / 2; o >= 1; o /= 2)
+    {
+        bool const upper = (lane & o) != 0;
+#pragma unroll
+        for (int k = 0; k < 2 * o; ++k)
+        {
+            if (k & o)
+                continue;
+            float const keep = upper ? v[k | o] : v[k];
+            float const send = upper ? v[k] : v[k | o];
+            v[k] = keep + __shfl_xor_sync(0xffffffffu, send, o, kN);
+        }
+    }
+    return v[0];
+}
+
 template <typename T, int kSPT, int kLPC, bool kOutputPass>
-__global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKernel(KernelArgs const args)
+__global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKernel(KernelArgs const args)
 {
     using Smem = Tiles<T, kSPT, kLPC>;
     constexpr int kRows = Smem::kRows;
@@ -365,6 +453,7 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
     using Plan = RowPlan<T, kRows, kStride>;
     // B/C of the next tile wait in registers when that is a few per thread (dstate <= 32).
     constexpr bool kPrefetchStates = StateSlab<T, kMaxN>::kPer <= 8;
+    constexpr bool kSplitTokens = VIM_SCAN_SPLIT_TOKENS && (kLPC == 2 || kLPC == 4);
     extern __shared__ __align__(16) unsigned char smemRaw[];
     Smem& s = *reinterpret_cast<Smem*>(smemRaw);
 
@@ -481,11 +570,11 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
             {
                 int const t0 = tileStart(j);
                 int const tValid = min(kTile, c1 - t0);
-                loadStatesDirect<T, kMaxN, Smem::kBCStride>(s.B[j & 1], static_cast<T const*>(P.B), b * bcStride[0], args.dstate,
+                loadStatesDirect<T, kMaxN, typename Smem::BCElem, Smem::kBCStride>(s.B[j & 1], static_cast<T const*>(P.B), b * bcStride[0], args.dstate,
                     args.rowStride, t0, tValid);
                 if (kOutputPass)
                 {
-                    loadStatesDirect<T, kMaxN, Smem::kBCStride>(s.C[j & 1], static_cast<T const*>(P.C),
+                    loadStatesDirect<T, kMaxN, typename Smem::BCElem, Smem::kBCStride>(s.C[j & 1], static_cast<T const*>(P.C),
                         b * bcStride[1], args.dstate, args.rowStride, t0, tValid);
                 }
             }
@@ -522,8 +611,9 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
             T const* const dtRow = reinterpret_cast<T const*>(&s.dt[j & 1][row][0]) + shift;
             T const* const zRow = reinterpret_cast<T const*>(&s.z[j & 1][row][0]) + shift;
             T const* const prevRow = reinterpret_cast<T const*>(&s.prev[j & 1][row][0]) + shift;
-            float const(*const Bt)[Smem::kBCStride] = s.B[j & 1];
-            float const(*const Ct)[Smem::kBCStride] = s.C[j & 1];
+            using BCElem = typename Smem::BCElem;
+            BCElem const(*const Bt)[Smem::kBCStride] = s.B[j & 1];
+            BCElem const(*const Ct)[Smem::kBCStride] = s.C[j & 1];
 
             /*
              * One token = its element-wise inputs (a TokenIn: softplus(delta), delta * u, u, the SiLU
@@ -576,21 +666,15 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
                     sumDt += t.dt;
                 }
                 float acc4[4] = {0.f, 0.f, 0.f, 0.f};
-                float4 const* Bq = reinterpret_cast<float4 const*>(&Bt[c][lane * kSPT]);
-                float4 const* Cq = reinterpret_cast<float4 const*>(&Ct[c][lane * kSPT]);
 #pragma unroll
                 for (int q = 0; q < kSPT / 4; ++q)
                 {
-                    float4 const bq = Bq[q];
-                    float const bv[4] = {bq.x, bq.y, bq.z, bq.w};
+                    float bv[4];
+                    loadStates4(&Bt[c][lane * kSPT + 4 * q], bv);
                     float cv[4] = {0.f, 0.f, 0.f, 0.f};
                     if (kOutputPass)
                     {
-                        float4 const cq = Cq[q];
-                        cv[0] = cq.x;
-                        cv[1] = cq.y;
-                        cv[2] = cq.z;
-                        cv[3] = cq.w;
+                        loadStates4(&Ct[c][lane * kSPT + 4 * q], cv);
                     }
 #pragma unroll
                     for (int jj = 0; jj < 4; ++jj)
@@ -644,20 +728,92 @@ __global__ void __launch_bounds__(kThreads, VIM_SCAN_MIN_BLOCKS) selectiveScanKe
                     scanToken(tokenAt(jj), cur);
                 }
             };
+            /*
+             * Token-split full tiles (kLPC = 2 or 4 lanes a channel): lane l prepares token g * kLPC + l
+             * of every group g of kLPC tokens (its softplus, delta * u, gate, y) and the group's
+             * delta and delta * u reach every lane by shuffles; each lane then advances its kSPT states
+             * over the kLPC tokens, and a reduce-scatter gives lane l the <C, h> of its own token. The
+             * per-token work is done once a channel, not once a lane.
+             */
+            auto fullTileSplit = [&](auto mode) {
+                constexpr int kMode = decltype(mode)::value;
+                constexpr int kGroups = kTile / kLPC;
+                auto tokenAt = [](int jj) { return (kMode & 8) ? kTile - 1 - jj : jj; };
+                TokenIn ahead = loadToken(tokenAt(lane), mode);
+#pragma unroll(kTokenUnroll > kGroups ? kGroups : kTokenUnroll)
+                for (int g = 0; g < kGroups; ++g)
+                {
+                    TokenIn const mine = ahead;
+                    // Past the tile's end: reload this group's token (unused; its y is not yet stored).
+                    ahead = loadToken(tokenAt(min(g + 1, kGroups - 1) * kLPC + lane), mode);
+                    float dtk[kLPC], duk[kLPC], acc[kLPC];
+#pragma unroll
+                    for (int k = 0; k < kLPC; ++k)
+                    {
+                        dtk[k] = __shfl_sync(0xffffffffu, mine.dt, k, kLPC);
+                        duk[k] = __shfl_sync(0xffffffffu, mine.du, k, kLPC);
+                    }
+#pragma unroll
+                    for (int k = 0; k < kLPC; ++k)
+                    {
+                        int const c = tokenAt(g * kLPC + k);
+                        if (!kOutputPass)
+                        {
+                            sumDt += dtk[k];
+                        }
+                        float acc4[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+                        for (int q = 0; q < kSPT / 4; ++q)
+                        {
+                            float bv[4];
+                            loadStates4(&Bt[c][lane * kSPT + 4 * q], bv);
+                            float cv[4] = {0.f, 0.f, 0.f, 0.f};
+                            if (kOutputPass)
+                            {
+                                loadStates4(&Ct[c][lane * kSPT + 4 * q], cv);
+                            }
+#pragma unroll
+                            for (int jj = 0; jj < 4; ++jj)
+                            {
+                                int const i = 4 * q + jj;
+                                float const x2 = dtk[k] * A2[i];
+                                float const a = (jj < kFmaExpPer4) ? fmaExp2(x2) : exp2f(x2);
+                                h[i] = fmaf(a, h[i], duk[k] * bv[jj]);
+                                if (kOutputPass)
+                                {
+                                    acc4[jj] = fmaf(h[i], cv[jj], acc4[jj]);
+                                }
+                            }
+                        }
+                        acc[k] = (acc4[0] + acc4[1]) + (acc4[2] + acc4[3]);
+                    }
+                    if (kOutputPass)
+                    {
+                        float const own = reduceScatterLanes<kLPC>(acc, lane);
+                        uRow[tokenAt(g * kLPC + lane)] = fromFloat<T>(fmaf(fmaf(Dd, mine.uu, own), mine.gate, mine.prev));
+                    }
+                }
+            };
             using Generic = std::integral_constant<int, kGeneric>;
             bool const specialised = args.deltaSoftplus && (!kOutputPass || hasZ);
             if (tValid == kTile && specialised)
             {
                 // Pass A reads neither z nor prev: the z / prev bits are left clear there.
                 constexpr int kZ = kOutputPass ? 2 : 0;
+                auto run = [&](auto mode) {
+                    if constexpr (kSplitTokens)
+                        fullTileSplit(mode);
+                    else
+                        fullTile(mode);
+                };
                 if (!reverse && !hasPrev)
-                    fullTile(std::integral_constant<int, 1 | kZ>{});
+                    run(std::integral_constant<int, 1 | kZ>{});
                 else if (reverse && !hasPrev)
-                    fullTile(std::integral_constant<int, 1 | kZ | 8>{});
+                    run(std::integral_constant<int, 1 | kZ | 8>{});
                 else if (!reverse)
-                    fullTile(std::integral_constant<int, 1 | kZ | (kOutputPass ? 4 : 0)>{});
+                    run(std::integral_constant<int, 1 | kZ | (kOutputPass ? 4 : 0)>{});
                 else
-                    fullTile(std::integral_constant<int, 1 | kZ | (kOutputPass ? 4 : 0) | 8>{});
+                    run(std::integral_constant<int, 1 | kZ | (kOutputPass ? 4 : 0) | 8>{});
             }
             else
             {
@@ -828,7 +984,7 @@ int residentBlocksOnDevice(int spt, int lpc)
     {
         cudaGetLastError(); // a failed query leaves no sticky error behind
     }
-    return err == cudaSuccess && blocks > 0 ? blocks : VIM_SCAN_MIN_BLOCKS;
+    return err == cudaSuccess && blocks > 0 ? blocks : minBlocksFor(spt);
 }
 
 //! Fewest lanes a channel needs (at most 16 states a thread).
@@ -845,9 +1001,9 @@ int statesPerThread(int dstate, int lanes)
 
 int residentBlocksPerSm(SelectiveScanParams const& p, int lanes)
 {
-    if (p.smCount > 0) // sizing for a device given by its SM count (TensorRT workspace): no query
-        return VIM_SCAN_MIN_BLOCKS;
     int const spt = statesPerThread(p.dstate, lanes);
+    if (p.smCount > 0) // sizing for a device given by its SM count (TensorRT workspace): no query
+        return minBlocksFor(spt);
     switch (p.dtype)
     {
     case ScanDType::kFLOAT: return residentBlocksOnDevice<float>(spt, lanes);
@@ -951,8 +1107,17 @@ int32_t selectiveScanChooseChunks(SelectiveScanParams const& p)
         return 1;
     int64_t const resident = static_cast<int64_t>(sms) * residentBlocksPerSm(p, lanes) * kThreads;
     int64_t const byWork = std::max<int64_t>(1, resident / threads);
-    int64_t const byLength = std::max<int64_t>(1, p.seqlen / 32);
-    return static_cast<int32_t>(std::min<int64_t>({byWork, byLength, 64}));
+    // Chunks of at least 32 tokens; one tile (16) when a channel is split over 4 lanes (batch 1: the time
+    // is the latency of the chunk's token steps; 2026-12-01, H200, vim_tiny batch 1 @ 197: 13 chunks
+    // 18.0 us vs 6 chunks 21.2 us, bench/RESULTS.md).
+    int64_t const byLength = lanes >= 4 ? (p.seqlen + kTile - 1) / kTile : std::max<int64_t>(1, p.seqlen / 32);
+    int64_t const chunks = std::min<int64_t>({byWork, byLength, 64});
+    if (chunks <= 1)
+        return 1;
+    // Chunks end on whole tiles (a partial tile takes the slower generic token loop): the length rounds
+    // up, so the count can only drop. selectiveScanForward rounds the same way (never more chunks).
+    int64_t const len = ((p.seqlen + chunks - 1) / chunks + kTile - 1) / kTile * kTile;
+    return static_cast<int32_t>((p.seqlen + len - 1) / len);
 }
 
 size_t selectiveScanWorkspaceSize(SelectiveScanParams const& p)
@@ -1004,6 +1169,12 @@ cudaError_t selectiveScanForward(SelectiveScanParams const& p, void* workspace, 
     }
     args.numChunks = selectiveScanChooseChunks(p);
     args.chunkLen = (p.seqlen + args.numChunks - 1) / args.numChunks;
+    if (p.numChunks <= 0 && args.numChunks > 1)
+    {
+        // Chosen chunks end on whole tiles, as selectiveScanChooseChunks counted them (never more chunks
+        // than the workspace was sized for); asked-for counts are kept exact.
+        args.chunkLen = (args.chunkLen + kTile - 1) / kTile * kTile;
+    }
     args.numChunks = (p.seqlen + args.chunkLen - 1) / args.chunkLen; // no empty chunk
     if (args.numChunks > 1)
     {

@@ -97,6 +97,23 @@ def test_forced_chunking_and_lanes_agree(chunks, lanes, n):
         assert rel(out, ref64(args, reverse)) <= 1e-5
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("lanes", [2, 4])
+@pytest.mark.parametrize("chunks", [1, 3])
+@pytest.mark.parametrize("n", [16, 7])
+def test_fused_bidirectional_with_lanes(dtype, lanes, chunks, n):
+    """A channel's states over 2 or 4 lanes (full tiles split their per-token work among the lanes)
+    in the fused call: the second direction adds to the first one's output; L = 197 ends on a
+    partial tile."""
+    k = kernels()
+    f = make(4, 96, 197, n, dtype, seed=40 + lanes + chunks)
+    b = make(4, 96, 197, n, dtype, seed=50 + lanes + chunks)
+    b = (*b[:6], f[6], b[7])  # one z for both directions, as Vim has
+    out = run_kernel(k, [(*f, False), (*b, True)], scale=0.5, num_chunks=chunks, lanes=lanes)
+    want = (ref64(f, False) + ref64(b, True)) * 0.5
+    assert rel(out, want) <= TOL[dtype]
+
+
 def shifted(t):
     """The same values in a contiguous tensor whose data pointer sits one element past an aligned one."""
     buf = torch.empty(t.numel() + 1, dtype=t.dtype, device=t.device)

@@ -39,18 +39,25 @@ def test_chunking_and_workspace(lib):
 
 
 @pytest.mark.parametrize("batch,dim,seqlen", [(8, 384, 6085), (8, 768, 6085), (1, 384, 6085), (1, 768, 6085),
-                                              (8, 768, 197), (8, 384, 197), (1, 768, 197)])
+                                              (8, 768, 197), (8, 384, 197), (1, 768, 197), (1, 192, 197)])
 def test_chunks_fill_at_most_one_wave_of_resident_blocks(lib, batch, dim, seqlen):
     # Each chunk costs a second pass over its tokens, and a grid past one wave of resident blocks runs
-    # a second, nearly empty wave. Without a GPU to ask, the library assumes 108 SMs x 6 blocks.
-    slots = 108 * 6
+    # a second, nearly empty wave. Without a GPU to ask, the library assumes 108 SMs and the launch
+    # bounds' blocks: 6 for 16 states a thread (1 lane), 10 for 8 or 4 (2 or 4 lanes).
     lanes = lib.vim_selective_scan_lanes(1, batch, dim, seqlen, 16, 2, 0, 0)
     chunks = lib.vim_selective_scan_num_chunks(1, batch, dim, seqlen, 16, 2, 0, 0)
+    slots = 108 * (6 if lanes == 1 else 10)
     blocks_per_chunk = batch * -(-dim * lanes // 64)
-    assert 1 <= chunks <= max(1, seqlen // 32)
+    min_len = 16 if lanes == 4 else 32  # a tile; two when the channel has fewer lanes
+    assert 1 <= chunks <= max(1, -(-seqlen // min_len))
     assert chunks == 1 or chunks * blocks_per_chunk <= slots
-    if chunks < min(64, seqlen // 32):  # not capped by length: one more chunk would start a second wave
-        assert (chunks + 1) * blocks_per_chunk > slots
+    if chunks > 1:
+        # As many chunks as fill the slots (capped by the minimum length and 64), then each chunk ends on
+        # a whole 16-token tile: the length rounds up, so the count can only drop.
+        fill = min(slots // blocks_per_chunk, -(-seqlen // 16) if lanes == 4 else seqlen // 32, 64)
+        whole_tiles = -(-(-(-seqlen // fill)) // 16) * 16
+        assert chunks == -(-seqlen // whole_tiles) <= fill
+
 
 def test_bad_arguments_are_rejected_without_touching_the_gpu(lib):
     null2 = (ctypes.c_void_p * 2)()
