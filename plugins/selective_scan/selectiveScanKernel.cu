@@ -660,10 +660,14 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
                 }
                 return t;
             };
-            auto scanToken = [&](int const c, TokenIn const& t) {
+            /*
+             * This lane's states advanced over token c (h = exp2(dt * A2) * h + du * B[c]); returns the
+             * lane's share of <C[c], h> (pass B) and, in pass A, adds dt to the chunk's summed delta.
+             */
+            auto advanceStates = [&](int const c, float const dt, float const du) {
                 if (!kOutputPass)
                 {
-                    sumDt += t.dt;
+                    sumDt += dt;
                 }
                 float acc4[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
@@ -680,18 +684,21 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
                     for (int jj = 0; jj < 4; ++jj)
                     {
                         int const i = 4 * q + jj;
-                        float const x2 = t.dt * A2[i];
+                        float const x2 = dt * A2[i];
                         float const a = (jj < kFmaExpPer4) ? fmaExp2(x2) : exp2f(x2); // jj: compile-time
-                        h[i] = fmaf(a, h[i], t.du * bv[jj]);
+                        h[i] = fmaf(a, h[i], du * bv[jj]);
                         if (kOutputPass)
                         {
                             acc4[jj] = fmaf(h[i], cv[jj], acc4[jj]);
                         }
                     }
                 }
+                return (acc4[0] + acc4[1]) + (acc4[2] + acc4[3]);
+            };
+            auto scanToken = [&](int const c, TokenIn const& t) {
+                float acc = advanceStates(c, t.dt, t.du);
                 if (kOutputPass)
                 {
-                    float acc = (acc4[0] + acc4[1]) + (acc4[2] + acc4[3]);
 #pragma unroll
                     for (int off = kLPC / 2; off > 0; off /= 2)
                     {
@@ -756,36 +763,7 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
 #pragma unroll
                     for (int k = 0; k < kLPC; ++k)
                     {
-                        int const c = tokenAt(g * kLPC + k);
-                        if (!kOutputPass)
-                        {
-                            sumDt += dtk[k];
-                        }
-                        float acc4[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-                        for (int q = 0; q < kSPT / 4; ++q)
-                        {
-                            float bv[4];
-                            loadStates4(&Bt[c][lane * kSPT + 4 * q], bv);
-                            float cv[4] = {0.f, 0.f, 0.f, 0.f};
-                            if (kOutputPass)
-                            {
-                                loadStates4(&Ct[c][lane * kSPT + 4 * q], cv);
-                            }
-#pragma unroll
-                            for (int jj = 0; jj < 4; ++jj)
-                            {
-                                int const i = 4 * q + jj;
-                                float const x2 = dtk[k] * A2[i];
-                                float const a = (jj < kFmaExpPer4) ? fmaExp2(x2) : exp2f(x2);
-                                h[i] = fmaf(a, h[i], duk[k] * bv[jj]);
-                                if (kOutputPass)
-                                {
-                                    acc4[jj] = fmaf(h[i], cv[jj], acc4[jj]);
-                                }
-                            }
-                        }
-                        acc[k] = (acc4[0] + acc4[1]) + (acc4[2] + acc4[3]);
+                        acc[k] = advanceStates(tokenAt(g * kLPC + k), dtk[k], duk[k]);
                     }
                     if (kOutputPass)
                     {
