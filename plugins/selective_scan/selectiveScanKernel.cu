@@ -61,7 +61,8 @@ namespace
 #endif
 #ifndef VIM_SCAN_BC_NATIVE
 // 1: B and C tiles stay in shared memory in the model's 16-bit type (converted to fp32 as they are read)
-// instead of fp32: half the shared-memory bytes a token reads, one conversion more a state (issue 11).
+// instead of fp32: half the shared-memory bytes a token reads, one conversion more a state (issue 11;
+// 2026-12-01, H200: the same speed, L1 busy 67% -> 56% and 16% more instructions; bench/RESULTS.md).
 #define VIM_SCAN_BC_NATIVE 0
 #endif
 #ifndef VIM_SCAN_SPLIT_TOKENS
@@ -390,7 +391,7 @@ struct StateSlab
     }
 };
 
-//! Synchronous load of a (dstate x tile) slab of B or C into its token-major fp32 tile.
+//! Synchronous load of a (dstate x tile) slab of B or C into its token-major tile (fp32 or 16-bit).
 template <typename T, int kMaxN, typename E, int kBCStride>
 __device__ __forceinline__ void loadStatesDirect(E (*dst)[kBCStride], T const* src, int64_t batchOffset, int dstate,
     int rowStride, int t0, int tValid)
