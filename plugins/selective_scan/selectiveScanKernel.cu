@@ -966,6 +966,17 @@ int residentBlocksOnDevice(int spt, int lpc)
     return err == cudaSuccess && blocks > 0 ? blocks : minBlocksFor(spt);
 }
 
+/*
+ * Tokens a chunk of `chunks` covers: an even split, rounded up to whole tiles when `wholeTiles` (a
+ * partial tile takes the slower generic token loop). Rounding up can only lower the chunk count, so a
+ * launch never needs more workspace than the count it was sized for.
+ */
+int chunkLength(int seqlen, int chunks, bool wholeTiles)
+{
+    int const even = (seqlen + chunks - 1) / chunks;
+    return wholeTiles && chunks > 1 ? (even + kTile - 1) / kTile * kTile : even;
+}
+
 //! Fewest lanes a channel needs (at most 16 states a thread).
 int baseLanes(int dstate)
 {
@@ -989,7 +1000,7 @@ int residentBlocksPerSm(SelectiveScanParams const& p, int lanes)
     case ScanDType::kHALF: return residentBlocksOnDevice<__half>(spt, lanes);
     case ScanDType::kBF16: return residentBlocksOnDevice<__nv_bfloat16>(spt, lanes);
     }
-    return VIM_SCAN_MIN_BLOCKS;
+    return minBlocksFor(spt);
 }
 
 //! SM count of the current device, queried once per device (the launch path asks several times).
@@ -1090,13 +1101,9 @@ int32_t selectiveScanChooseChunks(SelectiveScanParams const& p)
     // is the latency of the chunk's token steps; 2026-12-01, H200, vim_tiny batch 1 @ 197: 13 chunks
     // 18.0 us vs 6 chunks 21.2 us, bench/RESULTS.md).
     int64_t const byLength = lanes >= 4 ? (p.seqlen + kTile - 1) / kTile : std::max<int64_t>(1, p.seqlen / 32);
-    int64_t const chunks = std::min<int64_t>({byWork, byLength, 64});
-    if (chunks <= 1)
-        return 1;
-    // Chunks end on whole tiles (a partial tile takes the slower generic token loop): the length rounds
-    // up, so the count can only drop. selectiveScanForward rounds the same way (never more chunks).
-    int64_t const len = ((p.seqlen + chunks - 1) / chunks + kTile - 1) / kTile * kTile;
-    return static_cast<int32_t>((p.seqlen + len - 1) / len);
+    int const chunks = static_cast<int>(std::min<int64_t>({byWork, byLength, 64}));
+    int const len = chunkLength(p.seqlen, chunks, true);
+    return (p.seqlen + len - 1) / len;
 }
 
 size_t selectiveScanWorkspaceSize(SelectiveScanParams const& p)
@@ -1147,13 +1154,8 @@ cudaError_t selectiveScanForward(SelectiveScanParams const& p, void* workspace, 
         }
     }
     args.numChunks = selectiveScanChooseChunks(p);
-    args.chunkLen = (p.seqlen + args.numChunks - 1) / args.numChunks;
-    if (p.numChunks <= 0 && args.numChunks > 1)
-    {
-        // Chosen chunks end on whole tiles, as selectiveScanChooseChunks counted them (never more chunks
-        // than the workspace was sized for); asked-for counts are kept exact.
-        args.chunkLen = (args.chunkLen + kTile - 1) / kTile * kTile;
-    }
+    // Chosen chunks end on whole tiles, as selectiveScanChooseChunks counted them; asked-for counts are exact.
+    args.chunkLen = chunkLength(p.seqlen, args.numChunks, p.numChunks <= 0);
     args.numChunks = (p.seqlen + args.chunkLen - 1) / args.chunkLen; // no empty chunk
     if (args.numChunks > 1)
     {
