@@ -46,7 +46,11 @@ namespace
 #define VIM_SCAN_TILE 16
 #endif
 #ifndef VIM_SCAN_TOKEN_UNROLL
-#define VIM_SCAN_TOKEN_UNROLL 4
+// Tokens unrolled in the full-tile loops. 2: the one-lane output kernel is 6064 instructions instead of
+// 7792 (the fused kernel's forward and reverse loops and their peeled copies compete for the instruction
+// cache: 7% of its stall samples were "no instruction"); 2026-12-01, H200, 4 rounds in balanced order:
+// 4-5% faster than 4 at batch 128, batch 1 and L = 6085; 1 is slower than 2 (bench/RESULTS.md).
+#define VIM_SCAN_TOKEN_UNROLL 2
 #endif
 #ifndef VIM_SCAN_MIN_BLOCKS
 // 6 x 64 threads per SM leaves 168 registers a thread: no spills (8 blocks capped at 128 and spilled,
@@ -104,6 +108,19 @@ __device__ __forceinline__ float softplus(float x)
     float const series = e * (1.f - 0.5f * e);
     float const logged = __logf(1.f + e);
     return x > 20.f ? x : (e < 1e-3f ? series : logged);
+}
+
+/*
+ * v, once its load has completed: a shuffle of the thread's own value, an instruction the compiler
+ * keeps, reads it here. A value loaded from global memory before the tile loop and first used inside
+ * it makes that use wait on the load's scoreboard, which by then also counts the next tile's
+ * prefetched B / C loads: every tile stalled for a global-memory latency at its first token (ncu
+ * source counters, H200, vim_small batch 128: 3.9% of the kernel's stall samples on one FADD of the
+ * delta bias, 2026-12-01).
+ */
+__device__ __forceinline__ float settle(float v)
+{
+    return __shfl_sync(0xffffffffu, v, static_cast<int>(threadIdx.x & 31u));
 }
 
 //! Per-launch constants, passed by value.
@@ -299,21 +316,37 @@ struct RowPlan
     __device__ __forceinline__ void store(T* out, uint32_t const (*src)[kStride], int64_t origin, int rowsValid,
         int tValid, int rowStride) const
     {
+        static_assert(kRows % kRowsPerStore == 0, "store items cover whole row groups");
         int const c = threadIdx.x % kTile;
         int const r0 = threadIdx.x / kTile;
         if (c >= tValid)
             return;
         T* const dst = out + origin;
         char const* const sbase = reinterpret_cast<char const*>(&src[0][0]) + storeSmem0;
+        auto item = [&](int i) {
+            int const rel = storeRel0 + i * kRowsPerStore * rowStride;
+            int const shift = (originPhase + rel - c) & (kE - 1);
+            dst[rel] = *reinterpret_cast<T const*>(sbase + i * kRowsPerStore * kStride * 4 + shift * sizeof(T));
+        };
+        if (rowsValid == kRows)
+        {
+            // Every row valid (all blocks but a partial last one): no per-item branch, so the compiler
+            // overlaps the items' load -> store chains (with a branch each they ran one after another:
+            // ncu, H200, vim_small batch 128: the store was 14% of the kernel's stall samples, 30% of
+            // them fixed-latency waits).
+#pragma unroll
+            for (int i = 0; i < kStoreItems; ++i)
+            {
+                item(i);
+            }
+            return;
+        }
 #pragma unroll
         for (int i = 0; i < kStoreItems; ++i)
         {
-            int const r = r0 + i * kRowsPerStore;
-            if (r < rowsValid)
+            if (r0 + i * kRowsPerStore < rowsValid)
             {
-                int const rel = storeRel0 + i * kRowsPerStore * rowStride;
-                int const shift = (originPhase + rel - c) & (kE - 1);
-                dst[rel] = *reinterpret_cast<T const*>(sbase + i * kRowsPerStore * kStride * 4 + shift * sizeof(T));
+                item(i);
             }
         }
     }
@@ -497,8 +530,10 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
             int const n = lane * kSPT + i;
             A2[i] = (channelValid && n < args.dstate) ? P.A[static_cast<int64_t>(d) * args.dstate + n] * kLog2e : 0.f;
         }
-        float const bias = (channelValid && P.deltaBias) ? P.deltaBias[d] : 0.f;
-        float const Dd = (channelValid && P.D) ? P.D[d] : 0.f;
+        // Settled: bias and D are used in every token, and their first use inside a tile would otherwise
+        // wait for the next tile's B / C prefetch as well (settle()).
+        float const bias = settle((channelValid && P.deltaBias) ? P.deltaBias[d] : 0.f);
+        float const Dd = settle((channelValid && P.D) ? P.D[d] : 0.f);
         float const yScale = di == args.numDirections - 1 ? args.outScale : 1.f;
 
         float h[kSPT];
