@@ -1079,7 +1079,9 @@ int32_t selectiveScanChooseLanes(SelectiveScanParams const& p)
         return 4;
     if (p.seqlen >= 1024 && perSm >= 8)
         return 1;
-    return perSm >= 16 ? 2 : 4;
+    // Below 64 channels an SM, 4 split lanes beat 2 (2026-12-01, H200, kernel v15, launcher's own chunks:
+    // vim_tiny batch 8 @ 197 41.1 vs 44.4 us, vim_small 60.8 vs 62.4; bench/RESULTS.md).
+    return 4;
 }
 
 char const* selectiveScanValidate(SelectiveScanParams const& p)

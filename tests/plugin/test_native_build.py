@@ -37,6 +37,19 @@ def test_chunking_and_workspace(lib):
     assert lib.vim_selective_scan_lanes(1, 1, 192, 100, 64, 1, 0, 2) == 4  # dstate 64 needs 4 lanes anyway
 
 
+@pytest.mark.parametrize("batch,dim,seqlen,lanes", [
+    (128, 768, 197, 1),   # plenty of channels an SM: one lane each
+    (8, 1536, 197, 4),    # 64..255 channels an SM: 4 lanes
+    (8, 384, 197, 4),     # fewer: 4 split lanes (2 were slower on the H200, kernel v15)
+    (1, 192, 197, 4),
+    (8, 384, 6085, 1),    # long sequences at >= 8 channels an SM: one lane, short chunks
+    (1, 384, 6085, 4),
+])
+def test_lanes_rule(lib, batch, dim, seqlen, lanes):
+    # Without a GPU to ask, the library assumes 108 SMs (channels an SM = batch * dim / 108).
+    assert lib.vim_selective_scan_lanes(1, batch, dim, seqlen, 16, 2, 0, 0) == lanes
+
+
 
 @pytest.mark.parametrize("batch,dim,seqlen", [(8, 384, 6085), (8, 768, 6085), (1, 384, 6085), (1, 768, 6085),
                                               (8, 768, 197), (8, 384, 197), (1, 768, 197), (1, 192, 197)])
