@@ -144,9 +144,9 @@ def bench_shape(name, b, l, n=16, dtype=torch.float16, ceilings=None, mamba=None
     row["lanes"] = lib.vim_selective_scan_lanes(1, b, e, l, n, 2, 0, 0)
     if explore:  # other (chunks, lanes) choices, to tune the launcher's heuristics
         choices = ((1, 1), (1, 2), (1, 4), (2, 2), (4, 2), (6, 2), (2, 4), (4, 4), (6, 4), (8, 1), (8, 2), (8, 4),
-                   (10, 4), (13, 2), (13, 4), (0, 1), (0, 2), (0, 4))
+                   (10, 4), (13, 2), (13, 4), (0, 1), (0, 2), (0, 4), (1, 8), (4, 8))
         if l >= 1024:  # long sequences: how many chunks (each costs a second pass over its tokens)
-            choices = tuple((ch, ln) for ln in (1, 2, 4) for ch in (1, 2, 4, 8, 16, 32))
+            choices = tuple((ch, ln) for ln in (1, 2, 4) for ch in (1, 2, 4, 8, 16, 32)) + ((1, 8), (2, 8), (4, 8))
         for ch, ln in choices:
             def cfg_run(i, ch=ch, ln=ln):
                 f, r = inputs[i]

@@ -33,6 +33,8 @@ for dtype in (torch.float16, torch.float32, torch.bfloat16):
     run(3, 70, 33, 16, dtype, lanes=4)
     run(3, 70, 50, 16, dtype, lanes=2, chunks=2)  # token-split full tiles, 2 lanes, and a partial tile
     run(1, 33, 64, 7, dtype, lanes=4, chunks=3)
+    run(3, 70, 50, 16, dtype, lanes=8)  # 2 states a thread: 8-token groups, a partial tile, a partial block
+    run(1, 33, 64, 5, dtype, lanes=8, chunks=3)
 run(2, 40, 50, 64, torch.float16)
 run(1, 8, 21, 256, torch.float32)
 run(2, 130, 97, 16, torch.float16, chunks=3, unaligned=True)

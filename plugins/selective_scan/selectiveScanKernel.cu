@@ -63,6 +63,11 @@ namespace
 // (2026-12-01, H200: vim_small batch 1 22.4 us vs 22.6 with 8 blocks; bench/RESULTS.md).
 #define VIM_SCAN_MIN_BLOCKS_FEW_STATES 10
 #endif
+#ifndef VIM_SCAN_MIN_BLOCKS_TINY_STATES
+// The layout of 2 states a thread (a channel of <= 16 states over 8 lanes): 12 blocks (80 registers, no
+// spills in the output pass), 24 warps an SM.
+#define VIM_SCAN_MIN_BLOCKS_TINY_STATES 12
+#endif
 #ifndef VIM_SCAN_BC_NATIVE
 // 1: B and C tiles stay in shared memory in the model's 16-bit type (converted to fp32 as they are read)
 // instead of fp32: half the shared-memory bytes a token reads, one conversion more a state (issue 11;
@@ -387,6 +392,30 @@ __device__ __forceinline__ void loadStates4(T const* p, float (&v)[4])
     v[3] = toFloat(hi[1]);
 }
 
+//! kG (1, 2 or 4) consecutive states of a B / C tile row as fp32.
+template <int kG, typename E>
+__device__ __forceinline__ void loadStates(E const* p, float (&v)[kG])
+{
+    if constexpr (kG == 4)
+    {
+        loadStates4(p, v);
+    }
+    else if constexpr (kG == 2 && std::is_same<E, float>::value)
+    {
+        float2 const q = *reinterpret_cast<float2 const*>(p);
+        v[0] = q.x;
+        v[1] = q.y;
+    }
+    else
+    {
+#pragma unroll
+        for (int i = 0; i < kG; ++i)
+        {
+            v[i] = toFloat(p[i]);
+        }
+    }
+}
+
 //! Registers holding one thread's share of a (dstate x tile) slab of B or C, loaded a tile ahead.
 template <typename T, int kMaxN>
 struct StateSlab
@@ -451,28 +480,58 @@ __device__ __forceinline__ void loadStatesDirect(E (*dst)[kBCStride], T const* s
 //! Resident blocks a layout's register budget is compiled for (launch bounds).
 constexpr int minBlocksFor(int spt)
 {
-    return spt >= 16 ? VIM_SCAN_MIN_BLOCKS : VIM_SCAN_MIN_BLOCKS_FEW_STATES;
+    return spt >= 16 ? VIM_SCAN_MIN_BLOCKS : (spt >= 4 ? VIM_SCAN_MIN_BLOCKS_FEW_STATES : VIM_SCAN_MIN_BLOCKS_TINY_STATES);
 }
 
 /*
  * Reduce-scatter over the kN lanes of a channel: lane l returns the sum over the kN lanes of their
  * v[l] (v[k]: a lane's partial <C, h> of token k of a group). kN - 1 shuffles; v is clobbered.
  */
+template <int kN, int kO>
+__device__ __forceinline__ void reduceScatterLevel(float (&v)[kN], int lane)
+{
+    // One level per template instance: with the level as a loop variable the compiler left the 8-lane
+    // (and a 16-lane trial's) form rolled, indexed v at run time and moved it to local memory.
+    bool const upper = (lane & kO) != 0;
+#pragma unroll
+    for (int k = 0; k < 2 * kO; ++k)
+    {
+        if (k & kO)
+            continue;
+        float const keep = upper ? v[k | kO] : v[k];
+        float const send = upper ? v[k] : v[k | kO];
+        v[k] = keep + __shfl_xor_sync(0xffffffffu, send, kO, kN);
+    }
+    if constexpr (kO > 1)
+    {
+        reduceScatterLevel<kN, kO / 2>(v, lane);
+    }
+}
+
 template <int kN>
 __device__ __forceinline__ float reduceScatterLanes(float (&v)[kN], int lane)
 {
-#pragma unroll
-    for (int o = kN / 2; o >= 1; o /= 2)
+    if constexpr (kN >= 8)
     {
-        bool const upper = (lane & o) != 0;
+        reduceScatterLevel<kN, kN / 2>(v, lane);
+    }
+    else
+    {
+        // 2 and 4 lanes: the loop form of kernel v15 (the template form changes how the compiler
+        // unrolls the enclosing token loops: 13-25% more instructions there).
 #pragma unroll
-        for (int k = 0; k < 2 * o; ++k)
+        for (int o = kN / 2; o >= 1; o /= 2)
         {
-            if (k & o)
-                continue;
-            float const keep = upper ? v[k | o] : v[k];
-            float const send = upper ? v[k] : v[k | o];
-            v[k] = keep + __shfl_xor_sync(0xffffffffu, send, o, kN);
+            bool const upper = (lane & o) != 0;
+#pragma unroll
+            for (int k = 0; k < 2 * o; ++k)
+            {
+                if (k & o)
+                    continue;
+                float const keep = upper ? v[k | o] : v[k];
+                float const send = upper ? v[k] : v[k | o];
+                v[k] = keep + __shfl_xor_sync(0xffffffffu, send, o, kN);
+            }
         }
     }
     return v[0];
@@ -488,7 +547,9 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
     using Plan = RowPlan<T, kRows, kStride>;
     // B/C of the next tile wait in registers when that is a few per thread (dstate <= 32).
     constexpr bool kPrefetchStates = StateSlab<T, kMaxN>::kPer <= 8;
-    constexpr bool kSplitTokens = VIM_SCAN_SPLIT_TOKENS && (kLPC == 2 || kLPC == 4);
+    // 2 states a thread (8 lanes) always split: every lane repeating the per-token work would cost
+    // more than its states.
+    constexpr bool kSplitTokens = (VIM_SCAN_SPLIT_TOKENS && (kLPC == 2 || kLPC == 4)) || kSPT < 4;
     extern __shared__ __align__(16) unsigned char smemRaw[];
     Smem& s = *reinterpret_cast<Smem*>(smemRaw);
 
@@ -706,21 +767,27 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
                 {
                     sumDt += dt;
                 }
+                constexpr int kG = kSPT < 4 ? kSPT : 4; // states read by one shared-memory load
                 float acc4[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
-                for (int q = 0; q < kSPT / 4; ++q)
+                for (int q = 0; q < kSPT / kG; ++q)
                 {
-                    float bv[4];
-                    loadStates4(&Bt[c][lane * kSPT + 4 * q], bv);
-                    float cv[4] = {0.f, 0.f, 0.f, 0.f};
+                    float bv[kG];
+                    loadStates<kG>(&Bt[c][lane * kSPT + kG * q], bv);
+                    float cv[kG];
+#pragma unroll
+                    for (int jj = 0; jj < kG; ++jj)
+                    {
+                        cv[jj] = 0.f;
+                    }
                     if (kOutputPass)
                     {
-                        loadStates4(&Ct[c][lane * kSPT + 4 * q], cv);
+                        loadStates<kG>(&Ct[c][lane * kSPT + kG * q], cv);
                     }
 #pragma unroll
-                    for (int jj = 0; jj < 4; ++jj)
+                    for (int jj = 0; jj < kG; ++jj)
                     {
-                        int const i = 4 * q + jj;
+                        int const i = kG * q + jj;
                         float const x2 = dt * A2[i];
                         float const a = (jj < kFmaExpPer4) ? fmaExp2(x2) : exp2f(x2); // jj: compile-time
                         h[i] = fmaf(a, h[i], du * bv[jj]);
@@ -730,7 +797,12 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
                         }
                     }
                 }
-                return (acc4[0] + acc4[1]) + (acc4[2] + acc4[3]);
+                if constexpr (kG == 1)
+                    return acc4[0];
+                else if constexpr (kG == 2)
+                    return acc4[0] + acc4[1];
+                else
+                    return (acc4[0] + acc4[1]) + (acc4[2] + acc4[3]);
             };
             auto scanToken = [&](int const c, TokenIn const& t) {
                 float acc = advanceStates(c, t.dt, t.du);
@@ -773,7 +845,7 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
                 }
             };
             /*
-             * Token-split full tiles (kLPC = 2 or 4 lanes a channel): lane l prepares token g * kLPC + l
+             * Token-split full tiles (kLPC = 2, 4 or 8 lanes a channel): lane l prepares token g * kLPC + l
              * of every group g of kLPC tokens (its softplus, delta * u, gate, y) and the group's
              * delta and delta * u reach every lane by shuffles; each lane then advances its kSPT states
              * over the kLPC tokens, and a reduce-scatter gives lane l the <C, h> of its own token. The
@@ -960,6 +1032,7 @@ cudaError_t withLayout(int spt, int lpc, F&& f)
     case 216: return f(integral_constant<int, 16>{}, integral_constant<int, 2>{});
     case 404: return f(integral_constant<int, 4>{}, integral_constant<int, 4>{});
     case 416: return f(integral_constant<int, 16>{}, integral_constant<int, 4>{});
+    case 802: return f(integral_constant<int, 2>{}, integral_constant<int, 8>{});
     case 816: return f(integral_constant<int, 16>{}, integral_constant<int, 8>{});
     case 1616: return f(integral_constant<int, 16>{}, integral_constant<int, 16>{});
     default: return cudaErrorInvalidConfiguration;
@@ -1022,6 +1095,8 @@ int baseLanes(int dstate)
 int statesPerThread(int dstate, int lanes)
 {
     int const need = (dstate + lanes - 1) / lanes;
+    if (lanes == 8 && dstate <= 16) // the 2-state layout
+        return 2;
     return need <= 4 ? 4 : (need <= 8 ? 8 : 16);
 }
 
@@ -1064,11 +1139,12 @@ int32_t selectiveScanChooseLanes(SelectiveScanParams const& p)
     int const base = baseLanes(p.dstate);
     if (p.lanesPerChannel > 0)
     {
-        int const asked = p.lanesPerChannel >= 4 ? 4 : (p.lanesPerChannel >= 2 ? 2 : 1);
+        int const asked
+            = p.lanesPerChannel >= 8 ? 8 : (p.lanesPerChannel >= 4 ? 4 : (p.lanesPerChannel >= 2 ? 2 : 1));
         return p.dstate <= 16 ? asked : base; // splitting is offered for dstate <= 16 only
     }
     // Launch shape from channels per SM (measured on the H100 over Vim's shapes, bench/RESULTS.md):
-    // plenty of channels -> one lane each; fewer -> split a channel's states over 2-4 lanes (no
+    // plenty of channels -> one lane each; fewer -> split a channel's states over 2-8 lanes (no
     // extra work) before the sequence is chunked (a second pass over the tokens); long sequences at
     // moderate batch keep one lane so that chunks stay short.
     if (p.dstate > 16)
@@ -1080,6 +1156,11 @@ int32_t selectiveScanChooseLanes(SelectiveScanParams const& p)
         return 4;
     if (p.seqlen >= 1024 && perSm >= 8)
         return 1;
+    // 40..63 channels an SM at short sequences: 8 lanes of 2 states each, one chunk (2026-12-01, H200,
+    // bench_scan --explore: vim_small batch 8 @ 197 55.0 vs 59.1 us for 4 lanes x 3 chunks, vim_tiny
+    // batch 16 52.5 vs 57.9; slower at 23 and 93 channels an SM and at L = 577; bench/RESULTS.md).
+    if (perSm >= 40 && p.seqlen < 512)
+        return 8;
     // Below 64 channels an SM, 4 split lanes beat 2 (2026-12-01, H200, kernel v15, launcher's own chunks:
     // vim_tiny batch 8 @ 197 41.1 vs 44.4 us, vim_small 60.8 vs 62.4; bench/RESULTS.md).
     return 4;
@@ -1129,6 +1210,8 @@ int32_t selectiveScanChooseChunks(SelectiveScanParams const& p)
     // grid one block over a whole wave runs a second, nearly empty wave (measured on the H100 at
     // L = 6085, batch 8: vim_tiny 16 chunks 689 us vs 22 chunks 826 us; bench/RESULTS.md).
     int const lanes = selectiveScanChooseLanes(p);
+    if (lanes == 8 && p.dstate <= 16)
+        return 1; // the 8-lane layout is chosen for one pass (with 4 chunks it was 1.5x slower)
     int64_t const threads = static_cast<int64_t>(p.batch) * p.dim * lanes;
     int const sms = smCountOf(p);
     if (static_cast<double>(p.batch) * p.dim / sms >= 64)

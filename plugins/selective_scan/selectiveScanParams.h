@@ -53,7 +53,7 @@ struct SelectiveScanParams
     void* out{nullptr};
     int32_t numChunks{0};       //!< sequence chunks; 0 = choose (see selectiveScanChooseChunks)
     int32_t smCount{0};         //!< used when choosing chunks; 0 = query the current device
-    int32_t lanesPerChannel{0}; //!< lanes sharing a channel's states (1, 2, 4; N <= 16); 0 = choose
+    int32_t lanesPerChannel{0}; //!< lanes sharing a channel's states (1, 2, 4, 8; N <= 16); 0 = choose
     //! Elements between consecutive rows (channels of u/delta/z/out, states of B/C); 0 = seqlen. A
     //! larger stride lets rows be padded (e.g. to a multiple of 8 tokens, so that the matrix products
     //! around the scan get aligned operands); tokens seqlen..rowStride-1 are neither read nor written.

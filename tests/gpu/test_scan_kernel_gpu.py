@@ -87,7 +87,7 @@ def test_fused_bidirectional(shape, dtype):
 
 
 @pytest.mark.parametrize("chunks", [1, 2, 7, 64])
-@pytest.mark.parametrize("lanes", [1, 2, 4])
+@pytest.mark.parametrize("lanes", [1, 2, 4, 8])
 @pytest.mark.parametrize("n", [16, 5])
 def test_forced_chunking_and_lanes_agree(chunks, lanes, n):
     k = kernels()
@@ -98,11 +98,11 @@ def test_forced_chunking_and_lanes_agree(chunks, lanes, n):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
-@pytest.mark.parametrize("lanes", [2, 4])
+@pytest.mark.parametrize("lanes", [2, 4, 8])
 @pytest.mark.parametrize("chunks", [1, 3])
 @pytest.mark.parametrize("n", [16, 7])
 def test_fused_bidirectional_with_lanes(dtype, lanes, chunks, n):
-    """A channel's states over 2 or 4 lanes (full tiles split their per-token work among the lanes)
+    """A channel's states over 2 to 8 lanes (full tiles split their per-token work among the lanes)
     in the fused call: the second direction adds to the first one's output; L = 197 ends on a
     partial tile."""
     k = kernels()
@@ -112,6 +112,21 @@ def test_fused_bidirectional_with_lanes(dtype, lanes, chunks, n):
     out = run_kernel(k, [(*f, False), (*b, True)], scale=0.5, num_chunks=chunks, lanes=lanes)
     want = (ref64(f, False) + ref64(b, True)) * 0.5
     assert rel(out, want) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("batch,dim", [(8, 768), (16, 384)])
+def test_launcher_choice_at_batch_8_matches_reference(batch, dim):
+    """The launcher's own shape for vim_small batch 8 / vim_tiny batch 16 @ 197 (on an H200 or H100:
+    8 lanes of 2 states, one pass), against float64."""
+    k = kernels()
+    f = make(batch, dim, 197, 16, torch.float16, seed=60 + batch)
+    b = make(batch, dim, 197, 16, torch.float16, seed=70 + batch)
+    b = (*b[:6], f[6], b[7])
+    out = run_kernel(k, [(*f, False), (*b, True)], scale=0.5)
+    want = (ref64(f, False) + ref64(b, True)) * 0.5
+    lanes = k.load_library().vim_selective_scan_lanes(1, batch, dim, 197, 16, 2, 0, 0)
+    print(f"launcher: {lanes} lanes, rel {rel(out, want):.2e}")
+    assert rel(out, want) <= TOL[torch.float16]
 
 
 def shifted(t):

@@ -35,11 +35,18 @@ def test_chunking_and_workspace(lib):
     assert lib.vim_selective_scan_num_chunks(1, 1, 192, 100, 16, 1, 500, 0) == 100  # never more chunks than tokens
     assert lib.vim_selective_scan_lanes(1, 1, 192, 100, 16, 1, 0, 2) == 2  # asked
     assert lib.vim_selective_scan_lanes(1, 1, 192, 100, 64, 1, 0, 2) == 4  # dstate 64 needs 4 lanes anyway
+    assert lib.vim_selective_scan_lanes(1, 1, 192, 100, 16, 1, 0, 8) == 8  # 2 states a thread
+    assert lib.vim_selective_scan_lanes(1, 1, 192, 100, 16, 1, 0, 16) == 8  # no layout of 1 state a thread
+    assert lib.vim_selective_scan_lanes(1, 1, 192, 100, 16, 1, 0, 3) == 2  # rounded down to a layout
+    assert lib.vim_selective_scan_lanes(1, 1, 192, 100, 64, 1, 0, 16) == 4  # splitting is for dstate <= 16
 
 
 @pytest.mark.parametrize("batch,dim,seqlen,lanes", [
     (128, 768, 197, 1),   # plenty of channels an SM: one lane each
     (8, 1536, 197, 4),    # 64..255 channels an SM: 4 lanes
+    (8, 768, 197, 8),     # 40..63 channels an SM, short sequence: 8 lanes of 2 states, one pass
+    (16, 384, 197, 8),
+    (8, 768, 577, 4),     # ... but not at L >= 512
     (8, 384, 197, 4),     # fewer: 4 split lanes (2 were slower on the H200, kernel v15)
     (1, 192, 197, 4),
     (8, 384, 6085, 1),    # long sequences at >= 8 channels an SM: one lane, short chunks
@@ -49,6 +56,15 @@ def test_lanes_rule(lib, batch, dim, seqlen, lanes):
     # Without a GPU to ask, the library assumes 108 SMs (channels an SM = batch * dim / 108).
     assert lib.vim_selective_scan_lanes(1, batch, dim, seqlen, 16, 2, 0, 0) == lanes
 
+
+
+def test_eight_lanes_scan_in_one_pass(lib):
+    # The 8-lane layout is chosen for one pass over the tokens (with chunks it was 1.5x slower on the H200).
+    assert lib.vim_selective_scan_lanes(1, 8, 768, 197, 16, 2, 0, 0) == 8
+    assert lib.vim_selective_scan_num_chunks(1, 8, 768, 197, 16, 2, 0, 0) == 1
+    assert lib.vim_selective_scan_num_chunks(1, 1, 768, 197, 16, 2, 0, 8) == 1  # forced lanes, chunks chosen
+    assert lib.vim_selective_scan_num_chunks(1, 1, 768, 197, 16, 2, 3, 8) == 3  # forced chunks are kept
+    assert lib.vim_selective_scan_workspace_size(1, 8, 768, 197, 16, 2, 0, 0) == 0
 
 
 @pytest.mark.parametrize("batch,dim,seqlen", [(8, 384, 6085), (8, 768, 6085), (1, 384, 6085), (1, 768, 6085),
