@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #define CHECK(call)                                                                                         \
@@ -44,9 +45,8 @@ __global__ void rate(float seed, float* sink)
     {
         x[c] = -seed * (c + 1) * (1.f + threadIdx.x * 1e-4f);
         __half2 const h = __floats2half2_rn(x[c], x[c] * 0.5f);
-        p[c] = kOp == kBf16x2 ? *reinterpret_cast<unsigned const*>(&static_cast<__nv_bfloat162 const&>(
-                                    __floats2bfloat162_rn(x[c], x[c] * 0.5f)))
-                              : *reinterpret_cast<unsigned const*>(&h);
+        __nv_bfloat162 const bf = __floats2bfloat162_rn(x[c], x[c] * 0.5f);
+        std::memcpy(&p[c], kOp == kBf16x2 ? static_cast<void const*>(&bf) : static_cast<void const*>(&h), 4);
     }
     unsigned short const minusOneH = 0xBC00u; // -1 as half
     unsigned const minusOneH2 = 0xBC00BC00u;  // (-1, -1) as half2

@@ -15,16 +15,11 @@ import argparse
 import collections
 import csv
 import gzip
-import re
+import os
 import sys
 
-BRA = re.compile(r"\bBRA\s+(0x[0-9a-f]+)")
-
-
-def opcode(text: str) -> str:
-    """Opcode of one SASS line without its predicate (`@!P0 BRA 0x..` -> `BRA`)."""
-    parts = re.sub(r"^@!?U?P\w+\s+", "", text.strip()).split()
-    return parts[0] if parts else ""
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sass_loops import loops, opcode  # noqa: E402  (the SASS text helpers beside this tool)
 
 
 def read_rows(path: str) -> list[dict]:
@@ -57,14 +52,7 @@ def read_rows(path: str) -> list[dict]:
 
 def innermost_loops(rows: list[dict], min_mufu: int) -> list[tuple[int, int]]:
     """(start, end) address ranges of backward branches holding >= min_mufu MUFU.EX2 and no such loop inside."""
-    found = []
-    for r in rows:
-        m = BRA.search(r["text"])
-        if not m or int(m.group(1), 16) >= r["addr"]:
-            continue
-        start, end = int(m.group(1), 16), r["addr"]
-        if sum(1 for x in rows if start <= x["addr"] <= end and opcode(x["text"]) == "MUFU.EX2") >= min_mufu:
-            found.append((start, end))
+    found = [(lp["start"], lp["end"]) for lp in loops([(r["addr"], r["text"]) for r in rows], min_mufu)]
     inner = [a for a in found if not any(b != a and a[0] <= b[0] and b[1] <= a[1] for b in found)]
     return sorted(set(inner))
 

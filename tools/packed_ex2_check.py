@@ -25,11 +25,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sass_loops import opcode, parse_functions  # noqa: E402  (the SASS text helpers beside this tool)
 
 PROBE = r"""
 extern "C" __global__ void packedF16(unsigned const* x, unsigned* y)
@@ -60,18 +62,9 @@ def mufu_per_packed_op(arch: str, nvcc: str, cuobjdump: str) -> dict[str, list[s
 
 
 def mufu_by_kernel(sass: str) -> dict[str, list[str]]:
-    """cuobjdump -sass text -> the MUFU instructions of each kernel (encodings and ';' dropped)."""
-    found: dict[str, list[str]] = {}
-    kernel = None
-    for line in sass.splitlines():
-        m = re.search(r"Function : (\w+)", line)
-        if m:
-            kernel = m.group(1)
-            found[kernel] = []
-        elif kernel and "MUFU" in line:
-            text = re.sub(r"/\*.*?\*/", "", line).strip().rstrip(";").strip()
-            found[kernel].append(text)
-    return found
+    """cuobjdump -sass text -> the MUFU instructions of each kernel."""
+    return {name: [text for _, text in instrs if opcode(text).startswith("MUFU")]
+            for name, instrs in parse_functions(sass).items()}
 
 
 def decay_error(length: int, channels: int, dstate: int, dtype: str, seed: int) -> float:

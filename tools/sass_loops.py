@@ -40,8 +40,9 @@ def parse_functions(sass: str) -> dict[str, list[tuple[int, str]]]:
 
 
 def opcode(text: str) -> str:
-    """The opcode of one instruction, without its predicate (`@!P0 BRA ...` -> `BRA`)."""
-    return re.sub(r"^@!?U?P\w+\s+", "", text).split()[0]
+    """The opcode of one instruction, without its predicate (`@!P0 BRA ...` -> `BRA`); '' for no text."""
+    parts = re.sub(r"^@!?U?P\w+\s+", "", text.strip()).split()
+    return parts[0] if parts else ""
 
 
 def loops(instrs: list[tuple[int, str]], min_mufu: int = 16) -> list[dict]:

@@ -483,55 +483,54 @@ constexpr int minBlocksFor(int spt)
     return spt >= 16 ? VIM_SCAN_MIN_BLOCKS : (spt >= 4 ? VIM_SCAN_MIN_BLOCKS_FEW_STATES : VIM_SCAN_MIN_BLOCKS_TINY_STATES);
 }
 
+//! One level of reduceScatterLanes: lanes o apart swap halves of v and add.
+template <int kN>
+__device__ __forceinline__ void reduceScatterStep(float (&v)[kN], int lane, int o)
+{
+    bool const upper = (lane & o) != 0;
+#pragma unroll
+    for (int k = 0; k < 2 * o; ++k)
+    {
+        if (k & o)
+            continue;
+        float const keep = upper ? v[k | o] : v[k];
+        float const send = upper ? v[k] : v[k | o];
+        v[k] = keep + __shfl_xor_sync(0xffffffffu, send, o, kN);
+    }
+}
+
+//! Levels kO, kO / 2, ..., 1, each with its level as a compile-time constant.
+template <int kN, int kO>
+__device__ __forceinline__ void reduceScatterLevels(float (&v)[kN], int lane)
+{
+    reduceScatterStep<kN>(v, lane, kO);
+    if constexpr (kO > 1)
+    {
+        reduceScatterLevels<kN, kO / 2>(v, lane);
+    }
+}
+
 /*
  * Reduce-scatter over the kN lanes of a channel: lane l returns the sum over the kN lanes of their
  * v[l] (v[k]: a lane's partial <C, h> of token k of a group). kN - 1 shuffles; v is clobbered.
  */
-template <int kN, int kO>
-__device__ __forceinline__ void reduceScatterLevel(float (&v)[kN], int lane)
-{
-    // One level per template instance: with the level as a loop variable the compiler left the 8-lane
-    // (and a 16-lane trial's) form rolled, indexed v at run time and moved it to local memory.
-    bool const upper = (lane & kO) != 0;
-#pragma unroll
-    for (int k = 0; k < 2 * kO; ++k)
-    {
-        if (k & kO)
-            continue;
-        float const keep = upper ? v[k | kO] : v[k];
-        float const send = upper ? v[k] : v[k | kO];
-        v[k] = keep + __shfl_xor_sync(0xffffffffu, send, kO, kN);
-    }
-    if constexpr (kO > 1)
-    {
-        reduceScatterLevel<kN, kO / 2>(v, lane);
-    }
-}
-
 template <int kN>
 __device__ __forceinline__ float reduceScatterLanes(float (&v)[kN], int lane)
 {
     if constexpr (kN >= 8)
     {
-        reduceScatterLevel<kN, kN / 2>(v, lane);
+        // With the level as a loop variable the compiler left the 8-lane form rolled, indexed v at run
+        // time and moved it to local memory.
+        reduceScatterLevels<kN, kN / 2>(v, lane);
     }
     else
     {
-        // 2 and 4 lanes: the loop form of kernel v15 (the template form changes how the compiler
-        // unrolls the enclosing token loops: 13-25% more instructions there).
+        // 2 and 4 lanes keep the loop over levels (kernel v15): the compile-time levels change how the
+        // compiler unrolls the enclosing token loops (13-25% more instructions there).
 #pragma unroll
         for (int o = kN / 2; o >= 1; o /= 2)
         {
-            bool const upper = (lane & o) != 0;
-#pragma unroll
-            for (int k = 0; k < 2 * o; ++k)
-            {
-                if (k & o)
-                    continue;
-                float const keep = upper ? v[k | o] : v[k];
-                float const send = upper ? v[k] : v[k | o];
-                v[k] = keep + __shfl_xor_sync(0xffffffffu, send, o, kN);
-            }
+            reduceScatterStep<kN>(v, lane, o);
         }
     }
     return v[0];
@@ -1210,8 +1209,8 @@ int32_t selectiveScanChooseChunks(SelectiveScanParams const& p)
     // grid one block over a whole wave runs a second, nearly empty wave (measured on the H100 at
     // L = 6085, batch 8: vim_tiny 16 chunks 689 us vs 22 chunks 826 us; bench/RESULTS.md).
     int const lanes = selectiveScanChooseLanes(p);
-    if (lanes == 8 && p.dstate <= 16)
-        return 1; // the 8-lane layout is chosen for one pass (with 4 chunks it was 1.5x slower)
+    if (statesPerThread(p.dstate, lanes) == 2)
+        return 1; // the 8-lane layout of 2 states is chosen for one pass (with 4 chunks it was 1.5x slower)
     int64_t const threads = static_cast<int64_t>(p.batch) * p.dim * lanes;
     int const sms = smCountOf(p);
     if (static_cast<double>(p.batch) * p.dim / sms >= 64)
