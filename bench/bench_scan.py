@@ -113,7 +113,7 @@ def mamba_module():
 
 
 def bench_shape(name, b, l, n=16, dtype=torch.float16, ceilings=None, mamba=None, with_ref=True, reps=30,
-                explore=False):
+                explore=False, choices=None):
     e = WIDTH[name]
     bytes_per = torch.tensor([], dtype=dtype).element_size()
     per_set = (5 * b * e * l + 4 * b * n * l) * bytes_per
@@ -142,11 +142,12 @@ def bench_shape(name, b, l, n=16, dtype=torch.float16, ceilings=None, mamba=None
     lib = kernels.load_library()
     row["chunks"] = lib.vim_selective_scan_num_chunks(1, b, e, l, n, 2, 0, 0)
     row["lanes"] = lib.vim_selective_scan_lanes(1, b, e, l, n, 2, 0, 0)
-    if explore:  # other (chunks, lanes) choices, to tune the launcher's heuristics
+    if explore and not choices:  # other (chunks, lanes) choices, to tune the launcher's heuristics
         choices = ((1, 1), (1, 2), (1, 4), (2, 2), (4, 2), (6, 2), (2, 4), (4, 4), (6, 4), (8, 1), (8, 2), (8, 4),
                    (10, 4), (13, 2), (13, 4), (0, 1), (0, 2), (0, 4), (1, 8), (4, 8))
         if l >= 1024:  # long sequences: how many chunks (each costs a second pass over its tokens)
             choices = tuple((ch, ln) for ln in (1, 2, 4) for ch in (1, 2, 4, 8, 16, 32)) + ((1, 8), (2, 8), (4, 8))
+    if choices:
         for ch, ln in choices:
             def cfg_run(i, ch=ch, ln=ln):
                 f, r = inputs[i]
@@ -190,6 +191,8 @@ def main():
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--explore", action="store_true", help="also time other (chunks, lanes) launch choices")
+    ap.add_argument("--choices", default="",
+                    help="time exactly these (chunks, lanes) launches besides the launcher's, e.g. 8:2,16:1 (0 chunks: the launcher's count)")
     ap.add_argument("--shapes", default="", help="only these, e.g. small:8:197,tiny:8:6085 (model:batch:L)")
     args = ap.parse_args()
     dev = torch.cuda.get_device_name()
@@ -203,9 +206,10 @@ def main():
         shapes = [("small", 128, 197), ("small", 1, 197), ("small", 8, 6085), ("tiny", 8, 6085)]
     if args.shapes:
         shapes = [(m, int(b), int(l)) for m, b, l in (t.split(":") for t in args.shapes.split(","))]
+    choices = tuple((int(c), int(n)) for c, n in (t.split(":") for t in args.choices.split(","))) if args.choices else None
     rows = []
     for m, b, l in shapes:
-        r = bench_shape(m, b, l, ceilings=ceilings, mamba=mamba, explore=args.explore)
+        r = bench_shape(m, b, l, ceilings=ceilings, mamba=mamba, explore=args.explore, choices=choices)
         rows.append(r)
         print(json.dumps(r), flush=True)
     report = {"device": dev, "date": datetime.date.today().isoformat(), "torch": torch.__version__,

@@ -80,6 +80,10 @@ namespace
 // H200: vim_small batch 1 30.7 -> 22.4 us). 0: the earlier kernel, every lane repeats it.
 #define VIM_SCAN_SPLIT_TOKENS 1
 #endif
+#ifndef VIM_SCAN_LONG_CHUNK
+// Longest chunk (tokens) the launcher gives the 2-lane layout at 512+ tokens (selectiveScanChooseChunks).
+#define VIM_SCAN_LONG_CHUNK 512
+#endif
 constexpr int kThreads = VIM_SCAN_THREADS;
 constexpr int kTile = VIM_SCAN_TILE;
 constexpr int kTokenUnroll = VIM_SCAN_TOKEN_UNROLL;
@@ -1142,10 +1146,10 @@ int32_t selectiveScanChooseLanes(SelectiveScanParams const& p)
             = p.lanesPerChannel >= 8 ? 8 : (p.lanesPerChannel >= 4 ? 4 : (p.lanesPerChannel >= 2 ? 2 : 1));
         return p.dstate <= 16 ? asked : base; // splitting is offered for dstate <= 16 only
     }
-    // Launch shape from channels per SM (measured on the H100 over Vim's shapes, bench/RESULTS.md):
+    // Launch shape from channels per SM (measured on the H100 and H200 over Vim's shapes, bench/RESULTS.md):
     // plenty of channels -> one lane each; fewer -> split a channel's states over 2-8 lanes (no
-    // extra work) before the sequence is chunked (a second pass over the tokens); long sequences at
-    // moderate batch keep one lane so that chunks stay short.
+    // extra work) before the sequence is chunked (a second pass over the tokens); 512+ tokens at
+    // moderate batch take 2 lanes and chunks sized for occupancy.
     if (p.dstate > 16)
         return base;
     double const perSm = static_cast<double>(p.batch) * p.dim / smCountOf(p);
@@ -1153,8 +1157,12 @@ int32_t selectiveScanChooseLanes(SelectiveScanParams const& p)
         return 1;
     if (perSm >= 64)
         return 4;
-    if (p.seqlen >= 1024 && perSm >= 8)
-        return 1;
+    // 8..63 channels an SM at 512 tokens or more: 2 lanes of 8 states, chunked (selectiveScanChooseChunks).
+    // 2026-12-01, H200, kernel v16, bench_scan --choices: vim_tiny batch 8 @ 1025 / 1601 / 2117 / 4097 122 /
+    // 181 / 235 / 433 us vs 140 / 205 / 251 / 453 with one lane, vim_small batch 8 @ 577 126 vs 136 with 4
+    // lanes, vim_base batch 1 @ 6085 332 vs 392 (bench/RESULTS.md).
+    if (p.seqlen >= 512 && perSm >= 8)
+        return 2;
     // 40..63 channels an SM at short sequences: 8 lanes of 2 states each, one chunk (2026-12-01, H200,
     // bench_scan --explore: vim_small batch 8 @ 197 55.0 vs 59.1 us for 4 lanes x 3 chunks, vim_tiny
     // batch 16 52.5 vs 57.9; slower at 23 and 93 channels an SM and at L = 577; bench/RESULTS.md).
@@ -1215,6 +1223,19 @@ int32_t selectiveScanChooseChunks(SelectiveScanParams const& p)
     int const sms = smCountOf(p);
     if (static_cast<double>(p.batch) * p.dim / sms >= 64)
         return 1;
+    if (lanes == 2 && statesPerThread(p.dstate, lanes) == 8 && p.seqlen >= 512)
+    {
+        // Two lanes of 8 states at 512+ tokens: chunks enough for the one-lane layout's occupancy (6 blocks,
+        // 12 warps an SM: past it more chunks only add pass A's work), and none longer than
+        // VIM_SCAN_LONG_CHUNK tokens (at 6085 tokens longer chunks were slower; 2026-12-01, H200,
+        // vim_small batch 8: 4 chunks 1167 us, 13 chunks 1136; bench/RESULTS.md). Waves past the first are
+        // fine here: the chunks are long, so a last partial wave costs little.
+        int64_t const byOccupancy = std::max<int64_t>(1, static_cast<int64_t>(sms) * VIM_SCAN_MIN_BLOCKS * kThreads / threads);
+        int64_t const byLength = (p.seqlen + VIM_SCAN_LONG_CHUNK - 1) / VIM_SCAN_LONG_CHUNK;
+        int const chunks = static_cast<int>(std::min<int64_t>({std::max(byOccupancy, byLength), p.seqlen / 32, 64}));
+        int const len = chunkLength(p.seqlen, chunks, true);
+        return (p.seqlen + len - 1) / len;
+    }
     int64_t const resident = static_cast<int64_t>(sms) * residentBlocksPerSm(p, lanes) * kThreads;
     int64_t const byWork = std::max<int64_t>(1, resident / threads);
     // Chunks of at least 32 tokens; one tile (16) when a channel is split over 4 lanes (batch 1: the time

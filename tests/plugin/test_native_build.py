@@ -46,11 +46,13 @@ def test_chunking_and_workspace(lib):
     (8, 1536, 197, 4),    # 64..255 channels an SM: 4 lanes
     (8, 768, 197, 8),     # 40..63 channels an SM, short sequence: 8 lanes of 2 states, one pass
     (16, 384, 197, 8),
-    (8, 768, 577, 4),     # ... but not at L >= 512
     (8, 384, 197, 4),     # fewer: 4 split lanes (2 were slower on the H200, kernel v15)
     (1, 192, 197, 4),
-    (8, 384, 6085, 1),    # long sequences at >= 8 channels an SM: one lane, short chunks
-    (1, 384, 6085, 4),
+    (8, 768, 577, 2),     # 8..63 channels an SM at L >= 512: 2 lanes of 8 states, chunked
+    (8, 384, 6085, 2),
+    (1, 1536, 6085, 2),
+    (8, 1536, 1025, 4),   # 64..255 channels an SM at any length: 4 lanes
+    (1, 384, 6085, 4),    # below 8 channels an SM: 4 lanes
 ])
 def test_lanes_rule(lib, batch, dim, seqlen, lanes):
     # Without a GPU to ask, the library assumes 108 SMs (channels an SM = batch * dim / 108).
@@ -67,8 +69,8 @@ def test_eight_lanes_scan_in_one_pass(lib):
     assert lib.vim_selective_scan_workspace_size(1, 8, 768, 197, 16, 2, 0, 0) == 0
 
 
-@pytest.mark.parametrize("batch,dim,seqlen", [(8, 384, 6085), (8, 768, 6085), (1, 384, 6085), (1, 768, 6085),
-                                              (8, 768, 197), (8, 384, 197), (1, 768, 197), (1, 192, 197)])
+@pytest.mark.parametrize("batch,dim,seqlen", [(1, 384, 6085), (1, 768, 6085), (8, 384, 197), (1, 768, 197),
+                                              (1, 192, 197), (4, 192, 2117)])
 def test_chunks_fill_at_most_one_wave_of_resident_blocks(lib, batch, dim, seqlen):
     # Each chunk costs a second pass over its tokens, and a grid past one wave of resident blocks runs
     # a second, nearly empty wave. Without a GPU to ask, the library assumes 108 SMs and the launch
@@ -86,6 +88,21 @@ def test_chunks_fill_at_most_one_wave_of_resident_blocks(lib, batch, dim, seqlen
         fill = min(slots // blocks_per_chunk, -(-seqlen // 16) if lanes == 4 else seqlen // 32, 64)
         whole_tiles = -(-(-(-seqlen // fill)) // 16) * 16
         assert chunks == -(-seqlen // whole_tiles) <= fill
+
+
+@pytest.mark.parametrize("batch,dim,seqlen", [(8, 384, 1025), (8, 384, 4097), (8, 384, 6085), (8, 768, 577),
+                                              (8, 768, 6085), (1, 1536, 6085), (2, 768, 2117)])
+def test_two_lane_chunks_at_long_sequences(lib, batch, dim, seqlen):
+    # 2 lanes of 8 states at L >= 512: chunks enough for 6 blocks an SM (the one-lane layout's occupancy;
+    # 108 SMs without a GPU to ask), at most 512 tokens each, at least 32, at most 64 chunks; whole tiles.
+    assert lib.vim_selective_scan_lanes(1, batch, dim, seqlen, 16, 2, 0, 0) == 2
+    chunks = lib.vim_selective_scan_num_chunks(1, batch, dim, seqlen, 16, 2, 0, 0)
+    want = min(max(108 * 6 * 64 // (batch * dim * 2), 1, -(-seqlen // 512)), seqlen // 32, 64)
+    whole_tiles = -(-(-(-seqlen // want)) // 16) * 16
+    assert chunks == -(-seqlen // whole_tiles)
+    assert -(-seqlen // chunks) <= 512 + 15  # no chunk past 512 tokens but for the tile rounding
+    ws = lib.vim_selective_scan_workspace_size(1, batch, dim, seqlen, 16, 2, 0, 0)
+    assert ws == -(-(2 * batch * dim * chunks * 17 * 4) // 256) * 256
 
 
 def test_bad_arguments_are_rejected_without_touching_the_gpu(lib):
