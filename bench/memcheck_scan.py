@@ -40,10 +40,14 @@ run(1, 8, 21, 256, torch.float32)
 run(2, 130, 97, 16, torch.float16, chunks=3, unaligned=True)
 run(2, 130, 97, 16, torch.float32, unaligned=True)
 # the fast path's other kernels: conv1d + SiLU (sliced input) and add + RMSNorm
-for dtype in (torch.float16, torch.float32):
+for dtype in (torch.float16, torch.float32, torch.bfloat16):
     xz = torch.randn(2, 2 * 96, 197, device="cuda").to(dtype)
     kernels.causal_conv1d_silu(xz[:, :96], torch.randn(96, 1, 4, device="cuda"), torch.randn(96, device="cuda"),
                                torch.randn(96, 1, 4, device="cuda"), None)
+    for l, lp in ((197, 200), (5, 8), (12, 16), (1000, 1000)):  # rows 8-aligned: the vectorised conv kernel
+        xz = torch.randn(2, 2 * 96, lp, device="cuda").to(dtype)
+        kernels.causal_conv1d_silu(xz[:, :96, :l], torch.randn(96, 1, 4, device="cuda"),
+                                   torch.randn(96, device="cuda"), torch.randn(96, 1, 4, device="cuda"), None)
     h = torch.randn(3, 197, 200, device="cuda").to(dtype)
     kernels.add_rms_norm(h, None, torch.rand(200, device="cuda"), 1e-5)
     kernels.add_rms_norm(h, torch.randn(3, 197, 200, device="cuda"), torch.rand(200, device="cuda"), 1e-5)

@@ -64,6 +64,7 @@ def main():
                                 "top": [{"ms": t, "calls": n, "kernel": k} for t, n, k in rows[: args.top]]})
         be.release()
         torch.cuda.empty_cache()
+    os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "profile_model.json"), "w") as f:
         json.dump(report, f, indent=2)
 

@@ -2,8 +2,8 @@
 # The end-to-end session on a CUDA machine, in three device calls on the same (warm) machine:
 #   bash bench/run_e2e.sh a   GPU tests, memcheck, our fast path + DeiT sweeps; starts the builds of
 #                             mamba_ssm's and causal-conv1d's kernels in the background (setsid)
-#   bash bench/run_e2e.sh b   waits for those builds; scan benchmark vs mamba_ssm; hustvl/Vim's own
-#                             code (official-fp16) beside our fast path at batch 128 and 1 @ 224
+#   bash bench/run_e2e.sh b   waits for those builds; scan benchmark vs mamba_ssm (SKIP_SCAN=1: not);
+#                             hustvl/Vim's own code (official-fp16) beside our fast path at batch 128 and 1 @ 224
 #   bash bench/run_e2e.sh c   the same two over the paper's resolutions at batch 8
 # Needs build/libvim_kernels.so (sm_90) and .third_party/{mamba_ssm-*.tar.gz, causal_conv1d-*.tar.gz,
 # Vim/} carried (never committed). Outputs (at most 8 files) under $OUT.
@@ -21,10 +21,10 @@ a)
   done
   python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider 2>&1 | tail -3 | tee "$OUT/gpu_tests.log"
   compute-sanitizer --tool memcheck --error-exitcode 9 python3 bench/memcheck_scan.py 2>&1 | tail -3 | tee "$OUT/memcheck.log"
-  $B -m vim_tiny --backends fastpath-fp16,deit_tiny-math-fp16,deit_tiny-sdpa-fp16 --batch 8 --resolutions paper \
+  $B -m vim_tiny --backends fastpath-fp16,deit_tiny-math-fp16,deit_tiny-sdpa-fp16,deit_tiny-sdpa-fp16-graph --batch 8 --resolutions paper \
      --warmup 2 --iters 10 --out-dir $W/sweep_b8
   for m in tiny small base; do
-    $B -m vim_$m --backends pytorch-fp16,fastpath-fp16,deit_$m-sdpa-fp16,deit_$m-math-fp16 --batch 128 --resolutions 224 \
+    $B -m vim_$m --backends pytorch-fp16,fastpath-fp16,deit_$m-sdpa-fp16,deit_$m-sdpa-fp16-graph,deit_$m-math-fp16 --batch 128 --resolutions 224 \
        --warmup 1 --iters 5 --out-dir $W/b128_vim_$m
   done
   python3 bench/profile_memory.py --model vim_tiny --batch 8 --res 1248 --out "$OUT" | head -1
@@ -41,7 +41,7 @@ b)
   done
   tail -qn1 /tmp/build_*.log
   export PYTHONPATH=$MB:$CB:$PYTHONPATH
-  python3 bench/bench_scan.py --out "$OUT" 2>&1 | grep -E "^#|^\|"
+  [ -n "${SKIP_SCAN:-}" ] || python3 bench/bench_scan.py --out "$OUT" 2>&1 | grep -E "^#|^\|"
   for m in tiny small base; do
     $B -m vim_$m --backends official-fp16,fastpath-fp16 --upstream .third_party/Vim --batch 128 --resolutions 224 \
        --warmup 1 --iters 5 --out-dir $W/off_b128_vim_$m

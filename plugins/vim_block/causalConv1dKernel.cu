@@ -12,6 +12,9 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstdint>
+#include <cstring>
+
 namespace vim
 {
 namespace
@@ -88,10 +91,171 @@ __global__ void __launch_bounds__(kThreads) causalConvSiluKernel(CausalConvParam
     }
 }
 
+/*
+ * The vectorised form (width 4, rows a multiple of 8 elements apart, 16-byte aligned tensors: the fast
+ * path's padded layout). The tensors are a flat run of rows; a thread owns 8 consecutive tokens of one
+ * row: one 16-byte load of its own tokens (two for fp32) and two 4-token loads for the halos (the 3
+ * tokens before and after, mostly L1 hits of the neighbouring threads' loads), then 16-byte stores
+ * (padding tokens, seqlen..rowStride-1, written as zeros like the row kernel does).
+ * The row-per-block kernel above staged 512 tokens a block whatever the length, so at L = 197 most of
+ * its threads idled and it ran at about a quarter of the copy bandwidth (2026-12-01, H200,
+ * profile_model.py: 16% of a vim_small batch-128 forward).
+ */
+constexpr int kVecThreads = 256;
+constexpr int kVec = 8;  // tokens a thread
+constexpr int kHalo = 4; // tokens loaded on each side (>= width - 1)
+
+//! n consecutive elements (n * sizeof(T) = 8, 16 or 32 bytes, aligned) as fp32.
+template <typename T, int kN>
+__device__ __forceinline__ void loadVec(T const* src, float* dst)
+{
+    constexpr int kWords = kN * static_cast<int>(sizeof(T)) / 16 > 0 ? kN * static_cast<int>(sizeof(T)) / 16 : 1;
+    constexpr int kBytes = kN * static_cast<int>(sizeof(T));
+    static_assert(kBytes == 8 || kBytes % 16 == 0, "8-byte or whole 16-byte vectors");
+    T v[kN];
+    if constexpr (kBytes == 8)
+    {
+        uint2 const q = *reinterpret_cast<uint2 const*>(src);
+        memcpy(v, &q, 8);
+    }
+    else
+    {
+#pragma unroll
+        for (int i = 0; i < kWords; ++i)
+        {
+            uint4 const q = reinterpret_cast<uint4 const*>(src)[i];
+            memcpy(reinterpret_cast<char*>(v) + 16 * i, &q, 16);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < kN; ++i)
+    {
+        dst[i] = toFloat(v[i]);
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void storeVec8(T* dst, float const* src)
+{
+    constexpr int kWords = kVec * static_cast<int>(sizeof(T)) / 16;
+    T v[kVec];
+#pragma unroll
+    for (int i = 0; i < kVec; ++i)
+    {
+        v[i] = fromFloat<T>(src[i]);
+    }
+#pragma unroll
+    for (int i = 0; i < kWords; ++i)
+    {
+        uint4 q;
+        memcpy(&q, reinterpret_cast<char const*>(v) + 16 * i, 16);
+        reinterpret_cast<uint4*>(dst)[i] = q;
+    }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kVecThreads) causalConvSiluVec8Kernel(CausalConvParams const p, int64_t groups)
+{
+    constexpr int kW = 4;
+    int64_t const g = static_cast<int64_t>(blockIdx.x) * kVecThreads + threadIdx.x;
+    if (g >= groups)
+        return;
+    int const stride = p.rowStride > 0 ? p.rowStride : p.seqlen;
+    int const perRow = stride / kVec;
+    int64_t const row = g / perRow;
+    int const t0 = static_cast<int>(g - row * perRow) * kVec;
+    int const b = static_cast<int>(row / p.dim);
+    int const d = static_cast<int>(row - static_cast<int64_t>(b) * p.dim);
+    int64_t const xStride = p.xBatchStride > 0 ? p.xBatchStride : static_cast<int64_t>(p.dim) * stride;
+    T const* x = static_cast<T const*>(p.x) + b * xStride + static_cast<int64_t>(d) * stride;
+    int64_t const rowOut = row * stride;
+    bool const bwd = p.weight[1] != nullptr;
+    // v[kHalo + i] = x[t0 + i]: tokens t0 - 4 .. t0 + 11, zero outside 0..seqlen-1.
+    float v[kVec + 2 * kHalo];
+    if (t0 >= p.seqlen)
+    {
+        float zero[kVec] = {};
+        storeVec8(static_cast<T*>(p.out[0]) + rowOut + t0, zero);
+        if (bwd)
+            storeVec8(static_cast<T*>(p.out[1]) + rowOut + t0, zero);
+        return;
+    }
+    // x is never read at or past seqlen (its rows need not extend to rowStride): the row's last group and
+    // halo are read element by element there.
+    if (t0 >= kHalo)
+        loadVec<T, kHalo>(x + t0 - kHalo, v);
+    else
+#pragma unroll
+        for (int i = 0; i < kHalo; ++i)
+            v[i] = 0.f;
+    if (t0 + kVec + kHalo <= p.seqlen)
+    {
+        loadVec<T, kVec>(x + t0, v + kHalo);
+        loadVec<T, kHalo>(x + t0 + kVec, v + kHalo + kVec);
+    }
+    else
+    {
+#pragma unroll
+        for (int i = kHalo; i < kVec + 2 * kHalo; ++i)
+        {
+            int const t = t0 - kHalo + i;
+            v[i] = t < p.seqlen ? toFloat(x[t]) : 0.f;
+        }
+    }
+    float wf[kW], wb[kW];
+#pragma unroll
+    for (int k = 0; k < kW; ++k)
+    {
+        wf[k] = p.weight[0][static_cast<int64_t>(d) * kW + k];
+        wb[k] = bwd ? p.weight[1][static_cast<int64_t>(d) * kW + k] : 0.f;
+    }
+    float const bf = p.bias[0] ? p.bias[0][d] : 0.f;
+    float const bb = (bwd && p.bias[1]) ? p.bias[1][d] : 0.f;
+    float yf[kVec], yb[kVec];
+#pragma unroll
+    for (int i = 0; i < kVec; ++i)
+    {
+        float af = bf, ab = bb;
+#pragma unroll
+        for (int k = 0; k < kW; ++k)
+        {
+            af = fmaf(wf[k], v[kHalo + i - (kW - 1) + k], af);
+            ab = fmaf(wb[k], v[kHalo + i + (kW - 1) - k], ab);
+        }
+        bool const valid = t0 + i < p.seqlen;
+        yf[i] = valid ? silu(af) : 0.f;
+        yb[i] = valid ? silu(ab) : 0.f;
+    }
+    storeVec8(static_cast<T*>(p.out[0]) + rowOut + t0, yf);
+    if (bwd)
+        storeVec8(static_cast<T*>(p.out[1]) + rowOut + t0, yb);
+}
+
+bool aligned16(void const* ptr)
+{
+    return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0;
+}
+
+//! The fast path's layout: width 4, rows a multiple of 8 elements apart, every tensor 16-byte aligned.
+bool vectorisable(CausalConvParams const& p)
+{
+    int const stride = p.rowStride > 0 ? p.rowStride : p.seqlen;
+    int64_t const xStride = p.xBatchStride > 0 ? p.xBatchStride : static_cast<int64_t>(p.dim) * stride;
+    return p.width == 4 && stride % kVec == 0 && xStride % kVec == 0 && aligned16(p.x) && aligned16(p.out[0])
+        && (p.weight[1] == nullptr || aligned16(p.out[1]));
+}
+
 template <typename T>
 void launch(CausalConvParams const& p, dim3 grid, cudaStream_t stream)
 {
-    if (p.width == 4)
+    if (vectorisable(p))
+    {
+        int const stride = p.rowStride > 0 ? p.rowStride : p.seqlen;
+        int64_t const groups = static_cast<int64_t>(p.batch) * p.dim * (stride / kVec);
+        unsigned const blocks = static_cast<unsigned>((groups + kVecThreads - 1) / kVecThreads);
+        causalConvSiluVec8Kernel<T><<<blocks, kVecThreads, 0, stream>>>(p, groups);
+    }
+    else if (p.width == 4)
         causalConvSiluKernel<T, 4><<<grid, kThreads, 0, stream>>>(p);
     else
         causalConvSiluKernel<T, 0><<<grid, kThreads, 0, stream>>>(p);

@@ -28,3 +28,21 @@ def test_cpu_forward_ignores_the_fast_path_flag():
         got = m(x)
         want = m.set_fast_path(False)(x)
     assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("size,patch,stride", [(64, 16, 16), (96, 16, 16), (64, 16, 8)])
+def test_patch_embed_as_one_gemm_equals_the_conv(size, patch, stride):
+    # The fast path's patchify (a gather + one GEMM when stride = patch size; the conv otherwise) against
+    # the Conv2d it replaces, in float64.
+    from vim_deploy.models import fast_path
+    from vim_deploy.models.vim import PatchEmbed
+
+    torch.manual_seed(size + stride)
+    pe = PatchEmbed(size, patch, stride, 3, 48).double()
+    torch.nn.init.normal_(pe.proj.bias)
+    x = torch.randn(3, 3, size, size, dtype=torch.float64)
+    with torch.no_grad():
+        got = fast_path.patch_embed_forward(pe, x)
+        want = pe(x)
+    assert got.shape == want.shape == (3, pe.grid_for(size, size)[0] ** 2, 48)
+    assert torch.allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -64,6 +64,25 @@ def mixer_forward(mixer, hidden_states: torch.Tensor, valid_len: int | None = No
     return torch.matmul(y.transpose(1, 2), mixer.out_proj.weight.t())  # (B, Lp, C)
 
 
+def patch_embed_forward(patch_embed, x: torch.Tensor) -> torch.Tensor:
+    """``PatchEmbed.forward`` as one GEMM when patches do not overlap (stride = patch size, Vim's
+    configurations): (B, 3, H, W) -> (B, patches, C). cuDNN ran the 3-channel NCHW convolution as an
+    implicit GEMM plus NCHW -> NHWC copies, about 1 ms of a vim_small batch-128 forward and 5% of a
+    vim_tiny batch-8 forward at 1248 px (2026-12-01, H200, bench/profile_model.py); the patch gather
+    here is one copy of the image."""
+    ps, st = patch_embed.patch_size[0], patch_embed.stride
+    proj = patch_embed.proj
+    if st != ps or patch_embed.patch_size[1] != ps:
+        return patch_embed(x)
+    B, C, H, W = x.shape
+    gh, gw = H // ps, W // ps
+    patches = x[..., :gh * ps, :gw * ps].reshape(B, C, gh, ps, gw, ps).permute(0, 2, 4, 1, 3, 5)
+    patches = patches.reshape(B * gh * gw, C * ps * ps)  # (c, kh, kw) order, as the conv weight
+    weight = proj.weight.reshape(proj.out_channels, C * ps * ps)
+    out = torch.addmm(proj.bias, patches, weight.t()) if proj.bias is not None else patches @ weight.t()
+    return out.view(B, gh * gw, proj.out_channels)
+
+
 def block_forward(block, hidden_states: torch.Tensor, residual: torch.Tensor | None, valid_len: int | None):
     """``Block.forward`` on the kernels: fused add + RMSNorm (fp32 residual), then the mixer."""
     from vim_deploy.ops import kernels

@@ -391,7 +391,12 @@ class VisionMamba(nn.Module):
         if not torch.jit.is_tracing() and ((H - ps) % st or (W - ps) % st or H < ps or W < ps):
             raise ValueError(f"input {H}x{W} is not a valid size for patch {ps} / stride {st}")
         grid = self.patch_embed.grid_for(H, W)
-        x = self.patch_embed(x.to(self.compute_dtype)).float()
+        fast = all(layer.mixer.kernel_path(x) for layer in self.layers)
+        if fast:
+            self._check_inference_only(x)
+            x = fast_path.patch_embed_forward(self.patch_embed, x.to(self.compute_dtype)).float()
+        else:
+            x = self.patch_embed(x.to(self.compute_dtype)).float()
         B, M, _ = x.shape
         token_position = M // 2
         cls_token = self.cls_token.float().expand(B, -1, -1)
@@ -399,9 +404,6 @@ class VisionMamba(nn.Module):
         x = x + self._pos_embed_for(grid).float()
         hidden_states, residual = x, None
         L = x.shape[1]
-        fast = all(layer.mixer.kernel_path(x) for layer in self.layers)
-        if fast:
-            self._check_inference_only(x)
         pad = 8 if fast else self.token_pad_multiple
         if L % pad:  # pad the tokens: every GEMM then gets aligned operands
             hidden_states = F.pad(x, (0, 0, 0, pad - L % pad))
