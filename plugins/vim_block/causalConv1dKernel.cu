@@ -1,10 +1,12 @@
 /*
  * Depthwise causal conv1d + SiLU, forward and (optionally) backward direction in one pass.
  *
- * A block owns one (batch, channel) row segment of kTokens tokens: it stages the segment plus a
- * (width - 1) halo on each side in shared memory (coalesced reads along the row), then each thread
- * produces kPerThread tokens of each direction (weights in registers). Memory-bound: x is read about
- * once, each output written once.
+ * Two kernels. The fast path's layout (width 4, rows a multiple of 8 elements apart, 16-byte aligned)
+ * takes causalConvSiluVec8Kernel: a thread owns 8 consecutive tokens of a row, read and written as
+ * vectors. Anything else takes causalConvSiluKernel: a block owns one (batch, channel) row segment of
+ * kTokens tokens, stages it plus a (width - 1) halo on each side in shared memory (coalesced reads along
+ * the row), then each thread produces kPerThread tokens of each direction (weights in registers).
+ * Memory-bound: x is read about once, each output written once.
  */
 #include "causalConv1dKernel.h"
 #include "scanTypes.cuh"
@@ -109,7 +111,6 @@ constexpr int kHalo = 4; // tokens loaded on each side (>= width - 1)
 template <typename T, int kN>
 __device__ __forceinline__ void loadVec(T const* src, float* dst)
 {
-    constexpr int kWords = kN * static_cast<int>(sizeof(T)) / 16 > 0 ? kN * static_cast<int>(sizeof(T)) / 16 : 1;
     constexpr int kBytes = kN * static_cast<int>(sizeof(T));
     static_assert(kBytes == 8 || kBytes % 16 == 0, "8-byte or whole 16-byte vectors");
     T v[kN];
@@ -121,7 +122,7 @@ __device__ __forceinline__ void loadVec(T const* src, float* dst)
     else
     {
 #pragma unroll
-        for (int i = 0; i < kWords; ++i)
+        for (int i = 0; i < kBytes / 16; ++i)
         {
             uint4 const q = reinterpret_cast<uint4 const*>(src)[i];
             memcpy(reinterpret_cast<char*>(v) + 16 * i, &q, 16);
