@@ -1166,7 +1166,7 @@ int32_t selectiveScanChooseLanes(SelectiveScanParams const& p)
     // 40..63 channels an SM at short sequences: 8 lanes of 2 states each, one chunk (2026-12-01, H200,
     // bench_scan --explore: vim_small batch 8 @ 197 55.0 vs 59.1 us for 4 lanes x 3 chunks, vim_tiny
     // batch 16 52.5 vs 57.9; slower at 23 and 93 channels an SM and at L = 577; bench/RESULTS.md).
-    if (perSm >= 40 && p.seqlen < 512)
+    if (perSm >= 40) // (shorter than 512 tokens here: longer ones took 2 lanes above)
         return 8;
     // Below 64 channels an SM, 4 split lanes beat 2 (2026-12-01, H200, kernel v15, launcher's own chunks:
     // vim_tiny batch 8 @ 197 41.1 vs 44.4 us, vim_small 60.8 vs 62.4; bench/RESULTS.md).
@@ -1212,37 +1212,40 @@ int32_t selectiveScanChooseChunks(SelectiveScanParams const& p)
         return 1; // empty (or invalid) sizes: nothing to split; the work-per-thread ratio below would divide by 0
     if (p.numChunks > 0)
         return std::min(p.numChunks, p.seqlen);
-    // Plenty of channels: one chunk. Otherwise cut the sequence into as many chunks as fill the
-    // GPU's resident blocks once, never more: each chunk costs a second pass over its tokens, and a
-    // grid one block over a whole wave runs a second, nearly empty wave (measured on the H100 at
-    // L = 6085, batch 8: vim_tiny 16 chunks 689 us vs 22 chunks 826 us; bench/RESULTS.md).
+    // Plenty of channels: one chunk. Otherwise (but for the 2-lane layout at 512+ tokens, below) cut the
+    // sequence into as many chunks as fill the GPU's resident blocks once, never more: each chunk costs a
+    // second pass over its tokens, and a grid one block over a whole wave runs a second, nearly empty
+    // wave (measured on the H100 at L = 6085, batch 8: vim_tiny 16 chunks 689 us vs 22 chunks 826 us;
+    // bench/RESULTS.md).
     int const lanes = selectiveScanChooseLanes(p);
-    if (statesPerThread(p.dstate, lanes) == 2)
+    int const spt = statesPerThread(p.dstate, lanes);
+    if (spt == 2)
         return 1; // the 8-lane layout of 2 states is chosen for one pass (with 4 chunks it was 1.5x slower)
     int64_t const threads = static_cast<int64_t>(p.batch) * p.dim * lanes;
     int const sms = smCountOf(p);
     if (static_cast<double>(p.batch) * p.dim / sms >= 64)
         return 1;
-    if (lanes == 2 && statesPerThread(p.dstate, lanes) == 8 && p.seqlen >= 512)
+    int64_t want = 0;
+    if (lanes == 2 && spt == 8 && p.seqlen >= 512)
     {
         // Two lanes of 8 states at 512+ tokens: chunks enough for the one-lane layout's occupancy (6 blocks,
         // 12 warps an SM: past it more chunks only add pass A's work), and none longer than
         // VIM_SCAN_LONG_CHUNK tokens (at 6085 tokens longer chunks were slower; 2026-12-01, H200,
         // vim_small batch 8: 4 chunks 1167 us, 13 chunks 1136; bench/RESULTS.md). Waves past the first are
         // fine here: the chunks are long, so a last partial wave costs little.
-        int64_t const byOccupancy = std::max<int64_t>(1, static_cast<int64_t>(sms) * VIM_SCAN_MIN_BLOCKS * kThreads / threads);
-        int64_t const byLength = (p.seqlen + VIM_SCAN_LONG_CHUNK - 1) / VIM_SCAN_LONG_CHUNK;
-        int const chunks = static_cast<int>(std::min<int64_t>({std::max(byOccupancy, byLength), p.seqlen / 32, 64}));
-        int const len = chunkLength(p.seqlen, chunks, true);
-        return (p.seqlen + len - 1) / len;
+        int64_t const byOccupancy = std::max<int64_t>(1, static_cast<int64_t>(sms) * minBlocksFor(16) * kThreads / threads);
+        want = std::max<int64_t>(byOccupancy, (p.seqlen + VIM_SCAN_LONG_CHUNK - 1) / VIM_SCAN_LONG_CHUNK);
     }
-    int64_t const resident = static_cast<int64_t>(sms) * residentBlocksPerSm(p, lanes) * kThreads;
-    int64_t const byWork = std::max<int64_t>(1, resident / threads);
+    else
+    {
+        int64_t const resident = static_cast<int64_t>(sms) * residentBlocksPerSm(p, lanes) * kThreads;
+        want = std::max<int64_t>(1, resident / threads);
+    }
     // Chunks of at least 32 tokens; one tile (16) when a channel is split over 4 lanes (batch 1: the time
     // is the latency of the chunk's token steps; 2026-12-01, H200, vim_tiny batch 1 @ 197: 13 chunks
     // 18.0 us vs 6 chunks 21.2 us, bench/RESULTS.md).
     int64_t const byLength = lanes >= 4 ? (p.seqlen + kTile - 1) / kTile : std::max<int64_t>(1, p.seqlen / 32);
-    int const chunks = static_cast<int>(std::min<int64_t>({byWork, byLength, 64}));
+    int const chunks = static_cast<int>(std::min<int64_t>({want, byLength, 64}));
     int const len = chunkLength(p.seqlen, chunks, true);
     return (p.seqlen + len - 1) / len;
 }

@@ -32,6 +32,18 @@ __device__ __forceinline__ float silu(float v)
     return v / (1.f + __expf(-v));
 }
 
+//! Elements between rows of x and of the outputs (0 in the params = seqlen).
+__host__ __device__ __forceinline__ int rowStrideOf(CausalConvParams const& p)
+{
+    return p.rowStride > 0 ? p.rowStride : p.seqlen;
+}
+
+//! Elements between batches of x (0 in the params = dim * row stride).
+__host__ __device__ __forceinline__ int64_t xBatchStrideOf(CausalConvParams const& p)
+{
+    return p.xBatchStride > 0 ? p.xBatchStride : static_cast<int64_t>(p.dim) * rowStrideOf(p);
+}
+
 //! kW > 0: the width as a compile-time constant (weights in registers, unrolled taps); 0: p.width.
 template <typename T, int kW>
 __global__ void __launch_bounds__(kThreads) causalConvSiluKernel(CausalConvParams const p)
@@ -43,9 +55,8 @@ __global__ void __launch_bounds__(kThreads) causalConvSiluKernel(CausalConvParam
     int const b = blockIdx.z;
     int const t0 = blockIdx.x * kTokens;
     int const halo = width - 1;
-    int const stride = p.rowStride > 0 ? p.rowStride : p.seqlen;
-    int64_t const xStride = p.xBatchStride > 0 ? p.xBatchStride : static_cast<int64_t>(p.dim) * stride;
-    T const* x = static_cast<T const*>(p.x) + b * xStride + static_cast<int64_t>(d) * stride;
+    int const stride = rowStrideOf(p);
+    T const* x = static_cast<T const*>(p.x) + b * xBatchStrideOf(p) + static_cast<int64_t>(d) * stride;
     for (int i = threadIdx.x; i < kTokens + 2 * halo; i += kThreads)
     {
         int const t = t0 - halo + i;
@@ -161,14 +172,13 @@ __global__ void __launch_bounds__(kVecThreads) causalConvSiluVec8Kernel(CausalCo
     int64_t const g = static_cast<int64_t>(blockIdx.x) * kVecThreads + threadIdx.x;
     if (g >= groups)
         return;
-    int const stride = p.rowStride > 0 ? p.rowStride : p.seqlen;
+    int const stride = rowStrideOf(p);
     int const perRow = stride / kVec;
     int64_t const row = g / perRow;
     int const t0 = static_cast<int>(g - row * perRow) * kVec;
     int const b = static_cast<int>(row / p.dim);
     int const d = static_cast<int>(row - static_cast<int64_t>(b) * p.dim);
-    int64_t const xStride = p.xBatchStride > 0 ? p.xBatchStride : static_cast<int64_t>(p.dim) * stride;
-    T const* x = static_cast<T const*>(p.x) + b * xStride + static_cast<int64_t>(d) * stride;
+    T const* x = static_cast<T const*>(p.x) + b * xBatchStrideOf(p) + static_cast<int64_t>(d) * stride;
     int64_t const rowOut = row * stride;
     bool const bwd = p.weight[1] != nullptr;
     // v[kHalo + i] = x[t0 + i]: tokens t0 - 4 .. t0 + 11, zero outside 0..seqlen-1.
@@ -240,23 +250,24 @@ bool aligned16(void const* ptr)
 //! The fast path's layout: width 4, rows a multiple of 8 elements apart, every tensor 16-byte aligned.
 bool vectorisable(CausalConvParams const& p)
 {
-    int const stride = p.rowStride > 0 ? p.rowStride : p.seqlen;
-    int64_t const xStride = p.xBatchStride > 0 ? p.xBatchStride : static_cast<int64_t>(p.dim) * stride;
-    return p.width == 4 && stride % kVec == 0 && xStride % kVec == 0 && aligned16(p.x) && aligned16(p.out[0])
+    return p.width == 4 && rowStrideOf(p) % kVec == 0 && xBatchStrideOf(p) % kVec == 0 && aligned16(p.x)
+        && aligned16(p.out[0])
         && (p.weight[1] == nullptr || aligned16(p.out[1]));
 }
 
 template <typename T>
-void launch(CausalConvParams const& p, dim3 grid, cudaStream_t stream)
+void launch(CausalConvParams const& p, cudaStream_t stream)
 {
+    int const stride = rowStrideOf(p);
     if (vectorisable(p))
     {
-        int const stride = p.rowStride > 0 ? p.rowStride : p.seqlen;
         int64_t const groups = static_cast<int64_t>(p.batch) * p.dim * (stride / kVec);
         unsigned const blocks = static_cast<unsigned>((groups + kVecThreads - 1) / kVecThreads);
         causalConvSiluVec8Kernel<T><<<blocks, kVecThreads, 0, stream>>>(p, groups);
+        return;
     }
-    else if (p.width == 4)
+    dim3 const grid((stride + kTokens - 1) / kTokens, p.dim, p.batch);
+    if (p.width == 4)
         causalConvSiluKernel<T, 4><<<grid, kThreads, 0, stream>>>(p);
     else
         causalConvSiluKernel<T, 0><<<grid, kThreads, 0, stream>>>(p);
@@ -274,7 +285,7 @@ char const* causalConv1dSiluValidate(CausalConvParams const& p)
         return "conv width must be in 1..8";
     if (p.rowStride != 0 && p.rowStride < p.seqlen)
         return "rowStride must be 0 (= seqlen) or >= seqlen";
-    if (p.xBatchStride != 0 && p.xBatchStride < static_cast<int64_t>(p.dim) * (p.rowStride > 0 ? p.rowStride : p.seqlen))
+    if (p.xBatchStride != 0 && p.xBatchStride < static_cast<int64_t>(p.dim) * rowStrideOf(p))
         return "x batch stride is smaller than dim * rowStride";
     if (!p.x || !p.weight[0] || !p.out[0])
         return "x, the forward weight and the forward output must not be null";
@@ -287,13 +298,11 @@ cudaError_t causalConv1dSilu(CausalConvParams const& p, cudaStream_t stream)
 {
     if (causalConv1dSiluValidate(p) != nullptr)
         return cudaErrorInvalidValue;
-    int const stride = p.rowStride > 0 ? p.rowStride : p.seqlen;
-    dim3 const grid((stride + kTokens - 1) / kTokens, p.dim, p.batch);
     switch (p.dtype)
     {
-    case ScanDType::kFLOAT: launch<float>(p, grid, stream); break;
-    case ScanDType::kHALF: launch<__half>(p, grid, stream); break;
-    case ScanDType::kBF16: launch<__nv_bfloat16>(p, grid, stream); break;
+    case ScanDType::kFLOAT: launch<float>(p, stream); break;
+    case ScanDType::kHALF: launch<__half>(p, stream); break;
+    case ScanDType::kBF16: launch<__nv_bfloat16>(p, stream); break;
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
