@@ -27,7 +27,19 @@ def run(b, e, l, n, dtype, chunks=0, lanes=0, unaligned=False):
     kernels.selective_scan_multi([(*d, True)], True, 1.0, num_chunks=chunks, out=out, lanes=lanes)
 
 
+def run_channel_major(b, e, l, lp, n, dtype, chunks=0, lanes=0):
+    """The fast path's channel-major layout: (rows, batch, lp) buffers seen as (batch, rows, l)."""
+    cm = lambda r: torch.randn(r, b, lp, device="cuda").to(dtype).permute(1, 0, 2)[..., :l]  # noqa: E731
+    d = [cm(e), cm(e), -torch.rand(e, n, device="cuda"), cm(n), cm(n), torch.rand(e, device="cuda"), cm(e),
+         torch.rand(e, device="cuda")]
+    kernels.selective_scan_multi([(*d, False), (*d, True)], True, 0.5, num_chunks=chunks, out=cm(e), lanes=lanes)
+    kernels.selective_scan_multi([(*d, True)], True, 1.0, num_chunks=chunks, out=cm(e), lanes=lanes)
+
+
 for dtype in (torch.float16, torch.float32, torch.bfloat16):
+    run_channel_major(3, 70, 197, 200, 16, dtype)
+    run_channel_major(2, 64, 50, 56, 16, dtype, chunks=3, lanes=2)
+    run_channel_major(5, 33, 13, 13, 16, dtype, lanes=8)
     run(2, 130, 77, 16, dtype)
     run(1, 64, 300, 16, dtype, chunks=5)
     run(3, 70, 33, 16, dtype, lanes=4)
@@ -47,6 +59,10 @@ for dtype in (torch.float16, torch.float32, torch.bfloat16):
     for l, lp in ((197, 200), (5, 8), (12, 16), (1000, 1000)):  # rows 8-aligned: the vectorised conv kernel
         xz = torch.randn(2, 2 * 96, lp, device="cuda").to(dtype)
         kernels.causal_conv1d_silu(xz[:, :96, :l], torch.randn(96, 1, 4, device="cuda"),
+                                   torch.randn(96, device="cuda"), torch.randn(96, 1, 4, device="cuda"), None)
+    for b, l, lp in ((3, 197, 200), (2, 13, 13)):  # channel-major x (rows of in_proj's (2 * dim, b * lp) output)
+        xz = torch.randn(2 * 96, b, lp, device="cuda").to(dtype)
+        kernels.causal_conv1d_silu(xz[:96].permute(1, 0, 2)[..., :l], torch.randn(96, 1, 4, device="cuda"),
                                    torch.randn(96, device="cuda"), torch.randn(96, 1, 4, device="cuda"), None)
     h = torch.randn(3, 197, 200, device="cuda").to(dtype)
     kernels.add_rms_norm(h, None, torch.rand(200, device="cuda"), 1e-5)

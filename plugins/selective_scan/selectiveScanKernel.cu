@@ -142,7 +142,8 @@ struct KernelArgs
     int numDirections;
     bool deltaSoftplus;
     bool asyncCopy; // every (batch, dim, seqlen) pointer is 8-byte aligned: tiles arrive by cp.async
-    int64_t numel;  // batch * dim * rowStride (the output's extent)
+    int64_t outBatchStride; // elements between batches of out (resolved)
+    int64_t outExtent;      // elements from out to the end of its last row (rowExtent)
     int64_t rowBatchStride[2][3]; // per direction: u, delta, z batch strides (elements, resolved)
     int64_t bcBatchStride[2][2];  // per direction: B, C batch strides
     float outScale;
@@ -151,6 +152,17 @@ struct KernelArgs
     float* hEnd;   // [dir][batch][dim][chunk][dstate]
     float* sumDt;  // [dir][batch][dim][chunk]
 };
+
+/*
+ * Elements from a row tensor's start to the end of its last row, given its batch stride. A batch-major
+ * layout (batch stride >= dim * rowStride) gives each row rowStride elements; a channel-major one
+ * (rows, batch, tokens) gives each row batchStride elements, and its buffer ends there.
+ */
+__host__ __device__ inline int64_t rowExtentOf(KernelArgs const& a, int64_t batchStride)
+{
+    int64_t const slot = batchStride < a.rowStride ? batchStride : a.rowStride;
+    return (a.batch - 1) * batchStride + static_cast<int64_t>(a.dim - 1) * a.rowStride + slot;
+}
 
 /*
  * Shared memory of one block.
@@ -569,7 +581,7 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
     int const c0 = chunk * args.chunkLen;
     int const c1 = min(args.seqlen, c0 + args.chunkLen);
     int const numTiles = (c1 - c0 + kTile - 1) / kTile;
-    int64_t const rowBase = static_cast<int64_t>(b) * args.dim + d0;
+    int64_t const outBase = b * args.outBatchStride + static_cast<int64_t>(d0) * args.rowStride; // block's first row
     T* out = static_cast<T*>(args.out);
 
     for (int di = dirFirst; di < dirLast; ++di)
@@ -583,9 +595,8 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
         bool const hasZ = kOutputPass && P.z != nullptr;
         int64_t const rowStride[3] = {args.rowBatchStride[di][0], args.rowBatchStride[di][1], args.rowBatchStride[di][2]};
         int64_t const bcStride[2] = {args.bcBatchStride[di][0], args.bcBatchStride[di][1]};
-        int64_t const rowInBatch = static_cast<int64_t>(args.dim) * args.rowStride;
-        int64_t const rowExtent[3] = {(args.batch - 1) * rowStride[0] + rowInBatch,
-            (args.batch - 1) * rowStride[1] + rowInBatch, (args.batch - 1) * rowStride[2] + rowInBatch};
+        int64_t const rowExtent[3] = {rowExtentOf(args, rowStride[0]), rowExtentOf(args, rowStride[1]),
+            rowExtentOf(args, rowStride[2])};
         bool const hasPrev = kOutputPass && di > 0;
         // Per-thread constants: A pre-scaled by log2(e) so that exp(dt*A) = exp2(dt*A2).
         float A2[kSPT];
@@ -631,15 +642,15 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
         // Issue the copies of tile j into stage j (rows) and the B/C registers.
         StateSlab<T, kMaxN> slabB, slabC;
         Plan plan;
-        plan.init(rowBase * args.rowStride + tileStart(0), args.rowStride);
+        plan.init(outBase + tileStart(0), args.rowStride);
         auto issue = [&](int j) {
             int const t0 = tileStart(j);
             int const tValid = min(kTile, c1 - t0);
             int64_t const inBatch = static_cast<int64_t>(d0) * args.rowStride + t0;
             int64_t const origin[4] = {b * rowStride[0] + inBatch, b * rowStride[1] + inBatch,
-                b * rowStride[2] + inBatch, rowBase * args.rowStride + t0};
+                b * rowStride[2] + inBatch, outBase + t0};
             int64_t const limit[4] = {rowExtent[0] - origin[0], rowExtent[1] - origin[1], rowExtent[2] - origin[2],
-                args.numel - origin[3]};
+                args.outExtent - origin[3]};
             T const* const src[4] = {static_cast<T const*>(P.u), static_cast<T const*>(P.delta),
                 static_cast<T const*>(P.z), out};
             unsigned const mask = 3u | (hasZ ? 4u : 0u) | (hasPrev ? 8u : 0u);
@@ -920,7 +931,7 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
             __syncthreads(); // tile j's y complete; tile j + 1 landed; stage j & 1 free for tile j + 2
             if (kOutputPass)
             {
-                plan.store(out, s.u[j % 3], rowBase * args.rowStride + t0, rowsValid, tValid, args.rowStride);
+                plan.store(out, s.u[j % 3], outBase + t0, rowsValid, tValid, args.rowStride);
             }
         }
 
@@ -1129,6 +1140,15 @@ int smCountOf(SelectiveScanParams const& p)
     return err == cudaSuccess && sm > 0 ? sm : 108; // 108: no device to ask (not cached: a later call may succeed)
 }
 
+/*
+ * A batch stride (0 = packed) that keeps the rows of a (batch, rows) grid apart: batch-major (>= rows *
+ * rowStride) or channel-major (rows, batch, tokens: >= seqlen, and batch of them within rowStride).
+ */
+bool batchStrideValid(int64_t stride, int64_t rows, int64_t rowStride, int batch, int seqlen)
+{
+    return stride == 0 || stride >= rows * rowStride || (stride >= seqlen && stride * batch <= rowStride);
+}
+
 //! 8-byte cp.async needs 8-byte aligned tensors (a tensor can be a view at any element offset).
 bool granuleAligned(void const* ptr)
 {
@@ -1190,18 +1210,24 @@ char const* selectiveScanValidate(SelectiveScanParams const& p)
     if (p.rowStride != 0 && p.rowStride < p.seqlen)
         return "rowStride must be 0 (= seqlen) or >= seqlen";
     int64_t const stride = p.rowStride > 0 ? p.rowStride : p.seqlen;
-    int64_t const rows = static_cast<int64_t>(p.dim) * stride;
-    int64_t const states = static_cast<int64_t>(p.dstate) * stride;
+    if (stride * kThreads > INT32_MAX)
+        return "rowStride must be below 2^25 (a block's rows are indexed in 32 bits)";
+    auto rowsOk = [&](int64_t s) { return batchStrideValid(s, p.dim, stride, p.batch, p.seqlen); };
+    if (!rowsOk(p.outBatchStride))
+        return "the batch stride of out is neither batch-major (>= dim * rowStride) nor channel-major (>= seqlen, "
+               "batch * stride <= rowStride)";
     for (int i = 0; i < p.numDirections; ++i)
     {
         ScanDirection const& d = p.dir[i];
         if (!d.u || !d.delta || !d.A || !d.B || !d.C)
             return "u, delta, A, B and C must not be null";
-        if ((d.uBatchStride != 0 && d.uBatchStride < rows) || (d.deltaBatchStride != 0 && d.deltaBatchStride < rows)
-            || (d.zBatchStride != 0 && d.zBatchStride < rows))
-            return "a batch stride of u, delta or z is smaller than dim * rowStride";
-        if ((d.bBatchStride != 0 && d.bBatchStride < states) || (d.cBatchStride != 0 && d.cBatchStride < states))
-            return "a batch stride of B or C is smaller than dstate * rowStride";
+        if (!rowsOk(d.uBatchStride) || !rowsOk(d.deltaBatchStride) || !rowsOk(d.zBatchStride))
+            return "a batch stride of u, delta or z is neither batch-major (>= dim * rowStride) nor channel-major "
+                   "(>= seqlen, batch * stride <= rowStride)";
+        auto statesOk = [&](int64_t s) { return batchStrideValid(s, p.dstate, stride, p.batch, p.seqlen); };
+        if (!statesOk(d.bBatchStride) || !statesOk(d.cBatchStride))
+            return "a batch stride of B or C is neither batch-major (>= dstate * rowStride) nor channel-major "
+                   "(>= seqlen, batch * stride <= rowStride)";
     }
     return nullptr;
 }
@@ -1276,25 +1302,27 @@ cudaError_t selectiveScanForward(SelectiveScanParams const& p, void* workspace, 
     args.dir[1] = p.dir[1];
     args.out = p.out;
     args.rowStride = p.rowStride > 0 ? p.rowStride : p.seqlen;
-    args.numel = static_cast<int64_t>(p.batch) * p.dim * args.rowStride;
+    int64_t const rowsPerBatch = static_cast<int64_t>(p.dim) * args.rowStride; // the packed batch stride
+    args.outBatchStride = p.outBatchStride > 0 ? p.outBatchStride : rowsPerBatch;
+    args.outExtent = rowExtentOf(args, args.outBatchStride);
     int64_t const elemsPerGranule = p.dtype == ScanDType::kFLOAT ? 2 : 4;
     args.asyncCopy = granuleAligned(p.out);
     for (int i = 0; i < p.numDirections; ++i)
     {
         ScanDirection const& d = p.dir[i];
-        int64_t const rows = args.numel;
-        int64_t const states = static_cast<int64_t>(p.batch) * p.dstate * args.rowStride;
-        args.rowBatchStride[i][0] = d.uBatchStride > 0 ? d.uBatchStride : rows / p.batch;
-        args.rowBatchStride[i][1] = d.deltaBatchStride > 0 ? d.deltaBatchStride : rows / p.batch;
-        args.rowBatchStride[i][2] = d.zBatchStride > 0 ? d.zBatchStride : rows / p.batch;
-        args.bcBatchStride[i][0] = d.bBatchStride > 0 ? d.bBatchStride : states / p.batch;
-        args.bcBatchStride[i][1] = d.cBatchStride > 0 ? d.cBatchStride : states / p.batch;
+        int64_t const states = static_cast<int64_t>(p.dstate) * args.rowStride;
+        args.rowBatchStride[i][0] = d.uBatchStride > 0 ? d.uBatchStride : rowsPerBatch;
+        args.rowBatchStride[i][1] = d.deltaBatchStride > 0 ? d.deltaBatchStride : rowsPerBatch;
+        args.rowBatchStride[i][2] = d.zBatchStride > 0 ? d.zBatchStride : rowsPerBatch;
+        args.bcBatchStride[i][0] = d.bBatchStride > 0 ? d.bBatchStride : states;
+        args.bcBatchStride[i][1] = d.cBatchStride > 0 ? d.cBatchStride : states;
         // cp.async needs 8-byte aligned tensors whose tiles sit at the same element phase as the
         // output's (the shared-memory layout is common to all of them).
         args.asyncCopy = args.asyncCopy && granuleAligned(d.u) && granuleAligned(d.delta) && granuleAligned(d.z);
         for (int k = 0; k < 3; ++k)
         {
-            args.asyncCopy = args.asyncCopy && (args.rowBatchStride[i][k] - rows / p.batch) % elemsPerGranule == 0;
+            args.asyncCopy
+                = args.asyncCopy && (args.rowBatchStride[i][k] - args.outBatchStride) % elemsPerGranule == 0;
         }
     }
     args.numChunks = selectiveScanChooseChunks(p);

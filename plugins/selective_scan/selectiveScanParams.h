@@ -29,9 +29,11 @@ struct ScanDirection
     void const* z{nullptr};         //!< may be null (no gating)
     float const* deltaBias{nullptr}; //!< may be null
     bool reverse{false};
-    //! Batch strides in elements (0 = contiguous). Within a batch, rows (channels of u/delta/z, states
-    //! of B/C) are always seqlen apart and tokens adjacent; a larger batch stride lets a caller pass
-    //! slices of a bigger tensor (z of an (in_proj) output holding x and z, B/C of x_proj's output).
+    //! Batch strides in elements (0 = contiguous). Rows (channels of u/delta/z, states of B/C) are
+    //! rowStride apart and tokens adjacent. A batch stride >= rows * rowStride lets a caller pass slices
+    //! of a bigger tensor (z of an (in_proj) output holding x and z, B/C of x_proj's output); one with
+    //! batch * batchStride <= rowStride (and >= seqlen) is the channel-major layout, (rows, batch,
+    //! tokens), in which the projections around the scan are single matrix products over every image.
     int64_t uBatchStride{0};
     int64_t deltaBatchStride{0};
     int64_t zBatchStride{0};
@@ -58,6 +60,8 @@ struct SelectiveScanParams
     //! larger stride lets rows be padded (e.g. to a multiple of 8 tokens, so that the matrix products
     //! around the scan get aligned operands); tokens seqlen..rowStride-1 are neither read nor written.
     int32_t rowStride{0};
+    //! Elements between batches of out; 0 = dim * rowStride. Channel-major outputs: see ScanDirection.
+    int64_t outBatchStride{0};
 };
 
 } // namespace vim

@@ -55,7 +55,7 @@ extern "C"
 
 __attribute__((visibility("default"))) int vim_kernels_abi_version()
 {
-    return 3; // 2: lanesPerChannel argument; 3: batch strides, causal conv1d + SiLU
+    return 4; // 2: lanesPerChannel argument; 3: batch strides, causal conv1d + SiLU; 4: output batch strides
 }
 
 __attribute__((visibility("default"))) char const* vim_last_error()
@@ -86,13 +86,15 @@ __attribute__((visibility("default"))) size_t vim_selective_scan_workspace_size(
 
 //! Direction i uses u[i], delta[i], A[i], B[i], C[i], D[i], z[i], deltaBias[i], reverse[i] (arrays of 2)
 //! and batchStrides[5 * i + 0..4] for u, delta, z, B, C (elements; 0 = contiguous; the array may be null).
-//! rowStride: elements between rows of all row tensors and of out (0 = seqlen).
+//! rowStride: elements between rows of all row tensors and of out (0 = seqlen); outBatchStride: elements
+//! between batches of out (0 = dim * rowStride). Batch strides may also describe channel-major tensors,
+//! (rows, batch, tokens): see vim::ScanDirection.
 __attribute__((visibility("default"))) int vim_selective_scan_fwd(int dtype, int batch, int dim, int seqlen,
     int dstate, int deltaSoftplus, int numDirections, void const* const* u, void const* const* delta,
     float const* const* A, void const* const* B, void const* const* C, float const* const* D,
     void const* const* z, float const* const* deltaBias, int const* reverse, long long const* batchStrides,
-    float outScale, void* out, int numChunks, int lanesPerChannel, int rowStride, void* workspace,
-    size_t workspaceBytes, void* stream)
+    float outScale, void* out, int numChunks, int lanesPerChannel, int rowStride, long long outBatchStride,
+    void* workspace, size_t workspaceBytes, void* stream)
 {
     if (dtype < 0 || dtype > 2)
     {
@@ -116,6 +118,7 @@ __attribute__((visibility("default"))) int vim_selective_scan_fwd(int dtype, int
     p.outScale = outScale;
     p.out = out;
     p.rowStride = rowStride;
+    p.outBatchStride = outBatchStride;
     for (int i = 0; i < numDirections && i < 2; ++i)
     {
         p.dir[i].u = u[i];
@@ -153,10 +156,11 @@ __attribute__((visibility("default"))) int vim_selective_scan_fwd(int dtype, int
 //! stride xBatchStride, 0 = dim * rowStride)
 //! for the forward direction and, when outBwd is given, the backward direction of a Vim block (an
 //! anti-causal conv with its own weights), in one pass over x. Weights (dim, width) fp32, biases
-//! (dim) fp32 or null; outputs (batch, dim, rowStride) in x's dtype (tokens >= seqlen written as 0).
+//! (dim) fp32 or null; outputs in x's dtype, rows rowStride apart, batches outBatchStride apart (0 =
+//! dim * rowStride), tokens seqlen..(row's length - 1) written as 0 (see vim::CausalConvParams).
 __attribute__((visibility("default"))) int vim_causal_conv1d_silu(int dtype, int batch, int dim, int seqlen, int width,
     int rowStride, void const* x, long long xBatchStride, float const* weightFwd, float const* biasFwd, void* outFwd,
-    float const* weightBwd, float const* biasBwd, void* outBwd, void* stream)
+    float const* weightBwd, float const* biasBwd, void* outBwd, long long outBatchStride, void* stream)
 {
     vim::CausalConvParams p{};
     p.dtype = static_cast<vim::ScanDType>(dtype);
@@ -167,6 +171,7 @@ __attribute__((visibility("default"))) int vim_causal_conv1d_silu(int dtype, int
     p.rowStride = rowStride;
     p.x = x;
     p.xBatchStride = xBatchStride;
+    p.outBatchStride = outBatchStride;
     p.weight[0] = weightFwd;
     p.bias[0] = biasFwd;
     p.out[0] = outFwd;

@@ -44,6 +44,19 @@ __host__ __device__ __forceinline__ int64_t xBatchStrideOf(CausalConvParams cons
     return p.xBatchStride > 0 ? p.xBatchStride : static_cast<int64_t>(p.dim) * rowStrideOf(p);
 }
 
+//! Elements between batches of the outputs (0 in the params = dim * row stride).
+__host__ __device__ __forceinline__ int64_t outBatchStrideOf(CausalConvParams const& p)
+{
+    return p.outBatchStride > 0 ? p.outBatchStride : static_cast<int64_t>(p.dim) * rowStrideOf(p);
+}
+
+//! Tokens an output row holds (written up to): the row stride, or in a channel-major layout the batch stride.
+__host__ __device__ __forceinline__ int rowLengthOf(CausalConvParams const& p)
+{
+    int64_t const obs = outBatchStrideOf(p);
+    return obs < rowStrideOf(p) ? static_cast<int>(obs) : rowStrideOf(p);
+}
+
 //! kW > 0: the width as a compile-time constant (weights in registers, unrolled taps); 0: p.width.
 template <typename T, int kW>
 __global__ void __launch_bounds__(kThreads) causalConvSiluKernel(CausalConvParams const p)
@@ -73,13 +86,14 @@ __global__ void __launch_bounds__(kThreads) causalConvSiluKernel(CausalConvParam
     float const bf = p.bias[0] ? p.bias[0][d] : 0.f;
     float const bb = (bwd && p.bias[1]) ? p.bias[1][d] : 0.f;
     __syncthreads();
-    int64_t const rowOut = (static_cast<int64_t>(b) * p.dim + d) * stride;
+    int64_t const rowOut = b * outBatchStrideOf(p) + static_cast<int64_t>(d) * stride;
+    int const rowLength = rowLengthOf(p);
 #pragma unroll
     for (int j = 0; j < kPerThread; ++j)
     {
         int const i = threadIdx.x + j * kThreads;
         int const t = t0 + i;
-        if (t >= stride)
+        if (t >= rowLength)
             break;
         float yf = 0.f, yb = 0.f;
         if (t < p.seqlen)
@@ -109,7 +123,8 @@ __global__ void __launch_bounds__(kThreads) causalConvSiluKernel(CausalConvParam
  * path's padded layout). The tensors are a flat run of rows; a thread owns 8 consecutive tokens of one
  * row: one 16-byte load of its own tokens (two for fp32) and two 4-token loads for the halos (the 3
  * tokens before and after, mostly L1 hits of the neighbouring threads' loads), then 16-byte stores
- * (padding tokens, seqlen..rowStride-1, written as zeros like the row kernel does).
+ * (padding tokens, seqlen to the row's length, written as zeros like the row kernel does). Threads walk
+ * the output rows in memory order: (batch, channel) when batch-major, (channel, batch) when channel-major.
  * The row-per-block kernel above staged 512 tokens a block whatever the length, so at L = 197 most of
  * its threads idled and it ran at about a quarter of the copy bandwidth (2026-12-01, H200,
  * profile_model.py: 16% of a vim_small batch-128 forward).
@@ -173,13 +188,16 @@ __global__ void __launch_bounds__(kVecThreads) causalConvSiluVec8Kernel(CausalCo
     if (g >= groups)
         return;
     int const stride = rowStrideOf(p);
-    int const perRow = stride / kVec;
+    int const perRow = rowLengthOf(p) / kVec;
     int64_t const row = g / perRow;
     int const t0 = static_cast<int>(g - row * perRow) * kVec;
-    int const b = static_cast<int>(row / p.dim);
-    int const d = static_cast<int>(row - static_cast<int64_t>(b) * p.dim);
+    bool const channelMajor = outBatchStrideOf(p) < stride;
+    int const outer = static_cast<int>(row / (channelMajor ? p.batch : p.dim));
+    int const inner = static_cast<int>(row - static_cast<int64_t>(outer) * (channelMajor ? p.batch : p.dim));
+    int const b = channelMajor ? inner : outer;
+    int const d = channelMajor ? outer : inner;
     T const* x = static_cast<T const*>(p.x) + b * xBatchStrideOf(p) + static_cast<int64_t>(d) * stride;
-    int64_t const rowOut = row * stride;
+    int64_t const rowOut = b * outBatchStrideOf(p) + static_cast<int64_t>(d) * stride;
     bool const bwd = p.weight[1] != nullptr;
     // v[kHalo + i] = x[t0 + i]: tokens t0 - 4 .. t0 + 11, zero outside 0..seqlen-1.
     float v[kVec + 2 * kHalo];
@@ -250,7 +268,8 @@ bool aligned16(void const* ptr)
 //! The fast path's layout: width 4, rows a multiple of 8 elements apart, every tensor 16-byte aligned.
 bool vectorisable(CausalConvParams const& p)
 {
-    return p.width == 4 && rowStrideOf(p) % kVec == 0 && xBatchStrideOf(p) % kVec == 0 && aligned16(p.x)
+    return p.width == 4 && rowStrideOf(p) % kVec == 0 && xBatchStrideOf(p) % kVec == 0
+        && outBatchStrideOf(p) % kVec == 0 && rowLengthOf(p) % kVec == 0 && aligned16(p.x)
         && aligned16(p.out[0])
         && (p.weight[1] == nullptr || aligned16(p.out[1]));
 }
@@ -258,15 +277,15 @@ bool vectorisable(CausalConvParams const& p)
 template <typename T>
 void launch(CausalConvParams const& p, cudaStream_t stream)
 {
-    int const stride = rowStrideOf(p);
+    int const rowLength = rowLengthOf(p);
     if (vectorisable(p))
     {
-        int64_t const groups = static_cast<int64_t>(p.batch) * p.dim * (stride / kVec);
+        int64_t const groups = static_cast<int64_t>(p.batch) * p.dim * (rowLength / kVec);
         unsigned const blocks = static_cast<unsigned>((groups + kVecThreads - 1) / kVecThreads);
         causalConvSiluVec8Kernel<T><<<blocks, kVecThreads, 0, stream>>>(p, groups);
         return;
     }
-    dim3 const grid((stride + kTokens - 1) / kTokens, p.dim, p.batch);
+    dim3 const grid((rowLength + kTokens - 1) / kTokens, p.dim, p.batch);
     if (p.width == 4)
         causalConvSiluKernel<T, 4><<<grid, kThreads, 0, stream>>>(p);
     else
@@ -285,8 +304,17 @@ char const* causalConv1dSiluValidate(CausalConvParams const& p)
         return "conv width must be in 1..8";
     if (p.rowStride != 0 && p.rowStride < p.seqlen)
         return "rowStride must be 0 (= seqlen) or >= seqlen";
-    if (p.xBatchStride != 0 && p.xBatchStride < static_cast<int64_t>(p.dim) * rowStrideOf(p))
-        return "x batch stride is smaller than dim * rowStride";
+    // Batch-major (>= dim * rowStride) or channel-major (>= seqlen, batch of them within rowStride).
+    auto strideOk = [&](int64_t s) {
+        return s == 0 || s >= static_cast<int64_t>(p.dim) * rowStrideOf(p)
+            || (s >= p.seqlen && s * p.batch <= rowStrideOf(p));
+    };
+    if (!strideOk(p.xBatchStride))
+        return "x batch stride is neither batch-major (>= dim * rowStride) nor channel-major (>= seqlen, batch * "
+               "stride <= rowStride)";
+    if (!strideOk(p.outBatchStride))
+        return "output batch stride is neither batch-major (>= dim * rowStride) nor channel-major (>= seqlen, "
+               "batch * stride <= rowStride)";
     if (!p.x || !p.weight[0] || !p.out[0])
         return "x, the forward weight and the forward output must not be null";
     if (p.weight[1] && !p.out[1])

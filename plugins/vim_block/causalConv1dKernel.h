@@ -7,8 +7,11 @@
  * The backward line is the causal conv of the flipped sequence read in original token order, which
  * is what Vim's backward branch scans in reverse. Both come out of one pass over x. It serves the
  * PyTorch fast path (TensorRT has its own convolution layers); x may be a slice of a bigger tensor
- * (its batch stride), the outputs are (batch, dim, seqlen) with rows rowStride apart (tokens
- * seqlen..rowStride-1 of the outputs are written as zeros).
+ * (its batch stride), the outputs are (batch, dim, seqlen) with rows rowStride apart, and the tokens of
+ * a row from seqlen to its length are written as zeros. Batch-major layouts (batch stride >= dim *
+ * rowStride) give a row rowStride tokens; channel-major ones, (dim, batch, tokens) with batch * batch
+ * stride <= rowStride (the fast path's: its projections are then single matrix products over every
+ * image), give a row its batch stride.
  */
 #pragma once
 
@@ -27,6 +30,7 @@ struct CausalConvParams
     void const* x{nullptr};
     int32_t rowStride{0};        //!< elements between rows of x and of the outputs; 0 = seqlen
     int64_t xBatchStride{0};     //!< elements; 0 = dim * rowStride
+    int64_t outBatchStride{0};   //!< elements between batches of both outputs; 0 = dim * rowStride
     float const* weight[2]{};    //!< (dim, width) fp32; weight[1] null = no backward output
     float const* bias[2]{};      //!< (dim) fp32, may be null
     void* out[2]{};

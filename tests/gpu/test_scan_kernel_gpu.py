@@ -114,6 +114,26 @@ def test_fused_bidirectional_with_lanes(dtype, lanes, chunks, n):
     assert rel(out, want) <= TOL[dtype]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["fp32", "fp16", "bf16"])
+@pytest.mark.parametrize("lanes,chunks", [(1, 1), (1, 3), (0, 0), (4, 2)])
+@pytest.mark.parametrize("first_reverse", [False, True], ids=["fwd_first", "rev_first"])
+def test_fused_one_z_tensor_or_two(dtype, lanes, chunks, first_reverse):
+    """Both directions gated by the same z tensor (as Vim's fused node passes it) or by two tensors
+    holding the same values: both against float64, in either direction order, one lane and split lanes,
+    one and three chunks, L = 197 ending on a partial tile."""
+    k = kernels()
+    f = make(6, 160, 197, 16, dtype, seed=80 + lanes + chunks)
+    b = make(6, 160, 197, 16, dtype, seed=90 + lanes + chunks)
+    b = (*b[:6], f[6], b[7])
+    dirs = [(*f, first_reverse), (*b, not first_reverse)]
+    want = (ref64(f, first_reverse) + ref64(b, not first_reverse)) * 0.5
+    once = run_kernel(k, dirs, scale=0.5, num_chunks=chunks, lanes=lanes)
+    twice = run_kernel(k, [dirs[0], (*b[:6], f[6].clone(), b[7], not first_reverse)], scale=0.5,
+                       num_chunks=chunks, lanes=lanes)
+    print(f"one z: {rel(once, want):.2e}, two equal z: {rel(twice, want):.2e}")
+    assert rel(once, want) <= TOL[dtype] and rel(twice, want) <= TOL[dtype]
+
+
 @pytest.mark.parametrize("batch,dim,seqlen,layout", [
     (8, 768, 197, (8, 1)),     # vim_small batch 8 / vim_tiny batch 16 @ 197: 8 lanes of 2 states, one pass
     (16, 384, 197, (8, 1)),
@@ -307,6 +327,69 @@ def test_causal_conv1d_silu_padded_rows(dtype, l, lp):
     want_b = F.silu(F.conv1d(x64.flip(-1), wb.double(), bb.double(), padding=w - 1, groups=d)[..., :l]).flip(-1)
     tol = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}[dtype]
     assert rel(got_f, want_f) <= tol and rel(got_b, want_b) <= tol and rel(only_f, want_f) <= tol
+
+
+def channel_major(t, lp, fill=float("nan")):
+    """The values of a (batch, rows, L) tensor in a (rows, batch, lp) buffer filled with `fill` past L,
+    returned as the kernels' (batch, rows, L) view: batches lp apart inside a row stride of batch * lp."""
+    b, r, l = t.shape
+    buf = torch.full((r, b, lp), fill, device=t.device).to(t.dtype)
+    buf[..., :l] = t.permute(1, 0, 2)
+    return buf.permute(1, 0, 2)[..., :l]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["fp32", "fp16", "bf16"])
+@pytest.mark.parametrize("lanes,chunks", [(0, 0), (1, 1), (1, 3), (4, 2), (2, 4), (8, 1)])
+def test_channel_major_rows(dtype, lanes, chunks):
+    """The fast path's channel-major layout, (rows, batch, padded tokens) seen as (batch, rows, L) with
+    batches lp apart inside a row stride: read and written in place, the padding neither read (NaN there
+    changes nothing) nor written, against float64, with fused directions sharing z."""
+    k = kernels()
+    b, d, l, n, lp = 5, 160, 197, 16, 200
+    f = make(b, d, l, n, dtype, seed=61 + lanes)
+    g = make(b, d, l, n, dtype, seed=62 + chunks)
+    g = (*g[:6], f[6], g[7])
+    fs = tuple(channel_major(t, lp) if t.dim() == 3 else t for t in f)
+    gs = tuple(channel_major(t, lp) if t.dim() == 3 else t for t in g)
+    gs = (*gs[:6], fs[6], gs[7])
+    assert fs[0].stride() == (lp, b * lp, 1) and k.row_stride_of(fs[0]) == b * lp
+    out = channel_major(torch.empty(b, d, l, device="cuda", dtype=dtype), lp)
+    out.fill_(float("nan"))
+    k.selective_scan_multi([(*fs, False), (*gs, True)], True, 0.5, chunks, out=out, lanes=lanes)
+    torch.cuda.synchronize()
+    full = out.as_strided((d, b, lp), (b * lp, lp, 1))
+    assert torch.isfinite(out).all() and torch.isnan(full[..., l:]).all()
+    want = (ref64(f, False) + ref64(g, True)) * 0.5
+    assert rel(out, want) <= TOL[dtype]
+    alloc = k.selective_scan_multi([(*fs, False), (*gs, True)], True, 0.5, chunks, lanes=lanes)
+    assert alloc.stride() == (lp, b * lp, 1) and rel(alloc, want) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["fp32", "fp16", "bf16"])
+@pytest.mark.parametrize("b,l,lp", [(3, 197, 200), (4, 5, 8), (2, 12, 16), (1, 197, 200), (2, 6085, 6088),
+                                    (3, 13, 13)])
+def test_causal_conv1d_silu_channel_major(dtype, b, l, lp):
+    """x as a row slice of a channel-major (2 * dim, batch * lp) in_proj output (what the fast path
+    passes): x's padding never read (NaN there), the outputs channel-major like x with each row's
+    padding written as zeros; lp = 13 takes the element-wise kernel."""
+    import torch.nn.functional as F
+
+    k = kernels()
+    d, w = 64, 4
+    xz = torch.randn(2 * d, b, lp, device="cuda").to(dtype)
+    xz[..., l:] = float("nan")
+    x = xz[:d].permute(1, 0, 2)[..., :l]
+    wf, wb = torch.randn(d, 1, w, device="cuda"), torch.randn(d, 1, w, device="cuda")
+    bf, bb = torch.randn(d, device="cuda"), torch.randn(d, device="cuda")
+    got_f, got_b = k.causal_conv1d_silu(x, wf, bf, wb, bb)
+    for got in (got_f, got_b):
+        assert got.shape == (b, d, l) and got.stride()[1:] == (b * lp, 1)  # (batch 1: any batch stride)
+        assert (got.as_strided((d, b, lp), (b * lp, lp, 1))[..., l:] == 0).all()
+    x64 = x.double()
+    want_f = F.silu(F.conv1d(x64, wf.double(), bf.double(), padding=w - 1, groups=d)[..., :l])
+    want_b = F.silu(F.conv1d(x64.flip(-1), wb.double(), bb.double(), padding=w - 1, groups=d)[..., :l]).flip(-1)
+    tol = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}[dtype]
+    assert rel(got_f, want_f) <= tol and rel(got_b, want_b) <= tol
 
 
 @pytest.mark.parametrize("res", [224, 240])

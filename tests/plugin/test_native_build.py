@@ -24,7 +24,7 @@ def lib(tmp_path_factory):
 
 
 def test_abi_version(lib):
-    assert lib.vim_kernels_abi_version() == 3
+    assert lib.vim_kernels_abi_version() == 4
 
 
 def test_chunking_and_workspace(lib):
@@ -109,15 +109,15 @@ def test_bad_arguments_are_rejected_without_touching_the_gpu(lib):
     null2 = (ctypes.c_void_p * 2)()
     rev = (ctypes.c_int * 2)()
     rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 300, 1, 1, null2, null2, null2, null2, null2, null2, null2,
-                                    null2, rev, None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, None,
+                                    null2, rev, None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, 0, None,
                                     ctypes.c_size_t(0), None)
     assert rc == -1 and b"dstate" in lib.vim_last_error()
     rc = lib.vim_selective_scan_fwd(7, 2, 192, 197, 16, 1, 1, null2, null2, null2, null2, null2, null2, null2,
-                                    null2, rev, None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, None,
+                                    null2, rev, None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, 0, None,
                                     ctypes.c_size_t(0), None)
     assert rc == -1 and b"dtype" in lib.vim_last_error()
     rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, null2, null2, null2, null2, null2, null2, null2,
-                                    null2, rev, None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, None,
+                                    null2, rev, None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, 0, None,
                                     ctypes.c_size_t(0), None)
     assert rc == -1 and b"must not be null" in lib.vim_last_error()
 
@@ -128,22 +128,37 @@ def test_bad_strides_are_rejected(lib):
     rev = (ctypes.c_int * 2)()
     strides = (ctypes.c_longlong * 10)(100, 0, 0, 0, 0)  # u's batch stride < dim * seqlen
     rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, fake, fake, fake, fake, fake, fake, fake, fake, rev,
-                                    strides, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, None,
+                                    strides, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, 0, None,
                                     ctypes.c_size_t(0), None)
     assert rc == -1 and b"batch stride" in lib.vim_last_error()
     rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, fake, fake, fake, fake, fake, fake, fake, fake, rev,
-                                    None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 100, None,
+                                    None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 100, 0, None,
                                     ctypes.c_size_t(0), None)
     assert rc == -1 and b"rowStride" in lib.vim_last_error()
+    # channel-major strides are accepted by the check (batch * stride <= rowStride, stride >= seqlen); one
+    # batch stride too small for either layout, and an out batch stride that overlaps, are not
+    strides = (ctypes.c_longlong * 10)(200, 200, 200, 100, 200)
+    rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, fake, fake, fake, fake, fake, fake, fake, fake, rev,
+                                    strides, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 400, 200, None,
+                                    ctypes.c_size_t(0), None)
+    assert rc == -1 and b"batch stride of B or C" in lib.vim_last_error()
+    rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, fake, fake, fake, fake, fake, fake, fake, fake, rev,
+                                    strides, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 400, 300, None,
+                                    ctypes.c_size_t(0), None)
+    assert rc == -1 and b"batch stride of out" in lib.vim_last_error()
 
 
 def test_fast_path_kernels_validate_arguments(lib):
     rc = lib.vim_causal_conv1d_silu(1, 2, 64, 197, 9, 0, ctypes.c_void_p(1), ctypes.c_longlong(0), ctypes.c_void_p(1),
-                                    None, ctypes.c_void_p(1), None, None, None, None)
+                                    None, ctypes.c_void_p(1), None, None, None, ctypes.c_longlong(0), None)
     assert rc == -1 and b"width" in lib.vim_last_error()
     rc = lib.vim_causal_conv1d_silu(1, 2, 64, 197, 4, 0, ctypes.c_void_p(1), ctypes.c_longlong(0), None,
-                                    None, ctypes.c_void_p(1), None, None, None, None)
+                                    None, ctypes.c_void_p(1), None, None, None, ctypes.c_longlong(0), None)
     assert rc == -1 and b"null" in lib.vim_last_error()
+    rc = lib.vim_causal_conv1d_silu(1, 2, 64, 197, 4, 400, ctypes.c_void_p(1), ctypes.c_longlong(200),
+                                    ctypes.c_void_p(1), None, ctypes.c_void_p(1), None, None, None,
+                                    ctypes.c_longlong(100), None)
+    assert rc == -1 and b"output batch stride" in lib.vim_last_error()
     rc = lib.vim_add_rms_norm(1, ctypes.c_longlong(10), 4096, ctypes.c_float(1e-5), ctypes.c_void_p(1), None,
                               ctypes.c_void_p(1), ctypes.c_void_p(1), ctypes.c_void_p(1), None)
     assert rc == -1 and b"cols" in lib.vim_last_error()
@@ -176,7 +191,7 @@ for missing in range(9):
     arrays = [one] * 8 + [rev]
     arrays[missing] = None
     rc = l.vim_selective_scan_fwd(1, 1, 8, 16, 4, 1, 1, *arrays, None, ctypes.c_float(1.0), ctypes.c_void_p(256),
-                                  0, 0, 0, None, ctypes.c_size_t(0), None)
+                                  0, 0, 0, 0, None, ctypes.c_size_t(0), None)
     print(rc, b"must not be null" in l.vim_last_error())
 """
     assert _in_child(lib, body).split() == ["-1", "True"] * 9

@@ -3,9 +3,13 @@
 The reference model (``vim.py``) stays readable as the official architecture; when a model is switched
 to the fast path (``VisionMamba.set_fast_path(True)``, CUDA tensors, not tracing) each block calls
 :func:`block_forward` here instead. Per block: one fused residual add + RMSNorm, the in_proj GEMM, one
-conv1d + SiLU launch for both directions, the x_proj / dt_proj GEMMs written to produce the (B,
-channels, tokens) layouts the kernels read, one scan launch for both directions, out_proj. Nothing is
-transposed or copied between kernels (the kernels read slices in place).
+conv1d + SiLU launch for both directions, the x_proj / dt_proj GEMMs, one scan launch for both
+directions, out_proj. Nothing is transposed or copied between kernels (the kernels read slices in place).
+
+Between in_proj and out_proj activations are channel-major, (channels, batch * tokens): every
+projection is then one matrix product over all images (batched over the images, (channels, tokens)
+per image, they were 10-25% slower on the H200: ``bench/gemm_layouts.py``), and the conv and scan
+kernels read a (batch, channels, tokens) view whose batches lie inside a row stride.
 """
 
 from __future__ import annotations
@@ -39,29 +43,38 @@ def mixer_forward(mixer, hidden_states: torch.Tensor, valid_len: int | None = No
     """``BiMambaMixer.forward`` on the kernels, (B, Lp, C) -> (B, Lp, C).
 
     hidden_states may carry padding tokens after the first ``valid_len`` (VisionMamba pads to a
-    multiple of 8 so that every GEMM operand is aligned); conv and scan never read them, and their
-    outputs there are zeros or don't-cares that no valid token reads."""
+    multiple of 8 so that every GEMM operand is aligned); conv and scan never read them, and the
+    outputs there (of this mixer, hence of the block and the residual) are don't-cares, possibly
+    non-finite, that no valid token reads."""
     from vim_deploy.ops import kernels
 
     E, R, N = mixer.d_inner, mixer.dt_rank, mixer.d_state
-    Bsz, Lp, _ = hidden_states.shape
+    Bsz, Lp, C = hidden_states.shape
     L = Lp if valid_len is None else valid_len
+    T = Bsz * Lp
     kp = kernel_params(mixer)
-    xz = torch.matmul(mixer.in_proj.weight, hidden_states.transpose(1, 2))  # (B, 2E, Lp)
-    x, z = xz[:, :E, :L], xz[:, E:, :L]
+
+    def rows(t: torch.Tensor) -> torch.Tensor:
+        """(n, B * Lp) channel-major -> the kernels' (B, n, L) view (batches Lp apart inside a row)."""
+        return t.view(-1, Bsz, Lp).permute(1, 0, 2)[..., :L]
+
+    xz = mixer.in_proj.weight @ hidden_states.reshape(T, C).t()  # (2E, B * Lp)
+    x, z = rows(xz[:E]), rows(xz[E:])
     u_f, u_b = kernels.causal_conv1d_silu(x, kp["conv_w"], kp["conv_b"], kp["conv_w_b"], kp["conv_b_b"])
     dirs = []
     for u, sfx, reverse in ((u_f, "", False), (u_b, "_b", True)):
-        u_full = u.as_strided((Bsz, E, Lp), u.stride())  # zeros past L
-        xd = torch.matmul(getattr(mixer, f"x_proj{sfx}").weight, u_full)  # (B, R + 2N, Lp)
-        delta = torch.matmul(getattr(mixer, f"dt_proj{sfx}").weight, xd[:, :R])  # (B, E, Lp)
-        dirs.append(ScanDirection(u, delta[..., :L], kp[f"A{sfx}"], xd[:, R:R + N, :L], xd[:, R + N:, :L],
+        u_all = u.as_strided((E, T), (u.stride(1), 1))  # (E, B * Lp), zeros past L in every image
+        xd = getattr(mixer, f"x_proj{sfx}").weight @ u_all  # (R + 2N, B * Lp)
+        delta = getattr(mixer, f"dt_proj{sfx}").weight @ xd[:R]  # (E, B * Lp)
+        dirs.append(ScanDirection(u, rows(delta), kp[f"A{sfx}"], rows(xd[R:R + N]), rows(xd[R + N:]),
                                   kp[f"D{sfx}"], z, kp[f"dt_bias{sfx}"], reverse))
-    y = torch.empty((Bsz, E, Lp), dtype=u_f.dtype, device=u_f.device)
-    if Lp > L:
-        y[..., L:].zero_()
-    kernels.selective_scan_multi(dirs, True, 0.5 if mixer.if_divide_out else 1.0, out=y[..., :L])
-    return torch.matmul(y.transpose(1, 2), mixer.out_proj.weight.t())  # (B, Lp, C)
+    # y's padding tokens stay unwritten: out_proj maps each token on its own, so whatever they hold only
+    # reaches padding rows of the output and the residual, which no valid token reads (conv and scan
+    # stop at L, x_proj reads u's zeros there) and the model drops (zeroing them cost ~1% of a vim_small
+    # batch-128 forward: one strided fill a layer).
+    y = torch.empty((E, T), dtype=u_f.dtype, device=u_f.device)
+    kernels.selective_scan_multi(dirs, True, 0.5 if mixer.if_divide_out else 1.0, out=rows(y))
+    return (y.t() @ mixer.out_proj.weight.t()).view(Bsz, Lp, C)  # (B, Lp, C)
 
 
 def patch_embed_forward(patch_embed, x: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from vim_deploy.errors import VimDeployError
 from vim_deploy.ops.scan_direction import ScanDirection
 
 _DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
-ABI_VERSION = 3
+ABI_VERSION = 4
 _lib = None
 
 
@@ -51,8 +51,8 @@ def load_library():
         ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
         ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp),
         ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(ctypes.c_int),
-        ctypes.POINTER(ctypes.c_longlong), ctypes.c_float, vp, ctypes.c_int, ctypes.c_int, ctypes.c_int, vp,
-        ctypes.c_size_t, vp,
+        ctypes.POINTER(ctypes.c_longlong), ctypes.c_float, vp, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+        ctypes.c_longlong, vp, ctypes.c_size_t, vp,
     ]
     lib.vim_add_rms_norm.restype = ctypes.c_int
     lib.vim_add_rms_norm.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_int, ctypes.c_float, vp, vp, vp, vp, vp,
@@ -60,7 +60,7 @@ def load_library():
     lib.vim_causal_conv1d_silu.restype = ctypes.c_int
     lib.vim_causal_conv1d_silu.argtypes = [
         ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, vp,
-        ctypes.c_longlong, vp, vp, vp, vp, vp, vp, vp,
+        ctypes.c_longlong, vp, vp, vp, vp, vp, vp, ctypes.c_longlong, vp,
     ]
     for name in ("vim_selective_scan_workspace_size", "vim_selective_scan_num_chunks", "vim_selective_scan_lanes"):
         getattr(lib, name).argtypes = [ctypes.c_int] * 8
@@ -89,14 +89,24 @@ def _check(lib, rc: int, what: str) -> None:
 
 def row_stride_of(t: torch.Tensor) -> int | None:
     """Elements between the rows of a (batch, rows, tokens) tensor whose tokens are adjacent and whose
-    batches do not overlap, else None (the kernels then need a contiguous copy)."""
+    rows do not overlap, else None (the kernels then need a contiguous copy). Batches may lie
+    ``rows * row_stride`` or more apart (batch-major), or inside a row stride (channel-major:
+    ``t.permute(1, 0, 2)`` of a (rows, batch, tokens) tensor, how the fast path keeps activations so
+    that its projections are single matrix products over every image)."""
     b, r, l = t.shape
     if t.stride(2) != 1 and l > 1:
         return None
     rs = t.stride(1) if (r > 1 or t.stride(1) >= l) else l  # a single row takes any stride >= l
-    if rs < l or (b > 1 and t.stride(0) < r * rs):
+    if rs < l:
+        return None
+    if b > 1 and t.stride(0) < r * rs and not (t.stride(0) >= l and b * t.stride(0) <= rs):
         return None
     return rs
+
+
+def channel_major(t: torch.Tensor, row_stride: int) -> bool:
+    """Whether a (batch, rows, tokens) tensor with this row stride keeps its batches inside a row stride."""
+    return t.shape[0] > 1 and t.stride(0) < t.shape[1] * row_stride
 
 
 def _batch_stride(t: torch.Tensor, row_stride: int) -> int:
@@ -126,7 +136,8 @@ def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: flo
     Two directions give ``(y_0 + y_1) * out_scale`` (Vim's fused bidirectional branch). Row tensors
     (u, delta, z: (batch, dim, L); B, C: (batch, N, L)) are read in place when their tokens are adjacent
     and they share one row stride (e.g. slices of buffers padded to a multiple of 8 tokens, or of a
-    bigger tensor along the channels); ``out``, when given, must have that row stride too.
+    bigger tensor along the channels, batch-major or channel-major: :func:`row_stride_of`); ``out``,
+    when given, must have that row stride too (and may be channel-major).
     """
     lib = load_library()
     directions = [ScanDirection(*d) for d in directions]
@@ -152,7 +163,10 @@ def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: flo
     dstate = dirs[0].A.shape[1]
     code = _DTYPES[dtype]
     nd = len(dirs)
-    if out is None:
+    if out is None and channel_major(u0, row_stride):
+        full = torch.empty((dim, row_stride), dtype=dtype, device=u0.device)
+        out = full.as_strided((batch, dim, seqlen), (u0.stride(0), row_stride, 1))
+    elif out is None:
         full = torch.empty((batch, dim, row_stride), dtype=dtype, device=u0.device)
         out = full[..., :seqlen]
     ws_bytes = lib.vim_selective_scan_workspace_size(code, batch, dim, seqlen, dstate, nd, num_chunks, lanes)
@@ -163,7 +177,7 @@ def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: flo
     rc = lib.vim_selective_scan_fwd(code, batch, dim, seqlen, dstate, int(delta_softplus), nd,
                                     arr(0), arr(1), arr(2), arr(3), arr(4), arr(5), arr(6), arr(7), rev,
                                     (ctypes.c_longlong * 10)(*strides), float(out_scale), out.data_ptr(), num_chunks,
-                                    lanes, row_stride, ws.data_ptr(), ws_bytes, stream)
+                                    lanes, row_stride, _batch_stride(out, row_stride), ws.data_ptr(), ws_bytes, stream)
     _check(lib, rc, "selective scan kernel")
     return out
 
@@ -181,7 +195,9 @@ def causal_conv1d_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     (``F.conv1d`` with padding width-1, first seqlen outputs). With ``weight_bwd``, also the backward
     branch's conv of the flipped sequence, returned in original token order (what a reverse scan reads).
     Weights (dim, 1, width) or (dim, width). Returns one tensor, or (forward, backward), with x's row
-    stride (views of (batch, dim, row_stride) buffers whose tokens past seqlen are zeros)."""
+    stride: views of (batch, dim, row_stride) buffers whose tokens past seqlen are zeros, or when x is
+    channel-major (:func:`row_stride_of`), of (dim, row_stride) buffers holding (dim, batch, x's batch
+    stride), each row's tokens past seqlen zeros."""
     lib = load_library()
     if x.dtype not in _DTYPES:
         raise VimDeployError(f"causal conv1d kernel: unsupported dtype {x.dtype}.")
@@ -193,12 +209,20 @@ def causal_conv1d_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     w = _f32(weight.reshape(dim, -1))
     wb = None if weight_bwd is None else _f32(weight_bwd.reshape(dim, -1))
     bf, bb = _f32(bias), _f32(bias_bwd)
-    full_f = torch.empty((batch, dim, rs), dtype=x.dtype, device=x.device)
+    if channel_major(x, rs):  # outputs like x: (dim, batch, x's batch stride) inside rows rs apart
+        full_f = torch.empty((dim, rs), dtype=x.dtype, device=x.device)
+        view = lambda t: t.as_strided((batch, dim, seqlen), (sx, rs, 1))  # noqa: E731
+        so = sx
+    else:
+        full_f = torch.empty((batch, dim, rs), dtype=x.dtype, device=x.device)
+        view = lambda t: t[..., :seqlen]  # noqa: E731
+        so = 0
     full_b = None if wb is None else torch.empty_like(full_f)
-    out_f, out_b = full_f[..., :seqlen], None if full_b is None else full_b[..., :seqlen]
+    out_f, out_b = view(full_f), None if full_b is None else view(full_b)
     stream = torch.cuda.current_stream(x.device).cuda_stream
     rc = lib.vim_causal_conv1d_silu(_DTYPES[x.dtype], batch, dim, seqlen, w.shape[1], rs, x.data_ptr(), sx,
-                                    w.data_ptr(), _ptr(bf), full_f.data_ptr(), _ptr(wb), _ptr(bb), _ptr(full_b), stream)
+                                    w.data_ptr(), _ptr(bf), full_f.data_ptr(), _ptr(wb), _ptr(bb), _ptr(full_b), so,
+                                    stream)
     _check(lib, rc, "causal conv1d kernel")
     return out_f if out_b is None else (out_f, out_b)
 
