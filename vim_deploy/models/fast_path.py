@@ -14,9 +14,18 @@ kernels read a (batch, channels, tokens) view whose batches lie inside a row str
 
 from __future__ import annotations
 
+import os
+
 import torch
 
+from vim_deploy.errors import VimDeployError
 from vim_deploy.ops.scan_direction import ScanDirection
+
+#: How activations are laid out between in_proj and out_proj: ``channels`` (channel-major, (channels,
+#: batch * tokens): one GEMM per projection over all images) or ``images`` (per image (channels,
+#: tokens): GEMMs batched over the images, the layout before 2026-12-01). Read once from
+#: $VIM_DEPLOY_FAST_LAYOUT, for same-run comparisons of the two (bench/RESULTS.md).
+_LAYOUT = os.environ.get("VIM_DEPLOY_FAST_LAYOUT", "channels")
 
 
 def kernel_params(mixer) -> dict:
@@ -53,28 +62,41 @@ def mixer_forward(mixer, hidden_states: torch.Tensor, valid_len: int | None = No
     L = Lp if valid_len is None else valid_len
     T = Bsz * Lp
     kp = kernel_params(mixer)
+    if _LAYOUT not in ("channels", "images"):
+        raise VimDeployError(f"VIM_DEPLOY_FAST_LAYOUT is {_LAYOUT!r}.", "Set it to 'channels' (default) or 'images'.")
+    cm = _LAYOUT == "channels"
 
-    def rows(t: torch.Tensor) -> torch.Tensor:
-        """(n, B * Lp) channel-major -> the kernels' (B, n, L) view (batches Lp apart inside a row)."""
-        return t.view(-1, Bsz, Lp).permute(1, 0, 2)[..., :L]
+    def sl(t: torch.Tensor, a: int, b: int) -> torch.Tensor:
+        """Rows a..b-1 of a projection's output, every token: (b - a, B * Lp) or (B, b - a, Lp)."""
+        return t[a:b] if cm else t[:, a:b]
 
-    xz = mixer.in_proj.weight @ hidden_states.reshape(T, C).t()  # (2E, B * Lp)
-    x, z = rows(xz[:E]), rows(xz[E:])
+    def rows(t: torch.Tensor, a: int, b: int) -> torch.Tensor:
+        """The kernels' (B, b - a, L) view of rows a..b-1 (channel-major: batches Lp apart inside a row)."""
+        return sl(t, a, b).view(b - a, Bsz, Lp).permute(1, 0, 2)[..., :L] if cm else t[:, a:b, :L]
+
+    if cm:
+        xz = mixer.in_proj.weight @ hidden_states.reshape(T, C).t()  # (2E, B * Lp)
+    else:
+        xz = mixer.in_proj.weight @ hidden_states.transpose(1, 2)  # (B, 2E, Lp)
+    x, z = rows(xz, 0, E), rows(xz, E, 2 * E)
     u_f, u_b = kernels.causal_conv1d_silu(x, kp["conv_w"], kp["conv_b"], kp["conv_w_b"], kp["conv_b_b"])
     dirs = []
     for u, sfx, reverse in ((u_f, "", False), (u_b, "_b", True)):
-        u_all = u.as_strided((E, T), (u.stride(1), 1))  # (E, B * Lp), zeros past L in every image
-        xd = getattr(mixer, f"x_proj{sfx}").weight @ u_all  # (R + 2N, B * Lp)
-        delta = getattr(mixer, f"dt_proj{sfx}").weight @ xd[:R]  # (E, B * Lp)
-        dirs.append(ScanDirection(u, rows(delta), kp[f"A{sfx}"], rows(xd[R:R + N]), rows(xd[R + N:]),
+        # every token of u (zeros past L in every image): (E, B * Lp) or (B, E, Lp)
+        u_all = u.as_strided((E, T), (u.stride(1), 1)) if cm else u.as_strided((Bsz, E, Lp), u.stride())
+        xd = getattr(mixer, f"x_proj{sfx}").weight @ u_all  # R + 2N rows
+        delta = getattr(mixer, f"dt_proj{sfx}").weight @ sl(xd, 0, R)  # E rows
+        dirs.append(ScanDirection(u, rows(delta, 0, E), kp[f"A{sfx}"], rows(xd, R, R + N), rows(xd, R + N, R + 2 * N),
                                   kp[f"D{sfx}"], z, kp[f"dt_bias{sfx}"], reverse))
     # y's padding tokens stay unwritten: out_proj maps each token on its own, so whatever they hold only
     # reaches padding rows of the output and the residual, which no valid token reads (conv and scan
     # stop at L, x_proj reads u's zeros there) and the model drops (zeroing them cost ~1% of a vim_small
     # batch-128 forward: one strided fill a layer).
-    y = torch.empty((E, T), dtype=u_f.dtype, device=u_f.device)
-    kernels.selective_scan_multi(dirs, True, 0.5 if mixer.if_divide_out else 1.0, out=rows(y))
-    return (y.t() @ mixer.out_proj.weight.t()).view(Bsz, Lp, C)  # (B, Lp, C)
+    y = torch.empty((E, T) if cm else (Bsz, E, Lp), dtype=u_f.dtype, device=u_f.device)
+    kernels.selective_scan_multi(dirs, True, 0.5 if mixer.if_divide_out else 1.0, out=rows(y, 0, E))
+    if cm:
+        return (y.t() @ mixer.out_proj.weight.t()).view(Bsz, Lp, C)
+    return y.transpose(1, 2) @ mixer.out_proj.weight.t()
 
 
 def patch_embed_forward(patch_embed, x: torch.Tensor) -> torch.Tensor:
