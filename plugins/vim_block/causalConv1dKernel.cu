@@ -130,6 +130,39 @@ __global__ void __launch_bounds__(kThreads) causalConvSiluKernel(CausalConvParam
  * profile_model.py: 16% of a vim_small batch-128 forward).
  */
 constexpr int kVecThreads = 256;
+
+/*
+ * n / d for 0 <= n < 2^31 as a multiply-high and a shift, d fixed per launch (m = ceil(2^p / d), p = 31 +
+ * ceil(log2 d), the quotient (n * m) >> p; checked against integer division on the host for every d < 3000,
+ * powers of two and their neighbours, and random d < 2^31). The vectorised kernel's thread index -> (row,
+ * token group) -> (batch, channel) took two 64-bit divisions, each a MUFU reciprocal and ~15 instructions on
+ * its fast path.
+ */
+struct FastDiv
+{
+    uint32_t d{1}, mul{0}, shift{0};
+
+    static FastDiv make(uint32_t divisor)
+    {
+        FastDiv f;
+        f.d = divisor;
+        if (divisor > 1)
+        {
+            int ceilLog2 = 0;
+            while ((1ull << ceilLog2) < divisor)
+                ++ceilLog2;
+            int const p = 31 + ceilLog2;
+            f.mul = static_cast<uint32_t>(((1ull << p) + divisor - 1) / divisor);
+            f.shift = static_cast<uint32_t>(p - 32);
+        }
+        return f;
+    }
+
+    __device__ __forceinline__ uint32_t div(uint32_t n) const
+    {
+        return d == 1 ? n : __umulhi(n, mul) >> shift;
+    }
+};
 constexpr int kVec = 8;  // tokens a thread
 constexpr int kHalo = 4; // tokens loaded on each side (>= width - 1)
 
@@ -180,22 +213,26 @@ __device__ __forceinline__ void storeVec8(T* dst, float const* src)
     }
 }
 
+/*
+ * perRow divides a thread's group index into (row, group in the row), inner the row into (outer, inner):
+ * (batch, channel) when batch-major, (channel, batch) when channel-major. groups < 2^31 (launch()).
+ */
 template <typename T>
-__global__ void __launch_bounds__(kVecThreads) causalConvSiluVec8Kernel(CausalConvParams const p, int64_t groups)
+__global__ void __launch_bounds__(kVecThreads) causalConvSiluVec8Kernel(
+    CausalConvParams const p, uint32_t groups, FastDiv perRow, FastDiv inner)
 {
     constexpr int kW = 4;
-    int64_t const g = static_cast<int64_t>(blockIdx.x) * kVecThreads + threadIdx.x;
+    uint32_t const g = blockIdx.x * kVecThreads + threadIdx.x;
     if (g >= groups)
         return;
     int const stride = rowStrideOf(p);
-    int const perRow = rowLengthOf(p) / kVec;
-    int64_t const row = g / perRow;
-    int const t0 = static_cast<int>(g - row * perRow) * kVec;
+    uint32_t const row = perRow.div(g);
+    int const t0 = static_cast<int>(g - row * perRow.d) * kVec;
     bool const channelMajor = outBatchStrideOf(p) < stride;
-    int const outer = static_cast<int>(row / (channelMajor ? p.batch : p.dim));
-    int const inner = static_cast<int>(row - static_cast<int64_t>(outer) * (channelMajor ? p.batch : p.dim));
-    int const b = channelMajor ? inner : outer;
-    int const d = channelMajor ? outer : inner;
+    uint32_t const outer = inner.div(row);
+    int const in = static_cast<int>(row - outer * inner.d);
+    int const b = channelMajor ? in : static_cast<int>(outer);
+    int const d = channelMajor ? static_cast<int>(outer) : in;
     T const* x = static_cast<T const*>(p.x) + b * xBatchStrideOf(p) + static_cast<int64_t>(d) * stride;
     int64_t const rowOut = b * outBatchStrideOf(p) + static_cast<int64_t>(d) * stride;
     bool const bwd = p.weight[1] != nullptr;
@@ -251,9 +288,12 @@ __global__ void __launch_bounds__(kVecThreads) causalConvSiluVec8Kernel(CausalCo
             af = fmaf(wf[k], v[kHalo + i - (kW - 1) + k], af);
             ab = fmaf(wb[k], v[kHalo + i + (kW - 1) - k], ab);
         }
-        bool const valid = t0 + i < p.seqlen;
-        yf[i] = valid ? silu(af) : 0.f;
-        yb[i] = valid ? silu(ab) : 0.f;
+        // Zero past seqlen by a factor, not a select: as a select the compiler put each token's SiLU behind
+        // its own branch, serialising the 16 exp / reciprocal chains of a thread (x is 0 there, so af and
+        // ab are finite).
+        float const keep = t0 + i < p.seqlen ? 1.f : 0.f;
+        yf[i] = silu(af) * keep;
+        yb[i] = silu(ab) * keep;
     }
     storeVec8(static_cast<T*>(p.out[0]) + rowOut + t0, yf);
     if (bwd)
@@ -269,7 +309,8 @@ bool aligned16(void const* ptr)
 bool vectorisable(CausalConvParams const& p)
 {
     return p.width == 4 && rowStrideOf(p) % kVec == 0 && xBatchStrideOf(p) % kVec == 0
-        && outBatchStrideOf(p) % kVec == 0 && rowLengthOf(p) % kVec == 0 && aligned16(p.x)
+        && outBatchStrideOf(p) % kVec == 0 && rowLengthOf(p) % kVec == 0
+        && static_cast<int64_t>(p.batch) * p.dim * (rowLengthOf(p) / kVec) < (int64_t{1} << 31) && aligned16(p.x)
         && aligned16(p.out[0])
         && (p.weight[1] == nullptr || aligned16(p.out[1]));
 }
@@ -280,9 +321,12 @@ void launch(CausalConvParams const& p, cudaStream_t stream)
     int const rowLength = rowLengthOf(p);
     if (vectorisable(p))
     {
-        int64_t const groups = static_cast<int64_t>(p.batch) * p.dim * (rowLength / kVec);
-        unsigned const blocks = static_cast<unsigned>((groups + kVecThreads - 1) / kVecThreads);
-        causalConvSiluVec8Kernel<T><<<blocks, kVecThreads, 0, stream>>>(p, groups);
+        uint32_t const groups = static_cast<uint32_t>(static_cast<int64_t>(p.batch) * p.dim * (rowLength / kVec));
+        unsigned const blocks = (groups + kVecThreads - 1) / kVecThreads;
+        bool const channelMajor = outBatchStrideOf(p) < rowStrideOf(p);
+        causalConvSiluVec8Kernel<T><<<blocks, kVecThreads, 0, stream>>>(p, groups,
+            FastDiv::make(static_cast<uint32_t>(rowLength / kVec)),
+            FastDiv::make(static_cast<uint32_t>(channelMajor ? p.batch : p.dim)));
         return;
     }
     dim3 const grid((rowLength + kTokens - 1) / kTokens, p.dim, p.batch);
