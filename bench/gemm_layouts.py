@@ -16,29 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import os
 import sys
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bench_scan import time_cuda  # noqa: E402
+
 MODELS = {"tiny": (192, 384, 12), "small": (384, 768, 24), "base": (768, 1536, 48)}  # d_model, d_inner, dt_rank
 N_STATE = 16
-
-
-def timed(fn, iters: int) -> float:
-    """Median microseconds of fn over iters runs (after 3 warm-up runs)."""
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(iters):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) * 1e3)
-    return statistics.median(times)
 
 
 def case(model: str, batch: int, tokens: int, iters: int) -> dict:
@@ -85,7 +74,7 @@ def case(model: str, batch: int, tokens: int, iters: int) -> dict:
     }
     out = {"model": model, "batch": batch, "tokens": tokens, "padded": Lp, "us": {}}
     for name, fn in rows.items():
-        out["us"][name] = round(timed(fn, iters), 2)
+        out["us"][name] = round(time_cuda(fn, reps=iters, warmup=3)[0], 2)
     out["min_bytes"] = moved
     return out
 

@@ -126,26 +126,21 @@ def test_bad_strides_are_rejected(lib):
     """Batch and row strides are checked before anything reaches the GPU (pointers here are fake)."""
     fake = (ctypes.c_void_p * 2)(1, 1)
     rev = (ctypes.c_int * 2)()
-    strides = (ctypes.c_longlong * 10)(100, 0, 0, 0, 0)  # u's batch stride < dim * seqlen
-    rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, fake, fake, fake, fake, fake, fake, fake, fake, rev,
-                                    strides, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, 0, None,
-                                    ctypes.c_size_t(0), None)
-    assert rc == -1 and b"batch stride" in lib.vim_last_error()
-    rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, fake, fake, fake, fake, fake, fake, fake, fake, rev,
-                                    None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 100, 0, None,
-                                    ctypes.c_size_t(0), None)
-    assert rc == -1 and b"rowStride" in lib.vim_last_error()
-    # channel-major strides are accepted by the check (batch * stride <= rowStride, stride >= seqlen); one
-    # batch stride too small for either layout, and an out batch stride that overlaps, are not
-    strides = (ctypes.c_longlong * 10)(200, 200, 200, 100, 200)
-    rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, fake, fake, fake, fake, fake, fake, fake, fake, rev,
-                                    strides, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 400, 200, None,
-                                    ctypes.c_size_t(0), None)
-    assert rc == -1 and b"batch stride of B or C" in lib.vim_last_error()
-    rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, fake, fake, fake, fake, fake, fake, fake, fake, rev,
-                                    strides, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 400, 300, None,
-                                    ctypes.c_size_t(0), None)
-    assert rc == -1 and b"batch stride of out" in lib.vim_last_error()
+
+    def error(batch_strides, row_stride, out_batch_stride):
+        strides = None if batch_strides is None else (ctypes.c_longlong * 10)(*batch_strides)
+        rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, fake, fake, fake, fake, fake, fake, fake, fake,
+                                        rev, strides, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, row_stride,
+                                        out_batch_stride, None, ctypes.c_size_t(0), None)
+        assert rc == -1
+        return lib.vim_last_error()
+
+    assert b"batch stride" in error((100, 0, 0, 0, 0), 0, 0)  # u's batch stride < dim * seqlen
+    assert b"rowStride" in error(None, 100, 0)
+    # channel-major strides pass the check (batch * stride <= rowStride, stride >= seqlen); a batch stride too
+    # small for either layout, and an out batch stride that overlaps, do not
+    assert b"batch stride of B or C" in error((200, 200, 200, 100, 200), 400, 200)
+    assert b"batch stride of out" in error((200, 200, 200, 200, 200), 400, 300)
 
 
 def test_fast_path_kernels_validate_arguments(lib):
