@@ -46,3 +46,22 @@ def test_patch_embed_as_one_gemm_equals_the_conv(size, patch, stride):
         want = pe(x)
     assert got.shape == want.shape == (3, pe.grid_for(size, size)[0] ** 2, 48)
     assert torch.allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_fused_projections_equal_the_per_direction_ones():
+    # The `fused` layout's block-diagonal x_proj / dt_proj against each direction's own, in float64.
+    from vim_deploy.models import fast_path
+
+    torch.manual_seed(3)
+    mixer = create_model("test_vim").double().layers[0].mixer
+    E, R, N = mixer.d_inner, mixer.dt_rank, mixer.d_state
+    u_f, u_b = torch.randn(E, 40, dtype=torch.float64), torch.randn(E, 40, dtype=torch.float64)
+    wx, wdt = fast_path.fused_projections(mixer)
+    xd = wx @ torch.cat([u_f, u_b])
+    delta = wdt @ xd[2 * N:2 * N + 2 * R]
+    for u, x_proj, dt_proj, b0, d0 in ((u_f, mixer.x_proj, mixer.dt_proj, 0, 0),
+                                       (u_b, mixer.x_proj_b, mixer.dt_proj_b, 2 * N + 2 * R, E)):
+        want = x_proj.weight @ u
+        assert torch.allclose(xd[b0:b0 + 2 * N], want[R:], rtol=1e-12, atol=1e-12)
+        assert torch.allclose(delta[d0:d0 + E], dt_proj.weight @ want[:R], rtol=1e-12, atol=1e-12)
+    assert fast_path.fused_projections(mixer)[0] is wx  # cached while the weights are unchanged

@@ -22,10 +22,12 @@ from vim_deploy.errors import VimDeployError
 from vim_deploy.ops.scan_direction import ScanDirection
 
 #: How activations are laid out between in_proj and out_proj: ``channels`` (channel-major, (channels,
-#: batch * tokens): one GEMM per projection over all images) or ``images`` (per image (channels,
+#: batch * tokens): one GEMM per projection over all images), ``fused`` (channel-major, and both
+#: directions' x_proj and dt_proj as one block-diagonal GEMM each) or ``images`` (per image (channels,
 #: tokens): GEMMs batched over the images, the layout before 2026-12-01). Read once from
-#: $VIM_DEPLOY_FAST_LAYOUT, for same-run comparisons of the two (bench/RESULTS.md).
+#: $VIM_DEPLOY_FAST_LAYOUT, for same-run comparisons (bench/RESULTS.md).
 _LAYOUT = os.environ.get("VIM_DEPLOY_FAST_LAYOUT", "channels")
+_LAYOUTS = ("channels", "fused", "images")
 
 
 def kernel_params(mixer) -> dict:
@@ -48,6 +50,30 @@ def kernel_params(mixer) -> dict:
     return cache[1]
 
 
+def fused_projections(mixer) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both directions' x_proj and dt_proj as block-diagonal weights (the ``fused`` layout), cached on the
+    mixer per version of the weights: x_proj (4N + 2R, 2E) maps [u_f; u_b] to rows B_f, C_f, dt_f, dt_b,
+    B_b, C_b (the two dt blocks adjacent), dt_proj (2E, 2R) maps [dt_f; dt_b] to [delta_f; delta_b]."""
+    src = (mixer.x_proj.weight, mixer.x_proj_b.weight, mixer.dt_proj.weight, mixer.dt_proj_b.weight)
+    key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in src)
+    cache = getattr(mixer, "_fused_cache", None)
+    if cache is None or cache[0] != key:
+        E, R, N = mixer.d_inner, mixer.dt_rank, mixer.d_state
+        xf, xb, dtf, dtb = (t.detach() for t in src)
+        with torch.no_grad():
+            wx = xf.new_zeros((4 * N + 2 * R, 2 * E))
+            wx[:2 * N, :E] = xf[R:]
+            wx[2 * N:2 * N + R, :E] = xf[:R]
+            wx[2 * N + R:2 * N + 2 * R, E:] = xb[:R]
+            wx[2 * N + 2 * R:, E:] = xb[R:]
+            wdt = dtf.new_zeros((2 * E, 2 * R))
+            wdt[:E, :R] = dtf
+            wdt[E:, R:] = dtb
+        cache = (key, (wx, wdt))
+        mixer._fused_cache = cache
+    return cache[1]
+
+
 def mixer_forward(mixer, hidden_states: torch.Tensor, valid_len: int | None = None) -> torch.Tensor:
     """``BiMambaMixer.forward`` on the kernels, (B, Lp, C) -> (B, Lp, C).
 
@@ -62,9 +88,9 @@ def mixer_forward(mixer, hidden_states: torch.Tensor, valid_len: int | None = No
     L = Lp if valid_len is None else valid_len
     T = Bsz * Lp
     kp = kernel_params(mixer)
-    if _LAYOUT not in ("channels", "images"):
-        raise VimDeployError(f"VIM_DEPLOY_FAST_LAYOUT is {_LAYOUT!r}.", "Set it to 'channels' (default) or 'images'.")
-    cm = _LAYOUT == "channels"
+    if _LAYOUT not in _LAYOUTS:
+        raise VimDeployError(f"VIM_DEPLOY_FAST_LAYOUT is {_LAYOUT!r}.", f"Set it to one of {', '.join(_LAYOUTS)}.")
+    cm = _LAYOUT != "images"
 
     def sl(t: torch.Tensor, a: int, b: int) -> torch.Tensor:
         """Rows a..b-1 of a projection's output, every token: (b - a, B * Lp) or (B, b - a, Lp)."""
@@ -81,7 +107,17 @@ def mixer_forward(mixer, hidden_states: torch.Tensor, valid_len: int | None = No
     x, z = rows(xz, 0, E), rows(xz, E, 2 * E)
     u_f, u_b = kernels.causal_conv1d_silu(x, kp["conv_w"], kp["conv_b"], kp["conv_w_b"], kp["conv_b_b"])
     dirs = []
-    for u, sfx, reverse in ((u_f, "", False), (u_b, "_b", True)):
+    if _LAYOUT == "fused" and u_b.data_ptr() == u_f.data_ptr() + E * u_f.stride(1) * u_f.element_size():
+        # the conv wrote u_b right after u_f: [u_f; u_b] is one (2E, B * Lp) operand
+        wx, wdt = fused_projections(mixer)
+        xd = wx @ u_f.as_strided((2 * E, T), (u_f.stride(1), 1))  # B_f, C_f, dt_f, dt_b, B_b, C_b
+        delta = wdt @ xd[2 * N:2 * N + 2 * R]  # delta_f, delta_b
+        b0 = 2 * N + 2 * R
+        dirs = [ScanDirection(u_f, rows(delta, 0, E), kp["A"], rows(xd, 0, N), rows(xd, N, 2 * N), kp["D"], z,
+                              kp["dt_bias"], False),
+                ScanDirection(u_b, rows(delta, E, 2 * E), kp["A_b"], rows(xd, b0, b0 + N), rows(xd, b0 + N, b0 + 2 * N),
+                              kp["D_b"], z, kp["dt_bias_b"], True)]
+    for u, sfx, reverse in ((u_f, "", False), (u_b, "_b", True)) if not dirs else ():
         # every token of u (zeros past L in every image): (E, B * Lp) or (B, E, Lp)
         u_all = u.as_strided((E, T), (u.stride(1), 1)) if cm else u.as_strided((Bsz, E, Lp), u.stride())
         xd = getattr(mixer, f"x_proj{sfx}").weight @ u_all  # R + 2N rows

@@ -210,14 +210,16 @@ def causal_conv1d_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     wb = None if weight_bwd is None else _f32(weight_bwd.reshape(dim, -1))
     bf, bb = _f32(bias), _f32(bias_bwd)
     if channel_major(x, rs):  # outputs like x: (dim, batch, x's batch stride) inside rows rs apart
-        full_f = torch.empty((dim, rs), dtype=x.dtype, device=x.device)
+        # both directions in one buffer, backward right after forward: one (2 * dim, rs) GEMM operand
+        both = torch.empty((1 if wb is None else 2, dim, rs), dtype=x.dtype, device=x.device)
+        full_f, full_b = both[0], None if wb is None else both[1]
         view = lambda t: t.as_strided((batch, dim, seqlen), (sx, rs, 1))  # noqa: E731
         so = sx
     else:
         full_f = torch.empty((batch, dim, rs), dtype=x.dtype, device=x.device)
+        full_b = None if wb is None else torch.empty_like(full_f)
         view = lambda t: t[..., :seqlen]  # noqa: E731
         so = 0
-    full_b = None if wb is None else torch.empty_like(full_f)
     out_f, out_b = view(full_f), None if full_b is None else view(full_b)
     stream = torch.cuda.current_stream(x.device).cuda_stream
     rc = lib.vim_causal_conv1d_silu(_DTYPES[x.dtype], batch, dim, seqlen, w.shape[1], rs, x.data_ptr(), sx,
