@@ -9,7 +9,10 @@ directions, out_proj. Nothing is transposed or copied between kernels (the kerne
 Between in_proj and out_proj activations are channel-major, (channels, batch * tokens): every
 projection is then one matrix product over all images (batched over the images, (channels, tokens)
 per image, they were 10-25% slower on the H200: ``bench/gemm_layouts.py``), and the conv and scan
-kernels read a (batch, channels, tokens) view whose batches lie inside a row stride.
+kernels read a (batch, channels, tokens) view whose batches lie inside a row stride. Both directions'
+x_proj and dt_proj are one block-diagonal product each over [u_f; u_b] (twice the FLOPs of these small
+products, half the launches; H200: vim_small batch 128 2.3% and vim_tiny batch 8 @ 1248 2.9% faster a
+forward, vim_base batch 128 within 0.4%; bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -21,12 +24,12 @@ import torch
 from vim_deploy.errors import VimDeployError
 from vim_deploy.ops.scan_direction import ScanDirection
 
-#: How activations are laid out between in_proj and out_proj: ``channels`` (channel-major, (channels,
-#: batch * tokens): one GEMM per projection over all images), ``fused`` (channel-major, and both
-#: directions' x_proj and dt_proj as one block-diagonal GEMM each) or ``images`` (per image (channels,
-#: tokens): GEMMs batched over the images, the layout before 2026-12-01). Read once from
-#: $VIM_DEPLOY_FAST_LAYOUT, for same-run comparisons (bench/RESULTS.md).
-_LAYOUT = os.environ.get("VIM_DEPLOY_FAST_LAYOUT", "channels")
+#: How activations are laid out between in_proj and out_proj: ``fused`` (the default: channel-major,
+#: (channels, batch * tokens), one GEMM per projection over all images, both directions' x_proj and
+#: dt_proj as one block-diagonal GEMM each), ``channels`` (the same, one x_proj / dt_proj GEMM per
+#: direction) or ``images`` (per image (channels, tokens): GEMMs batched over the images, the layout
+#: before 2026-12-01). Read once from $VIM_DEPLOY_FAST_LAYOUT, for same-run comparisons (bench/RESULTS.md).
+_LAYOUT = os.environ.get("VIM_DEPLOY_FAST_LAYOUT", "fused")
 _LAYOUTS = ("channels", "fused", "images")
 
 
