@@ -22,6 +22,7 @@
  */
 #include "selectiveScanKernel.h"
 #include "fmaExp2.cuh"
+#include "rowLayout.cuh"
 #include "scanTypes.cuh"
 
 #include <cuda_bf16.h>
@@ -156,7 +157,7 @@ struct KernelArgs
 /*
  * Elements from a row tensor's start to the end of its last row, given its batch stride. A batch-major
  * layout (batch stride >= dim * rowStride) gives each row rowStride elements; a channel-major one
- * (rows, batch, tokens) gives each row batchStride elements, and its buffer ends there.
+ * (rows, batch, tokens) gives each row batchStride elements, and its buffer ends there (rowLayout.cuh).
  */
 __host__ __device__ inline int64_t rowExtentOf(KernelArgs const& a, int64_t batchStride)
 {
@@ -1138,15 +1139,6 @@ int smCountOf(SelectiveScanParams const& p)
     cudaError_t const err = oncePerDevice(
         cache, sm, [](int dev, int& v) { return cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev); });
     return err == cudaSuccess && sm > 0 ? sm : 108; // 108: no device to ask (not cached: a later call may succeed)
-}
-
-/*
- * A batch stride (0 = packed) that keeps the rows of a (batch, rows) grid apart: batch-major (>= rows *
- * rowStride) or channel-major (rows, batch, tokens: >= seqlen, and batch of them within rowStride).
- */
-bool batchStrideValid(int64_t stride, int64_t rows, int64_t rowStride, int batch, int seqlen)
-{
-    return stride == 0 || stride >= rows * rowStride || (stride >= seqlen && stride * batch <= rowStride);
 }
 
 //! 8-byte cp.async needs 8-byte aligned tensors (a tensor can be a view at any element offset).

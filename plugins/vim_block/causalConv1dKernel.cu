@@ -9,6 +9,7 @@
  * Memory-bound: x is read about once, each output written once.
  */
 #include "causalConv1dKernel.h"
+#include "rowLayout.cuh"
 #include "scanTypes.cuh"
 
 #include <cuda_bf16.h>
@@ -50,11 +51,16 @@ __host__ __device__ __forceinline__ int64_t outBatchStrideOf(CausalConvParams co
     return p.outBatchStride > 0 ? p.outBatchStride : static_cast<int64_t>(p.dim) * rowStrideOf(p);
 }
 
+//! Outputs (dim, batch, tokens) rather than (batch, dim, tokens) (rowLayout.cuh).
+__host__ __device__ __forceinline__ bool channelMajorOf(CausalConvParams const& p)
+{
+    return outBatchStrideOf(p) < rowStrideOf(p);
+}
+
 //! Tokens an output row holds (written up to): the row stride, or in a channel-major layout the batch stride.
 __host__ __device__ __forceinline__ int rowLengthOf(CausalConvParams const& p)
 {
-    int64_t const obs = outBatchStrideOf(p);
-    return obs < rowStrideOf(p) ? static_cast<int>(obs) : rowStrideOf(p);
+    return channelMajorOf(p) ? static_cast<int>(outBatchStrideOf(p)) : rowStrideOf(p);
 }
 
 //! kW > 0: the width as a compile-time constant (weights in registers, unrolled taps); 0: p.width.
@@ -119,19 +125,6 @@ __global__ void __launch_bounds__(kThreads) causalConvSiluKernel(CausalConvParam
 }
 
 /*
- * The vectorised form (width 4, rows a multiple of 8 elements apart, 16-byte aligned tensors: the fast
- * path's padded layout). The tensors are a flat run of rows; a thread owns 8 consecutive tokens of one
- * row: one 16-byte load of its own tokens (two for fp32) and two 4-token loads for the halos (the 3
- * tokens before and after, mostly L1 hits of the neighbouring threads' loads), then 16-byte stores
- * (padding tokens, seqlen to the row's length, written as zeros like the row kernel does). Threads walk
- * the output rows in memory order: (batch, channel) when batch-major, (channel, batch) when channel-major.
- * The row-per-block kernel above staged 512 tokens a block whatever the length, so at L = 197 most of
- * its threads idled and it ran at about a quarter of the copy bandwidth (2026-12-01, H200,
- * profile_model.py: 16% of a vim_small batch-128 forward).
- */
-constexpr int kVecThreads = 256;
-
-/*
  * n / d for 0 <= n < 2^31 as a multiply-high and a shift, d fixed per launch (m = ceil(2^p / d), p = 31 +
  * ceil(log2 d), the quotient (n * m) >> p; checked against integer division on the host for every d < 3000,
  * powers of two and their neighbours, and random d < 2^31). The vectorised kernel's thread index -> (row,
@@ -163,6 +156,19 @@ struct FastDiv
         return d == 1 ? n : __umulhi(n, mul) >> shift;
     }
 };
+
+/*
+ * The vectorised form (width 4, rows a multiple of 8 elements apart, 16-byte aligned tensors: the fast
+ * path's padded layout). The tensors are a flat run of rows; a thread owns 8 consecutive tokens of one
+ * row: one 16-byte load of its own tokens (two for fp32) and two 4-token loads for the halos (the 3
+ * tokens before and after, mostly L1 hits of the neighbouring threads' loads), then 16-byte stores
+ * (padding tokens, seqlen to the row's length, written as zeros like the row kernel does). Threads walk
+ * the output rows in memory order: (batch, channel) when batch-major, (channel, batch) when channel-major.
+ * The row-per-block kernel above staged 512 tokens a block whatever the length, so at L = 197 most of
+ * its threads idled and it ran at about a quarter of the copy bandwidth (2026-12-01, H200,
+ * profile_model.py: 16% of a vim_small batch-128 forward).
+ */
+constexpr int kVecThreads = 256;
 constexpr int kVec = 8;  // tokens a thread
 constexpr int kHalo = 4; // tokens loaded on each side (>= width - 1)
 
@@ -228,7 +234,7 @@ __global__ void __launch_bounds__(kVecThreads) causalConvSiluVec8Kernel(
     int const stride = rowStrideOf(p);
     uint32_t const row = perRow.div(g);
     int const t0 = static_cast<int>(g - row * perRow.d) * kVec;
-    bool const channelMajor = outBatchStrideOf(p) < stride;
+    bool const channelMajor = channelMajorOf(p);
     uint32_t const outer = inner.div(row);
     int const in = static_cast<int>(row - outer * inner.d);
     int const b = channelMajor ? in : static_cast<int>(outer);
@@ -323,10 +329,9 @@ void launch(CausalConvParams const& p, cudaStream_t stream)
     {
         uint32_t const groups = static_cast<uint32_t>(static_cast<int64_t>(p.batch) * p.dim * (rowLength / kVec));
         unsigned const blocks = (groups + kVecThreads - 1) / kVecThreads;
-        bool const channelMajor = outBatchStrideOf(p) < rowStrideOf(p);
         causalConvSiluVec8Kernel<T><<<blocks, kVecThreads, 0, stream>>>(p, groups,
             FastDiv::make(static_cast<uint32_t>(rowLength / kVec)),
-            FastDiv::make(static_cast<uint32_t>(channelMajor ? p.batch : p.dim)));
+            FastDiv::make(static_cast<uint32_t>(channelMajorOf(p) ? p.batch : p.dim)));
         return;
     }
     dim3 const grid((rowLength + kTokens - 1) / kTokens, p.dim, p.batch);
@@ -348,11 +353,7 @@ char const* causalConv1dSiluValidate(CausalConvParams const& p)
         return "conv width must be in 1..8";
     if (p.rowStride != 0 && p.rowStride < p.seqlen)
         return "rowStride must be 0 (= seqlen) or >= seqlen";
-    // Batch-major (>= dim * rowStride) or channel-major (>= seqlen, batch of them within rowStride).
-    auto strideOk = [&](int64_t s) {
-        return s == 0 || s >= static_cast<int64_t>(p.dim) * rowStrideOf(p)
-            || (s >= p.seqlen && s * p.batch <= rowStrideOf(p));
-    };
+    auto strideOk = [&](int64_t s) { return batchStrideValid(s, p.dim, rowStrideOf(p), p.batch, p.seqlen); };
     if (!strideOk(p.xBatchStride))
         return "x batch stride is neither batch-major (>= dim * rowStride) nor channel-major (>= seqlen, batch * "
                "stride <= rowStride)";

@@ -109,24 +109,23 @@ def mixer_forward(mixer, hidden_states: torch.Tensor, valid_len: int | None = No
         xz = mixer.in_proj.weight @ hidden_states.transpose(1, 2)  # (B, 2E, Lp)
     x, z = rows(xz, 0, E), rows(xz, E, 2 * E)
     u_f, u_b = kernels.causal_conv1d_silu(x, kp["conv_w"], kp["conv_b"], kp["conv_w_b"], kp["conv_b_b"])
-    dirs = []
+    # per direction: its x_proj output (B rows at b0, C rows after them) and its delta (rows d0..d0 + E - 1)
     if _LAYOUT == "fused" and u_b.data_ptr() == u_f.data_ptr() + E * u_f.stride(1) * u_f.element_size():
         # the conv wrote u_b right after u_f: [u_f; u_b] is one (2E, B * Lp) operand
         wx, wdt = fused_projections(mixer)
         xd = wx @ u_f.as_strided((2 * E, T), (u_f.stride(1), 1))  # B_f, C_f, dt_f, dt_b, B_b, C_b
         delta = wdt @ xd[2 * N:2 * N + 2 * R]  # delta_f, delta_b
-        b0 = 2 * N + 2 * R
-        dirs = [ScanDirection(u_f, rows(delta, 0, E), kp["A"], rows(xd, 0, N), rows(xd, N, 2 * N), kp["D"], z,
-                              kp["dt_bias"], False),
-                ScanDirection(u_b, rows(delta, E, 2 * E), kp["A_b"], rows(xd, b0, b0 + N), rows(xd, b0 + N, b0 + 2 * N),
-                              kp["D_b"], z, kp["dt_bias_b"], True)]
-    for u, sfx, reverse in ((u_f, "", False), (u_b, "_b", True)) if not dirs else ():
-        # every token of u (zeros past L in every image): (E, B * Lp) or (B, E, Lp)
-        u_all = u.as_strided((E, T), (u.stride(1), 1)) if cm else u.as_strided((Bsz, E, Lp), u.stride())
-        xd = getattr(mixer, f"x_proj{sfx}").weight @ u_all  # R + 2N rows
-        delta = getattr(mixer, f"dt_proj{sfx}").weight @ sl(xd, 0, R)  # E rows
-        dirs.append(ScanDirection(u, rows(delta, 0, E), kp[f"A{sfx}"], rows(xd, R, R + N), rows(xd, R + N, R + 2 * N),
-                                  kp[f"D{sfx}"], z, kp[f"dt_bias{sfx}"], reverse))
+        proj = [(xd, 0, delta, 0), (xd, 2 * N + 2 * R, delta, E)]
+    else:
+        proj = []
+        for u, sfx in ((u_f, ""), (u_b, "_b")):
+            # every token of u (zeros past L in every image): (E, B * Lp) or (B, E, Lp)
+            u_all = u.as_strided((E, T), (u.stride(1), 1)) if cm else u.as_strided((Bsz, E, Lp), u.stride())
+            xd = getattr(mixer, f"x_proj{sfx}").weight @ u_all  # dt, B, C rows
+            proj.append((xd, R, getattr(mixer, f"dt_proj{sfx}").weight @ sl(xd, 0, R), 0))
+    dirs = [ScanDirection(u, rows(delta, d0, d0 + E), kp[f"A{sfx}"], rows(xd, b0, b0 + N), rows(xd, b0 + N, b0 + 2 * N),
+                          kp[f"D{sfx}"], z, kp[f"dt_bias{sfx}"], reverse)
+            for (u, sfx, reverse), (xd, b0, delta, d0) in zip(((u_f, "", False), (u_b, "_b", True)), proj)]
     # y's padding tokens stay unwritten: out_proj maps each token on its own, so whatever they hold only
     # reaches padding rows of the output and the residual, which no valid token reads (conv and scan
     # stop at L, x_proj reads u's zeros there) and the model drops (zeroing them cost ~1% of a vim_small
