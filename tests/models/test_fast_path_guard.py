@@ -65,3 +65,25 @@ def test_fused_projections_equal_the_per_direction_ones():
         assert torch.allclose(xd[b0:b0 + 2 * N], want[R:], rtol=1e-12, atol=1e-12)
         assert torch.allclose(delta[d0:d0 + E], dt_proj.weight @ want[:R], rtol=1e-12, atol=1e-12)
     assert fast_path.fused_projections(mixer)[0] is wx  # cached while the weights are unchanged
+
+
+def test_stacked_needs_one_buffer_not_adjacent_addresses():
+    """The fused layout reads [u_f; u_b] as one operand only when both lie in one buffer: two separate
+    allocations that happen to lie back to back (batch 1's conv outputs) must not pass (a view over both
+    runs past the first one's storage: the batch-1 fp16 failure found on the H200)."""
+    import numpy as np
+
+    from vim_deploy.models.fast_path import stacked
+
+    E, L = 4, 6
+    both = torch.randn(2, E, L)
+    assert stacked(both[0][None], both[1][None])
+    assert not stacked(both[1][None], both[0][None])  # backward before forward
+    buf = np.random.rand(2 * E * L).astype(np.float32)
+    u_f, u_b = torch.from_numpy(buf[:E * L]).view(1, E, L), torch.from_numpy(buf[E * L:]).view(1, E, L)
+    assert u_b.data_ptr() == u_f.data_ptr() + E * L * 4  # adjacent addresses ...
+    assert not stacked(u_f, u_b)  # ... but two storages
+    # channel-major views (B, E, L) inside rows of a (2, E, rs) buffer, as the conv returns them
+    cm = torch.randn(2, E, 3 * 8)
+    f, b = (cm[i].as_strided((3, E, L), (8, 3 * 8, 1)) for i in (0, 1))
+    assert stacked(f, b)

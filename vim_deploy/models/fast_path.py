@@ -77,6 +77,18 @@ def fused_projections(mixer) -> tuple[torch.Tensor, torch.Tensor]:
     return cache[1]
 
 
+def stacked(u_f: torch.Tensor, u_b: torch.Tensor) -> bool:
+    """Whether u_b's rows follow u_f's inside one buffer, so that [u_f; u_b] is one GEMM operand.
+
+    Adjacent addresses alone do not say so: two separate allocations can lie back to back (the caching
+    allocator does that for batch 1's two conv outputs), and a view spanning both would run past the
+    first one's storage. The conv writes both directions into one buffer only when channel-major."""
+    rows = u_f.shape[1]  # (B, E, L) views: rows stride(1) apart
+    return (u_f.untyped_storage().data_ptr() == u_b.untyped_storage().data_ptr()
+            and u_b.storage_offset() == u_f.storage_offset() + rows * u_f.stride(1)
+            and u_f.stride() == u_b.stride())
+
+
 def mixer_forward(mixer, hidden_states: torch.Tensor, valid_len: int | None = None) -> torch.Tensor:
     """``BiMambaMixer.forward`` on the kernels, (B, Lp, C) -> (B, Lp, C).
 
@@ -110,7 +122,7 @@ def mixer_forward(mixer, hidden_states: torch.Tensor, valid_len: int | None = No
     x, z = rows(xz, 0, E), rows(xz, E, 2 * E)
     u_f, u_b = kernels.causal_conv1d_silu(x, kp["conv_w"], kp["conv_b"], kp["conv_w_b"], kp["conv_b_b"])
     # per direction: its x_proj output (B rows at b0, C rows after them) and its delta (rows d0..d0 + E - 1)
-    if _LAYOUT == "fused" and u_b.data_ptr() == u_f.data_ptr() + E * u_f.stride(1) * u_f.element_size():
+    if _LAYOUT == "fused" and stacked(u_f, u_b):
         # the conv wrote u_b right after u_f: [u_f; u_b] is one (2E, B * Lp) operand
         wx, wdt = fused_projections(mixer)
         xd = wx @ u_f.as_strided((2 * E, T), (u_f.stride(1), 1))  # B_f, C_f, dt_f, dt_b, B_b, C_b

@@ -215,9 +215,9 @@ def causal_conv1d_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
         full_f, full_b = both[0], None if wb is None else both[1]
         view = lambda t: t.as_strided((batch, dim, seqlen), (sx, rs, 1))  # noqa: E731
         so = sx
-    else:
-        full_f = torch.empty((batch, dim, rs), dtype=x.dtype, device=x.device)
-        full_b = None if wb is None else torch.empty_like(full_f)
+    else:  # one buffer too: at batch 1 [u_f; u_b] is then one (2 * dim, rs) operand as well
+        both = torch.empty((1 if wb is None else 2, batch, dim, rs), dtype=x.dtype, device=x.device)
+        full_f, full_b = both[0], None if wb is None else both[1]
         view = lambda t: t[..., :seqlen]  # noqa: E731
         so = 0
     out_f, out_b = view(full_f), None if full_b is None else view(full_b)
