@@ -202,8 +202,8 @@ def test_bidirectional_entry_matches_reference():
 
 @pytest.mark.parametrize("batch", [4, 1])
 def test_model_fast_path_matches_pytorch(batch):
-    """Batch 1 takes other paths (its activations are not channel-major; one x_proj / dt_proj GEMM a
-    direction) and its two conv outputs may lie back to back in memory."""
+    """Batch 1 takes other paths: its conv outputs are batch-major (one buffer for both directions, read
+    as one operand by the fused projections; two back-to-back allocations had once passed for that)."""
     from vim_deploy.models import create_model
 
     x = torch.randn(batch, 3, 224, 224, device="cuda")

@@ -69,7 +69,7 @@ def test_fused_projections_equal_the_per_direction_ones():
 
 def test_stacked_needs_one_buffer_not_adjacent_addresses():
     """The fused layout reads [u_f; u_b] as one operand only when both lie in one buffer: two separate
-    allocations that happen to lie back to back (batch 1's conv outputs) must not pass (a view over both
+    allocations that happen to lie back to back (as batch 1's conv outputs once did) must not pass (a view over both
     runs past the first one's storage: the batch-1 fp16 failure found on the H200)."""
     import numpy as np
 

@@ -81,8 +81,8 @@ def stacked(u_f: torch.Tensor, u_b: torch.Tensor) -> bool:
     """Whether u_b's rows follow u_f's inside one buffer, so that [u_f; u_b] is one GEMM operand.
 
     Adjacent addresses alone do not say so: two separate allocations can lie back to back (the caching
-    allocator does that for batch 1's two conv outputs), and a view spanning both would run past the
-    first one's storage. The conv writes both directions into one buffer only when channel-major."""
+    allocator did that for batch 1's two conv outputs, before the conv wrote both into one buffer), and a
+    view spanning both would run past the first one's storage."""
     rows = u_f.shape[1]  # (B, E, L) views: rows stride(1) apart
     return (u_f.untyped_storage().data_ptr() == u_b.untyped_storage().data_ptr()
             and u_b.storage_offset() == u_f.storage_offset() + rows * u_f.stride(1)
