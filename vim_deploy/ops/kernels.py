@@ -109,6 +109,19 @@ def channel_major(t: torch.Tensor, row_stride: int) -> bool:
     return t.shape[0] > 1 and t.stride(0) < t.shape[1] * row_stride
 
 
+def _empty_rows_like(like: torch.Tensor, rows: int, row_stride: int, n: int = 1) -> list[torch.Tensor]:
+    """n uninitialised (batch, rows, seqlen) outputs laid out like `like` (its row stride; channel-major,
+    batches at like's batch stride inside each row, or batch-major), stacked one after the other in one
+    buffer so that consecutive outputs form one (n * rows, ...) operand. Each view starts where its part
+    of the buffer starts (the kernels write the padding too)."""
+    b, _, seqlen = like.shape
+    if channel_major(like, row_stride):
+        buf = torch.empty((n, rows, row_stride), dtype=like.dtype, device=like.device)
+        return [part.as_strided((b, rows, seqlen), (like.stride(0), row_stride, 1)) for part in buf]
+    buf = torch.empty((n, b, rows, row_stride), dtype=like.dtype, device=like.device)
+    return [part[..., :seqlen] for part in buf]
+
+
 def _batch_stride(t: torch.Tensor, row_stride: int) -> int:
     """The batch stride to pass (0 = rows * row_stride, i.e. batches packed)."""
     b, r, _ = t.shape
@@ -163,12 +176,8 @@ def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: flo
     dstate = dirs[0].A.shape[1]
     code = _DTYPES[dtype]
     nd = len(dirs)
-    if out is None and channel_major(u0, row_stride):
-        full = torch.empty((dim, row_stride), dtype=dtype, device=u0.device)
-        out = full.as_strided((batch, dim, seqlen), (u0.stride(0), row_stride, 1))
-    elif out is None:
-        full = torch.empty((batch, dim, row_stride), dtype=dtype, device=u0.device)
-        out = full[..., :seqlen]
+    if out is None:
+        out = _empty_rows_like(u0, dim, row_stride)[0]
     ws_bytes = lib.vim_selective_scan_workspace_size(code, batch, dim, seqlen, dstate, nd, num_chunks, lanes)
     ws = torch.empty(max(ws_bytes, 1), dtype=torch.uint8, device=u0.device)
     arr = lambda i: (ctypes.c_void_p * 2)(*[_ptr(d[i]) for d in dirs] + [None] * (2 - nd))  # noqa: E731
@@ -209,22 +218,13 @@ def causal_conv1d_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     w = _f32(weight.reshape(dim, -1))
     wb = None if weight_bwd is None else _f32(weight_bwd.reshape(dim, -1))
     bf, bb = _f32(bias), _f32(bias_bwd)
-    if channel_major(x, rs):  # outputs like x: (dim, batch, x's batch stride) inside rows rs apart
-        # both directions in one buffer, backward right after forward: one (2 * dim, rs) GEMM operand
-        both = torch.empty((1 if wb is None else 2, dim, rs), dtype=x.dtype, device=x.device)
-        full_f, full_b = both[0], None if wb is None else both[1]
-        view = lambda t: t.as_strided((batch, dim, seqlen), (sx, rs, 1))  # noqa: E731
-        so = sx
-    else:  # one buffer too: at batch 1 [u_f; u_b] is then one (2 * dim, rs) operand as well
-        both = torch.empty((1 if wb is None else 2, batch, dim, rs), dtype=x.dtype, device=x.device)
-        full_f, full_b = both[0], None if wb is None else both[1]
-        view = lambda t: t[..., :seqlen]  # noqa: E731
-        so = 0
-    out_f, out_b = view(full_f), None if full_b is None else view(full_b)
+    # both directions in one buffer laid out like x, backward right after forward: [u_f; u_b] is one GEMM operand
+    outs = _empty_rows_like(x, dim, rs, 1 if wb is None else 2)
+    out_f, out_b = outs[0], (outs[1] if len(outs) > 1 else None)
     stream = torch.cuda.current_stream(x.device).cuda_stream
     rc = lib.vim_causal_conv1d_silu(_DTYPES[x.dtype], batch, dim, seqlen, w.shape[1], rs, x.data_ptr(), sx,
-                                    w.data_ptr(), _ptr(bf), full_f.data_ptr(), _ptr(wb), _ptr(bb), _ptr(full_b), so,
-                                    stream)
+                                    w.data_ptr(), _ptr(bf), out_f.data_ptr(), _ptr(wb), _ptr(bb), _ptr(out_b),
+                                    _batch_stride(out_f, rs), stream)
     _check(lib, rc, "causal conv1d kernel")
     return out_f if out_b is None else (out_f, out_b)
 
