@@ -2,11 +2,19 @@
 large dstate, fp32/fp16/bf16 and views at unaligned offsets (the element-copy path).
 
     compute-sanitizer --tool memcheck --error-exitcode 9 python3 bench/memcheck_scan.py
+
+PyTorch's caching allocator is switched off here: it carves tensors out of large segments, so memcheck
+could not see a read a few bytes past a tensor (a tensor's last, partial 8-byte granule). With one
+cudaMalloc a tensor, every byte past a tensor is out of bounds for memcheck.
 """
 
-import torch
+import os
 
-from vim_deploy.ops import kernels
+os.environ["PYTORCH_NO_CUDA_MEMORY_CACHING"] = "1"  # before torch initialises CUDA
+
+import torch  # noqa: E402
+
+from vim_deploy.ops import kernels  # noqa: E402
 
 
 def shifted(t):
@@ -56,11 +64,13 @@ for dtype in (torch.float16, torch.float32, torch.bfloat16):
     xz = torch.randn(2, 2 * 96, 197, device="cuda").to(dtype)
     kernels.causal_conv1d_silu(xz[:, :96], torch.randn(96, 1, 4, device="cuda"), torch.randn(96, device="cuda"),
                                torch.randn(96, 1, 4, device="cuda"), None)
-    for l, lp in ((197, 200), (5, 8), (12, 16), (1000, 1000)):  # rows 8-aligned: the vectorised conv kernel
+    # rows 8-aligned: the vectorised conv kernel (L 19: no interior group, 20: one)
+    for l, lp in ((197, 200), (5, 8), (12, 16), (19, 24), (20, 24), (9, 40), (1000, 1000)):
         xz = torch.randn(2, 2 * 96, lp, device="cuda").to(dtype)
         kernels.causal_conv1d_silu(xz[:, :96, :l], torch.randn(96, 1, 4, device="cuda"),
                                    torch.randn(96, device="cuda"), torch.randn(96, 1, 4, device="cuda"), None)
-    for b, l, lp in ((3, 197, 200), (2, 13, 13)):  # channel-major x (rows of in_proj's (2 * dim, b * lp) output)
+    # channel-major x (rows of in_proj's (2 * dim, b * lp) output)
+    for b, l, lp in ((3, 197, 200), (2, 20, 24), (2, 9, 24), (2, 13, 13)):
         xz = torch.randn(2 * 96, b, lp, device="cuda").to(dtype)
         kernels.causal_conv1d_silu(xz[:96].permute(1, 0, 2)[..., :l], torch.randn(96, 1, 4, device="cuda"),
                                    torch.randn(96, device="cuda"), torch.randn(96, 1, 4, device="cuda"), None)

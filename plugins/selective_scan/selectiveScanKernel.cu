@@ -205,6 +205,30 @@ __device__ __forceinline__ void cpAsync8(unsigned smemAddr, void const* gmem, in
     asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(smemAddr), "l"(gmem), "r"(srcBytes) : "memory");
 }
 
+/*
+ * A tensor's last, partial granule (0 < valid < the elements per granule) and granules wholly past its
+ * end (valid <= 0), written to shared memory directly: the valid elements by plain loads, zeros after.
+ * A cp.async of fewer source bytes than its size would read no more either, but compute-sanitizer
+ * counts the whole 8 bytes against the allocation (H200, 2026-12-01), so nothing past a tensor's end
+ * is even addressed.
+ */
+template <typename T>
+__device__ __forceinline__ void storeGranuleTail(unsigned smemAddr, T const* gmem, int valid)
+{
+    constexpr int kE = 8 / static_cast<int>(sizeof(T));
+    union
+    {
+        T e[kE];
+        uint32_t w[2];
+    } g;
+#pragma unroll
+    for (int k = 0; k < kE; ++k)
+    {
+        g.e[k] = k < valid ? gmem[k] : fromFloat<T>(0.f);
+    }
+    asm volatile("st.shared.v2.u32 [%0], {%1, %2};\n" ::"r"(smemAddr), "r"(g.w[0]), "r"(g.w[1]) : "memory");
+}
+
 __device__ __forceinline__ void cpAsyncCommit()
 {
     asm volatile("cp.async.commit_group;\n" ::: "memory");
@@ -264,7 +288,7 @@ struct RowPlan
     /*
      * Issue the copies of one tile for the tensors selected by `mask` (u, delta, z, prev). `limit`:
      * elements from the tile origin to the end of the tensors; granules reaching past it are cut
-     * (zero-filled), so nothing beyond a tensor is read.
+     * (storeGranuleTail: the valid elements, zeros after), so nothing beyond a tensor is read.
      */
     __device__ __forceinline__ void copyAsync(unsigned mask, unsigned const (&dstStage)[4], T const* const (&src)[4],
         int64_t const (&origin)[4], int64_t const (&limit)[4], int rowStride) const
@@ -307,9 +331,14 @@ struct RowPlan
                 if (mask & (1u << a))
                 {
                     int64_t const left = limit[a] - copyRel[i];
-                    int const bytes
-                        = left >= kE ? 8 : (left <= 0 ? 0 : static_cast<int>(left) * static_cast<int>(sizeof(T)));
-                    cpAsync8(dstStage[a] + copySmem[i], bytes > 0 ? tile[a] + copyRel[i] : src[a], bytes);
+                    if (left >= kE)
+                    {
+                        cpAsync8(dstStage[a] + copySmem[i], tile[a] + copyRel[i], 8);
+                    }
+                    else
+                    {
+                        storeGranuleTail(dstStage[a] + copySmem[i], tile[a] + copyRel[i], static_cast<int>(left));
+                    }
                 }
             }
         }
