@@ -307,10 +307,15 @@ def test_padded_rows(dtype, chunks):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["fp32", "fp16", "bf16"])
-@pytest.mark.parametrize("l,lp", [(197, 200), (5, 8), (8, 8), (12, 16), (1000, 1000), (6085, 6088)])
-def test_causal_conv1d_silu_padded_rows(dtype, l, lp):
+@pytest.mark.parametrize("l,lp", [(197, 200), (5, 8), (8, 8), (12, 16), (19, 24), (20, 24), (21, 32), (9, 40),
+                                  (1000, 1000), (6085, 6088)])
+@pytest.mark.parametrize("weights", ["aligned", "offset"])
+def test_causal_conv1d_silu_padded_rows(dtype, l, lp, weights):
     """The fast path's layout (rows a multiple of 8 tokens apart, aligned: the vectorised kernel): the
-    padding of x is never read (NaN there changes nothing) and the outputs' padding is written as zeros."""
+    padding of x is never read (NaN there changes nothing) and the outputs' padding is written as zeros.
+    L 19 has no interior 8-token group (every group's window reaches 0 or L), 20 exactly one, 9 in a row of
+    40 whole groups of padding; "offset" weights are fp32 views 4 bytes past an aligned start (the
+    kernel's element-wise weight loads)."""
     import torch.nn.functional as F
 
     k = kernels()
@@ -318,7 +323,11 @@ def test_causal_conv1d_silu_padded_rows(dtype, l, lp):
     xz = torch.randn(b, 2 * d, lp, device="cuda").to(dtype)
     xz[..., l:] = float("nan")
     x = xz[:, :d, :l]
-    wf, wb = torch.randn(d, 1, w, device="cuda"), torch.randn(d, 1, w, device="cuda")
+    if weights == "offset":
+        wf, wb = (torch.randn(d * w + 1, device="cuda")[1:].view(d, 1, w) for _ in range(2))
+        assert wf.data_ptr() % 16 == 4 and wf.is_contiguous()
+    else:
+        wf, wb = torch.randn(d, 1, w, device="cuda"), torch.randn(d, 1, w, device="cuda")
     bf, bb = torch.randn(d, device="cuda"), torch.randn(d, device="cuda")
     got_f, got_b = k.causal_conv1d_silu(x, wf, bf, wb, bb)
     only_f = k.causal_conv1d_silu(x, wf, bf)
@@ -369,8 +378,8 @@ def test_channel_major_rows(dtype, lanes, chunks):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["fp32", "fp16", "bf16"])
-@pytest.mark.parametrize("b,l,lp", [(3, 197, 200), (4, 5, 8), (2, 12, 16), (1, 197, 200), (2, 6085, 6088),
-                                    (3, 13, 13)])
+@pytest.mark.parametrize("b,l,lp", [(3, 197, 200), (4, 5, 8), (2, 12, 16), (2, 20, 24), (2, 9, 24), (1, 197, 200),
+                                    (2, 6085, 6088), (3, 13, 13)])
 def test_causal_conv1d_silu_channel_major(dtype, b, l, lp):
     """x as a row slice of a channel-major (2 * dim, batch * lp) in_proj output (what the fast path
     passes): x's padding never read (NaN there), the outputs channel-major like x with each row's
