@@ -64,7 +64,7 @@ for dtype in (torch.float16, torch.float32, torch.bfloat16):
     xz = torch.randn(2, 2 * 96, 197, device="cuda").to(dtype)
     kernels.causal_conv1d_silu(xz[:, :96], torch.randn(96, 1, 4, device="cuda"), torch.randn(96, device="cuda"),
                                torch.randn(96, 1, 4, device="cuda"), None)
-    # rows 8-aligned: the vectorised conv kernel (L 19: no interior group, 20: one)
+    # rows 8-aligned: the vectorised conv kernel (L 19 / 20: a right halo just past / inside L)
     for l, lp in ((197, 200), (5, 8), (12, 16), (19, 24), (20, 24), (9, 40), (1000, 1000)):
         xz = torch.randn(2, 2 * 96, lp, device="cuda").to(dtype)
         kernels.causal_conv1d_silu(xz[:, :96, :l], torch.randn(96, 1, 4, device="cuda"),

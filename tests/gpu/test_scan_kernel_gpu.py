@@ -313,9 +313,9 @@ def test_padded_rows(dtype, chunks):
 def test_causal_conv1d_silu_padded_rows(dtype, l, lp, weights):
     """The fast path's layout (rows a multiple of 8 tokens apart, aligned: the vectorised kernel): the
     padding of x is never read (NaN there changes nothing) and the outputs' padding is written as zeros.
-    L 19 has no interior 8-token group (every group's window reaches 0 or L), 20 exactly one, 9 in a row of
-    40 whole groups of padding; "offset" weights are fp32 views 4 bytes past an aligned start (the
-    kernel's element-wise weight loads)."""
+    L 19 / 20: the 8-token group at 8 has its right halo just past / just inside L (the element-wise or
+    the vector load), 9 in a row of 40: whole groups of padding; "offset" weights are fp32 views 4 bytes
+    past an aligned start (nothing may assume 16-byte aligned weights)."""
     import torch.nn.functional as F
 
     k = kernels()
