@@ -17,10 +17,12 @@ def test_bench_writes_csv_json_md_png(tmp_path):
     assert len(rep["rows"]) == 3 * 2 * 2 and all(row["status"] == "ok" for row in rep["rows"])
     for row in rep["rows"]:
         assert row["img_per_s"] > 0 and row["latency_ms_p50"] <= row["latency_ms_p99"] + 1e-9
+        assert row["img_per_s_at_p50"] == pytest.approx(row["batch"] / row["latency_ms_p50"] * 1e3)
     rows = list(csv.DictReader((out / "bench.csv").open()))
-    assert len(rows) == 12 and {"backend", "img_per_s", "latency_ms_p90", "peak_mem_gb"} <= set(rows[0])
+    assert len(rows) == 12
+    assert {"backend", "img_per_s", "img_per_s_at_p50", "latency_ms_p90", "peak_mem_gb"} <= set(rows[0])
     md = (out / "bench.md").read_text()
-    assert md.count("\n| pytorch-fp32 |") == 4 and "img/s" in md
+    assert md.count("\n| pytorch-fp32 |") == 4 and "img/s" in md and "back to back" in md
     # same-run speed-ups against the PyTorch reference model (pytorch-fp16 here: no official backend)
     assert rep["baseline"] == "pytorch-fp16" and "x pytorch-fp16" in md
     for row in rep["rows"]:
@@ -86,3 +88,24 @@ def test_deit_backend_names_are_checked():
         with pytest.raises(VimDeployError, match="unknown backend") as e:
             make_backend(bad, "vim_tiny", None, "cpu")
         assert "[-graph]" in e.value.one_line()
+
+
+class _CountingBackend:
+    """A CPU stand-in whose runs take about 1 ms each."""
+
+    def __init__(self):
+        self.runs = 0
+
+    def run(self):
+        import time
+
+        self.runs += 1
+        time.sleep(0.001)
+
+
+def test_back_to_back_timing_counts_every_run():
+    from vim_deploy.bench.runner import _time_back_to_back
+
+    be = _CountingBackend()
+    ms = _time_back_to_back(be, 7, cuda=False)
+    assert be.runs == 7 and 1.0 <= ms < 50.0

@@ -10,8 +10,8 @@ import os
 from vim_deploy import log
 from vim_deploy.io_utils import dumps_json, atomic_write_bytes, atomic_write_text
 
-COLUMNS = ("backend", "model", "resolution", "batch", "device", "status", "img_per_s", "latency_ms_p50",
-           "latency_ms_p90", "latency_ms_p99", "peak_mem_gb", "speedup_vs_baseline", "error")
+COLUMNS = ("backend", "model", "resolution", "batch", "device", "status", "img_per_s", "img_per_s_at_p50",
+           "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "peak_mem_gb", "speedup_vs_baseline", "error")
 
 
 def to_csv(report: dict) -> str:
@@ -59,8 +59,10 @@ def to_markdown(report: dict) -> str:
     extra_head = f" x {base} |" if base else ""
     lines = [f"# vim-deploy bench: {report['config']['model']} on {report['device']}", "",
              f"{report['date']}; {report['tool']}; torch {report['torch']}; warm-up {report['config']['warmup']}, "
-             f"{report['config']['iters']} timed runs (median)"
+             f"{report['config']['iters']} timed runs"
              + (f"; speed-ups against {base} measured in this run" if base else ""), "",
+             "img/s: the timed runs issued back to back (throughput, as trtexec reports it); p50 / p90 / p99: "
+             "the latency of each run alone" + ("; speed-ups from img/s" if base else "") + ".", "",
              "| backend | resolution | batch | img/s | p50 ms | p90 ms | p99 ms | peak GB |" + extra_head + " status |",
              "|---|---|---|---|---|---|---|---|" + ("---|" if base else "") + "---|"]
     for i, r in enumerate(report["rows"]):

@@ -59,7 +59,8 @@ class _Bar:
 @click.option("--resolutions", default="224", show_default=True, callback=_ints,
               help="Resolutions, or 'paper' for 224,512,640,736,1024,1248 (the paper's 738 does not fit a 16-px patch grid).")
 @click.option("--warmup", default=3, show_default=True, type=int)
-@click.option("--iters", default=20, show_default=True, type=int, help="Timed runs (median reported).")
+@click.option("--iters", default=20, show_default=True, type=int,
+              help="Timed runs: each alone for the latency percentiles, then as many back to back for img/s.")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--out-dir", default="bench_out", show_default=True, help="Folder for bench.{json,csv,md,png}.")
 @logging_options

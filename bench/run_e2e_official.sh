@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Issue 11's end-to-end figures in ONE device call (about 8 minutes), on the library carried in build/:
+#   1. starts the builds of mamba_ssm's and causal-conv1d's kernels in the background (hustvl/Vim's code needs
+#      both; causal-conv1d takes ~6 minutes on 12 jobs);
+#   2. meanwhile, vim_tiny at batch 8 @ 224 and 1248 px: our fast path against DeiT-T with flash attention,
+#      eager and CUDA-graphed (throughput, latency, peak memory);
+#   3. then hustvl/Vim's own code (official-fp16) beside our fast path at batch 128 @ 224 (T/S/B) and batch 1.
+# Every table is one `vim-deploy bench` run: ratios come from rows measured side by side. img/s is the
+# back-to-back throughput, p50/p90/p99 the latency of single runs (vim_deploy/bench/runner.py).
+#   bash bench/run_e2e_official.sh        (carry build/libvim_kernels.so and .third_party)
+set -u
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; W=/tmp/e2e; mkdir -p $W
+export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
+B="python3 -m vim_deploy bench -q"
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
+for a in .third_party/mamba_ssm-*.tar.gz .third_party/causal_conv1d-*.tar.gz; do
+  n=$(basename "$a" .tar.gz)
+  setsid nohup env MAX_JOBS=12 python3 bench/build_mamba_ssm.py "$a" "/tmp/build_$n" > "/tmp/build_$n.log" 2>&1 < /dev/null &
+done
+$B -m vim_tiny --backends fastpath-fp16,deit_tiny-sdpa-fp16,deit_tiny-sdpa-fp16-graph --batch 8 --resolutions 224,1248 \
+   --warmup 3 --iters 20 --out-dir $W/deit_b8
+for i in $(seq 1 120); do
+  MB=$(ls -d /tmp/build_mamba_ssm-* 2>/dev/null | head -1); CB=$(ls -d /tmp/build_causal_conv1d-* 2>/dev/null | head -1)
+  PYTHONPATH=$MB:$CB python3 -c "import selective_scan_cuda, causal_conv1d_cuda" 2>/dev/null && break
+  sleep 5
+done
+tail -qn1 /tmp/build_*.log
+export PYTHONPATH=$MB:$CB:$PYTHONPATH
+for m in tiny small base; do
+  $B -m vim_$m --backends official-fp16,fastpath-fp16 --upstream .third_party/Vim --batch 128 --resolutions 224 \
+     --warmup 3 --iters 20 --out-dir $W/off_b128_vim_$m
+done
+$B -m vim_tiny --backends official-fp16,fastpath-fp16 --upstream .third_party/Vim --batch 1 --resolutions 224 \
+   --warmup 5 --iters 50 --out-dir $W/off_b1
+python3 bench/merge_bench.py "$OUT/e2e_official" $W/deit_b8 $W/off_b128_vim_tiny $W/off_b128_vim_small \
+   $W/off_b128_vim_base $W/off_b1 > /dev/null
+grep -h "^|" "$OUT/e2e_official.md" | grep -v "^|--"
