@@ -21,7 +21,7 @@ $B -m vim_tiny --backends fastpath-fp16,deit_tiny-sdpa-fp16,deit_tiny-sdpa-fp16-
    --warmup 3 --iters 20 --out-dir $W/deit_b8
 for i in $(seq 1 120); do
   MB=$(ls -d /tmp/build_mamba_ssm-* 2>/dev/null | head -1); CB=$(ls -d /tmp/build_causal_conv1d-* 2>/dev/null | head -1)
-  PYTHONPATH=$MB:$CB python3 -c "import selective_scan_cuda, causal_conv1d_cuda" 2>/dev/null && break
+  PYTHONPATH=$MB:$CB python3 -c "import torch, selective_scan_cuda, causal_conv1d_cuda" 2>/dev/null && break
   sleep 5
 done
 tail -qn1 /tmp/build_*.log
