@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Same-machine A/B of kernel libraries on whole forwards: ROUNDS rounds of bench/profile_model.py (CUDA-graph
 # replay, fp16 fast path) over every library, the order reversed every other round, then the median graph
-# time per library and case, and each library's conv kernel time. Libraries are built here (sm_90) and carried:
+# time per library and case, with the conv and scan kernels' time. Libraries are built here (sm_90) and carried:
 #   ROUNDS=2 CASES="vim_small:128x224 vim_base:128x224 vim_tiny:8x1248" bash bench/run_model_ab.sh \
 #       build/variants/cur/libvim_kernels.so build/libvim_kernels.so
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD:${PYTHONPATH:-}
 libs=("$@")
+rm -rf /tmp/mab  # this run's profiles only
 for ((k = 0; k < ${ROUNDS:-2}; k++)); do
   order=("${libs[@]}")
   if ((k % 2)); then order=(); for ((i = ${#libs[@]} - 1; i >= 0; i--)); do order+=("${libs[i]}"); done; fi
