@@ -16,19 +16,14 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from vim_deploy.bench.backends import TorchVim  # noqa: E402
+from vim_deploy.bench.runner import _time_back_to_back  # noqa: E402
 
 
 def replay_ms(backend, reps=20):
+    """Mean ms a forward over `reps` graph replays back to back, after 3 warm-up replays."""
     for _ in range(3):
         backend.run()
-    torch.cuda.synchronize()
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    for _ in range(reps):
-        backend.run()
-    b.record()
-    b.synchronize()
-    return a.elapsed_time(b) / reps
+    return _time_back_to_back(backend, reps, cuda=True)
 
 
 def main():

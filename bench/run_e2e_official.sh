@@ -12,20 +12,12 @@ set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; W=/tmp/e2e; mkdir -p $W
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 B="python3 -m vim_deploy bench -q"
+. bench/baseline_builds.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
-for a in .third_party/mamba_ssm-*.tar.gz .third_party/causal_conv1d-*.tar.gz; do
-  n=$(basename "$a" .tar.gz)
-  setsid nohup env MAX_JOBS=12 python3 bench/build_mamba_ssm.py "$a" "/tmp/build_$n" > "/tmp/build_$n.log" 2>&1 < /dev/null &
-done
+start_baseline_builds
 $B -m vim_tiny --backends fastpath-fp16,deit_tiny-sdpa-fp16,deit_tiny-sdpa-fp16-graph --batch 8 --resolutions 224,1248 \
    --warmup 3 --iters 20 --out-dir $W/deit_b8
-for i in $(seq 1 120); do
-  MB=$(ls -d /tmp/build_mamba_ssm-* 2>/dev/null | head -1); CB=$(ls -d /tmp/build_causal_conv1d-* 2>/dev/null | head -1)
-  PYTHONPATH=$MB:$CB python3 -c "import torch, selective_scan_cuda, causal_conv1d_cuda" 2>/dev/null && break
-  sleep 5
-done
-tail -qn1 /tmp/build_*.log
-export PYTHONPATH=$MB:$CB:$PYTHONPATH
+wait_baseline_builds 100
 for m in tiny small base; do
   $B -m vim_$m --backends official-fp16,fastpath-fp16 --upstream .third_party/Vim --batch 128 --resolutions 224 \
      --warmup 3 --iters 20 --out-dir $W/off_b128_vim_$m
