@@ -1,6 +1,7 @@
 # Sourced by the end-to-end scripts (bench/run_e2e.sh, bench/run_e2e_official.sh): the compiled baselines
 # hustvl/Vim's code runs on, mamba_ssm's selective_scan_cuda and causal-conv1d's causal_conv1d_cuda, built
-# from the archives carried in .third_party/ (bench/build_mamba_ssm.py) into /tmp/build_<archive name>.
+# from the archives carried in .third_party/ (bench/build_mamba_ssm.py) into /tmp/build_<archive name>, and
+# the tables of that code beside our fast path.
 
 # Start both builds in the background, detached (setsid): they outlive the device call that started them.
 start_baseline_builds() {
@@ -23,4 +24,16 @@ wait_baseline_builds() {
   done
   tail -qn1 /tmp/build_*.log
   export PYTHONPATH=$MB:$CB:$PYTHONPATH
+}
+
+# hustvl/Vim's code (official-fp16) beside our fast path, one `vim-deploy bench` run a table, into $W/off_*:
+# batch 128 @ 224 for Vim-T/S/B, then vim_tiny at batch 1. Needs $B (the bench command), $W and the builds.
+official_tables() {
+  local m
+  for m in tiny small base; do
+    $B -m vim_$m --backends official-fp16,fastpath-fp16 --upstream .third_party/Vim --batch 128 --resolutions 224 \
+       --warmup 3 --iters 20 --out-dir "$W/off_b128_vim_$m"
+  done
+  $B -m vim_tiny --backends official-fp16,fastpath-fp16 --upstream .third_party/Vim --batch 1 --resolutions 224 \
+     --warmup 5 --iters 50 --out-dir "$W/off_b1"
 }

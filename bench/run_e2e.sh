@@ -34,12 +34,7 @@ a)
 b)
   wait_baseline_builds 90
   [ -n "${SKIP_SCAN:-}" ] || python3 bench/bench_scan.py --out "$OUT" 2>&1 | grep -E "^#|^\|"
-  for m in tiny small base; do
-    $B -m vim_$m --backends official-fp16,fastpath-fp16 --upstream .third_party/Vim --batch 128 --resolutions 224 \
-       --warmup 1 --iters 5 --out-dir $W/off_b128_vim_$m
-  done
-  $B -m vim_tiny --backends official-fp16,fastpath-fp16 --upstream .third_party/Vim --batch 1 --resolutions 224 \
-     --warmup 3 --iters 20 --out-dir $W/off_b1
+  official_tables
   python3 bench/merge_bench.py "$OUT/e2e_b" $W/off_b128_vim_tiny $W/off_b128_vim_small $W/off_b128_vim_base $W/off_b1 \
      > /dev/null
   grep -h "^|" "$OUT/e2e_b.md" | grep -v "^|--"

@@ -18,12 +18,7 @@ start_baseline_builds
 $B -m vim_tiny --backends fastpath-fp16,deit_tiny-sdpa-fp16,deit_tiny-sdpa-fp16-graph --batch 8 --resolutions 224,1248 \
    --warmup 3 --iters 20 --out-dir $W/deit_b8
 wait_baseline_builds 100
-for m in tiny small base; do
-  $B -m vim_$m --backends official-fp16,fastpath-fp16 --upstream .third_party/Vim --batch 128 --resolutions 224 \
-     --warmup 3 --iters 20 --out-dir $W/off_b128_vim_$m
-done
-$B -m vim_tiny --backends official-fp16,fastpath-fp16 --upstream .third_party/Vim --batch 1 --resolutions 224 \
-   --warmup 5 --iters 50 --out-dir $W/off_b1
+official_tables
 python3 bench/merge_bench.py "$OUT/e2e_official" $W/deit_b8 $W/off_b128_vim_tiny $W/off_b128_vim_small \
    $W/off_b128_vim_base $W/off_b1 > /dev/null
 grep -h "^|" "$OUT/e2e_official.md" | grep -v "^|--"
