@@ -99,7 +99,7 @@ def row_stride_of(t: torch.Tensor) -> int | None:
     rs = t.stride(1) if (r > 1 or t.stride(1) >= l) else l  # a single row takes any stride >= l
     if rs < l:
         return None
-    if b > 1 and t.stride(0) < r * rs and not (t.stride(0) >= l and b * t.stride(0) <= rs):
+    if channel_major(t, rs) and not (t.stride(0) >= l and b * t.stride(0) <= rs):
         return None
     return rs
 
