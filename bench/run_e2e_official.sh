@@ -7,6 +7,7 @@
 #   3. then hustvl/Vim's own code (official-fp16) beside our fast path at batch 128 @ 224 (T/S/B) and batch 1.
 # Every table is one `vim-deploy bench` run: ratios come from rows measured side by side. img/s is the
 # back-to-back throughput, p50/p90/p99 the latency of single runs (vim_deploy/bench/runner.py).
+# $WHILE_BUILDING, if set, is a command run on the idle GPU after step 2, while the builds finish.
 #   bash bench/run_e2e_official.sh        (carry build/libvim_kernels.so and .third_party)
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; W=/tmp/e2e; mkdir -p $W
@@ -17,6 +18,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader |
 start_baseline_builds
 $B -m vim_tiny --backends fastpath-fp16,deit_tiny-sdpa-fp16,deit_tiny-sdpa-fp16-graph --batch 8 --resolutions 224,1248 \
    --warmup 3 --iters 20 --out-dir $W/deit_b8
+if [ -n "${WHILE_BUILDING:-}" ]; then echo "## while the baselines build: $WHILE_BUILDING"; eval "$WHILE_BUILDING"; fi
 wait_baseline_builds 100
 official_tables
 python3 bench/merge_bench.py "$OUT/e2e_official" $W/deit_b8 $W/off_b128_vim_tiny $W/off_b128_vim_small \

@@ -87,3 +87,31 @@ def test_stacked_needs_one_buffer_not_adjacent_addresses():
     cm = torch.randn(2, E, 3 * 8)
     f, b = (cm[i].as_strided((3, E, L), (8, 3 * 8, 1)) for i in (0, 1))
     assert stacked(f, b)
+
+
+@pytest.mark.parametrize("dtype,size", [(torch.float32, 64), (torch.float16, 64), (torch.bfloat16, 96)])
+def test_embed_tokens_equals_the_reference_prologue(dtype, size):
+    # The fast path's token prologue (one padded buffer, four kernels) against the reference path's cat /
+    # + pos_embed / F.pad / .to(dtype), element for element: the same fp32 sums, rounded once.
+    import torch.nn.functional as F
+
+    from vim_deploy.models import fast_path
+
+    torch.manual_seed(size)
+    m = create_model("test_vim", img_size=size).requires_grad_(False)
+    m = m.set_precision({torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype])
+    torch.nn.init.normal_(m.cls_token)
+    torch.nn.init.normal_(m.pos_embed)
+    x = torch.randn(3, 3, size, size)
+    grid = m.patch_embed.grid_for(size, size)
+    pos = m._pos_embed_for(grid)
+    with torch.no_grad():
+        got = fast_path.embed_tokens(m, x, pos)
+        p = fast_path.patch_embed_forward(m.patch_embed, x.to(m.compute_dtype)).float()
+        mid = p.shape[1] // 2
+        want = torch.cat((p[:, :mid], m.cls_token.float().expand(3, -1, -1), p[:, mid:]), dim=1) + pos.float()
+        L = want.shape[1]
+        want = F.pad(want, (0, 0, 0, -L % 8)).to(m.compute_dtype)
+    assert got.dtype == m.compute_dtype and got.shape == want.shape and got.shape[1] % 8 == 0
+    assert torch.equal(got, want)
+    assert torch.all(got[:, L:] == 0)

@@ -60,6 +60,7 @@ def to_markdown(report: dict) -> str:
     lines = [f"# vim-deploy bench: {report['config']['model']} on {report['device']}", "",
              f"{report['date']}; {report['tool']}; torch {report['torch']}; warm-up {report['config']['warmup']}, "
              f"{report['config']['iters']} timed runs"
+             + (f"; cuBLAS workspace: {report['cublas_workspace']}" if report.get("cublas_workspace") else "")
              + (f"; speed-ups against {base} measured in this run" if base else ""), "",
              "img/s: the timed runs issued back to back (throughput, as trtexec reports it); p50 / p90 / p99: "
              "the latency of each run alone" + ("; speed-ups from img/s" if base else "") + ".", "",

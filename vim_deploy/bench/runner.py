@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from vim_deploy import __version__
+from vim_deploy import __version__, cublas_workspace
 from vim_deploy.bench.backends import make_backend
 from vim_deploy.bench.report import speedups
 from vim_deploy.errors import VimDeployError
@@ -145,7 +145,8 @@ def run_bench(cfg: BenchConfig, progress=None) -> dict:
     dev_name = torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine()
     report = {"tool": f"vim-deploy {__version__}", "command": "bench",
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "device": dev_name, "torch": torch.__version__, "config": cfg.__dict__, "rows": rows}
+              "device": dev_name, "torch": torch.__version__, "cublas_workspace": cublas_workspace.describe(),
+              "config": cfg.__dict__, "rows": rows}
     report["baseline"], ratios = speedups(report)  # same-run ratios (img/s over the baseline's)
     for i, ratio in ratios.items():
         rows[i]["speedup_vs_baseline"] = ratio

@@ -52,6 +52,9 @@ def cli():
 
 
 def main(argv=None) -> int:
+    from vim_deploy.cublas_workspace import prefer_no_workspace
+
+    prefer_no_workspace()  # before any command's first GEMM (vim_deploy/cublas_workspace.py says why)
     try:
         cli.main(args=argv, prog_name="vim-deploy", standalone_mode=False)
     except VimDeployError as e:

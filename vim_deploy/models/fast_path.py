@@ -149,23 +149,47 @@ def mixer_forward(mixer, hidden_states: torch.Tensor, valid_len: int | None = No
     return y.transpose(1, 2) @ mixer.out_proj.weight.t()
 
 
-def patch_embed_forward(patch_embed, x: torch.Tensor) -> torch.Tensor:
+def patch_embed_forward(patch_embed, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """``PatchEmbed.forward`` as one GEMM when patches do not overlap (stride = patch size, Vim's
-    configurations): (B, 3, H, W) -> (B, patches, C). cuDNN ran the 3-channel NCHW convolution as an
-    implicit GEMM plus NCHW -> NHWC copies, about 1 ms of a vim_small batch-128 forward and 5% of a
-    vim_tiny batch-8 forward at 1248 px (2026-12-01, H200, bench/profile_model.py); the patch gather
-    here is one copy of the image."""
+    configurations): (B, 3, H, W) -> (B, patches, C), computed in ``dtype`` (x's by default). cuDNN ran the
+    3-channel NCHW convolution as an implicit GEMM plus NCHW -> NHWC copies, about 1 ms of a vim_small
+    batch-128 forward and 5% of a vim_tiny batch-8 forward at 1248 px (2026-12-01, H200,
+    bench/profile_model.py); the patch gather here is one copy of the image, which also casts it."""
     ps, st = patch_embed.patch_size[0], patch_embed.stride
     proj = patch_embed.proj
+    dtype = x.dtype if dtype is None else dtype
     if st != ps or patch_embed.patch_size[1] != ps:
-        return patch_embed(x)
+        return patch_embed(x.to(dtype))
     B, C, H, W = x.shape
     gh, gw = H // ps, W // ps
-    patches = x[..., :gh * ps, :gw * ps].reshape(B, C, gh, ps, gw, ps).permute(0, 2, 4, 1, 3, 5)
-    patches = patches.reshape(B * gh * gw, C * ps * ps)  # (c, kh, kw) order, as the conv weight
+    src = x[..., :gh * ps, :gw * ps].reshape(B, C, gh, ps, gw, ps).permute(0, 2, 4, 1, 3, 5)
+    patches = torch.empty(src.shape, dtype=dtype, device=x.device)
+    patches.copy_(src)  # gather and cast in one pass; (c, kh, kw) order, as the conv weight
+    patches = patches.view(B * gh * gw, C * ps * ps)
     weight = proj.weight.reshape(proj.out_channels, C * ps * ps)
     out = torch.addmm(proj.bias, patches, weight.t()) if proj.bias is not None else patches @ weight.t()
     return out.view(B, gh * gw, proj.out_channels)
+
+
+def embed_tokens(model, x: torch.Tensor, pos_embed: torch.Tensor, pad: int = 8) -> torch.Tensor:
+    """The tokens the first block reads, in the compute dtype: patch embedding, the class token in the middle,
+    the position embedding added in fp32, then padding rows of zeros up to a multiple of ``pad``. The same
+    values as the reference path's ``cat`` / ``+ pos_embed`` / ``F.pad`` / ``.to(dtype)`` (fp32 sums rounded
+    once), written straight into one padded buffer: four kernels instead of nine (those took ~0.27 ms of a
+    vim_small batch-128 forward, 2026-12-01, H200: the casts, the cat, the add and the pad each a pass over
+    the tokens). (B, 3, H, W) -> (B, Lp, C)."""
+    dtype = model.compute_dtype
+    patches = patch_embed_forward(model.patch_embed, x, dtype)  # (B, M, C)
+    B, M, C = patches.shape
+    mid, L = M // 2, M + 1
+    Lp = -(-L // pad) * pad
+    pos = pos_embed.float()
+    tokens = torch.empty((B, Lp, C), dtype=dtype, device=x.device)
+    torch.add(patches[:, :mid], pos[:, :mid], out=tokens[:, :mid])  # in fp32 (promoted), rounded on the store
+    tokens[:, mid] = (model.cls_token.float()[:, 0] + pos[:, mid]).to(dtype)
+    torch.add(patches[:, mid:], pos[:, mid + 1:], out=tokens[:, mid + 1:L])
+    tokens[:, L:].zero_()
+    return tokens
 
 
 def block_forward(block, hidden_states: torch.Tensor, residual: torch.Tensor | None, valid_len: int | None):

@@ -392,21 +392,21 @@ class VisionMamba(nn.Module):
             raise ValueError(f"input {H}x{W} is not a valid size for patch {ps} / stride {st}")
         grid = self.patch_embed.grid_for(H, W)
         fast = all(layer.mixer.kernel_path(x) for layer in self.layers)
-        if fast:
+        token_position = grid[0] * grid[1] // 2
+        L = grid[0] * grid[1] + 1
+        residual = None
+        if fast:  # the same tokens in the compute dtype, padded to a multiple of 8, in four kernels
             self._check_inference_only(x)
-            x = fast_path.patch_embed_forward(self.patch_embed, x.to(self.compute_dtype)).float()
+            hidden_states = fast_path.embed_tokens(self, x, self._pos_embed_for(grid))
         else:
             x = self.patch_embed(x.to(self.compute_dtype)).float()
-        B, M, _ = x.shape
-        token_position = M // 2
-        cls_token = self.cls_token.float().expand(B, -1, -1)
-        x = torch.cat((x[:, :token_position], cls_token, x[:, token_position:]), dim=1)
-        x = x + self._pos_embed_for(grid).float()
-        hidden_states, residual = x, None
-        L = x.shape[1]
-        pad = 8 if fast else self.token_pad_multiple
-        if L % pad:  # pad the tokens: every GEMM then gets aligned operands
-            hidden_states = F.pad(x, (0, 0, 0, pad - L % pad))
+            B = x.shape[0]
+            cls_token = self.cls_token.float().expand(B, -1, -1)
+            x = torch.cat((x[:, :token_position], cls_token, x[:, token_position:]), dim=1)
+            hidden_states = x + self._pos_embed_for(grid).float()
+            pad = self.token_pad_multiple
+            if L % pad:  # pad the tokens: every GEMM then gets aligned operands
+                hidden_states = F.pad(hidden_states, (0, 0, 0, pad - L % pad))
         for layer in self.layers:
             hidden_states, residual = layer(hidden_states, residual, valid_len=L)
         # the final add + norm is per token: only the class token's is needed
