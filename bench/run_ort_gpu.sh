@@ -17,6 +17,10 @@
 #                                              the fast path, its own run: seconds a forward)
 #           bash bench/run_ort_gpu.sh profile M B R   GPU-side kernel profile of the plugin graph vs the fast path and
 #                                              provider-option variants (bench/profile_ort_gpu.py)
+#           bash bench/run_ort_gpu.sh blas [M]  the cuBLAS workspace setting (vim_deploy/cublas_workspace.py) on ORT's
+#                                              GEMMs: vim_M's --ort-optimized graph beside the fast path at batch 128
+#                                              and 1 @ 224, one run with no workspace (the CLI's default), one with
+#                                              32 MiB (:4096:8), then again in the reverse order
 #           bash bench/run_ort_gpu.sh memcheck [ort-optimized [--no-1248]]   compute-sanitizer on sessions
 #                                              (bench/memcheck_ort.py; a 1248 px session under it takes minutes)
 # Every mode but add first joins and installs the wheel (once a machine). Every call after the first must
@@ -63,6 +67,13 @@ memcheck)
     | tee "$OUT/memcheck_ort_all.log" | grep -vE "^\[W|Warning|warn" | tail -8 | tee "$OUT/memcheck_ort.log"
   echo "memcheck exit: ${PIPESTATUS[0]}" | tee -a "$OUT/memcheck_ort.log"
   ;;
+blas)
+  m=${2:-tiny}; k=0
+  for cfg in :0:0 :4096:8 :4096:8 :0:0; do
+    k=$((k + 1))
+    CUBLAS_WORKSPACE_CONFIG=$cfg $B -m vim_$m --backends ort-plugin-fp16-fused-ortops-tokens,fastpath-fp16 \
+      --batch 128,1 --resolutions 224 --warmup 3 --iters 20 --out-dir $W/blas_$k 2>&1 | grep -E "^\||^#|error"
+  done 2>&1 | tee "$OUT/ort_blas_$m.md" ;;
 profile)
   python3 bench/profile_ort_gpu.py --model vim_${2:-tiny} --batch ${3:-128} --res ${4:-224} --out "$OUT" 2>&1 \
     | grep -vE "^\[W|Warning|warn" | tail -80 ;;

@@ -7,7 +7,9 @@ Inside a CUDA graph every such memset is a node of its own, and the gaps around 
 cuBLAS picks the same tile shapes with a scheduler that needs no memset; the GEMMs' kernel times do not
 change (2026-12-01, H200, CUDA-graph replay, two rounds in balanced order, ``bench/blas_configs.sh``):
 vim_small batch 128 13.94 -> 13.70 ms a forward, vim_tiny batch 128 7.19 -> 7.03, vim_tiny batch 8 @ 1248
-19.41 -> 19.21, vim_base batch 128 30.10 -> 30.01, vim_tiny batch 1 unchanged (bench/RESULTS.md).
+19.41 -> 19.21, vim_base batch 128 30.10 -> 30.01, vim_tiny batch 1 unchanged (bench/RESULTS.md). ONNX Runtime's
+CUDA provider makes cuBLAS handles of its own, which the variable sizes as well: its vim_tiny graph ran 0.6%
+faster at batch 128 without a workspace and the same at batch 1 (onnxruntime-gpu 1.31.1, same run).
 
 PyTorch and cuBLAS read the variable once per process, when the first cuBLAS handle is made, so the
 command line sets it before any command runs, and only where the user has not set it. Python callers of
