@@ -91,7 +91,7 @@ def test_stacked_needs_one_buffer_not_adjacent_addresses():
 
 @pytest.mark.parametrize("dtype,size", [(torch.float32, 64), (torch.float16, 64), (torch.bfloat16, 96)])
 def test_embed_tokens_equals_the_reference_prologue(dtype, size):
-    # The fast path's token prologue (one padded buffer, four kernels) against the reference path's cat /
+    # The fast path's token prologue (one padded buffer) against the reference path's cat /
     # + pos_embed / F.pad / .to(dtype), element for element: the same fp32 sums, rounded once.
     import torch.nn.functional as F
 

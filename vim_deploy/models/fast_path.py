@@ -175,9 +175,10 @@ def embed_tokens(model, x: torch.Tensor, pos_embed: torch.Tensor, pad: int = 8) 
     """The tokens the first block reads, in the compute dtype: patch embedding, the class token in the middle,
     the position embedding added in fp32, then padding rows of zeros up to a multiple of ``pad``. The same
     values as the reference path's ``cat`` / ``+ pos_embed`` / ``F.pad`` / ``.to(dtype)`` (fp32 sums rounded
-    once), written straight into one padded buffer: four kernels instead of nine (those took ~0.27 ms of a
-    vim_small batch-128 forward, 2026-12-01, H200: the casts, the cat, the add and the pad each a pass over
-    the tokens). (B, 3, H, W) -> (B, Lp, C)."""
+    once), written straight into one padded buffer. The image now crosses memory once before the patch GEMM
+    (gathered and cast in one copy) and the tokens once after it (the two position-embedding adds); before,
+    the image twice and the tokens five times (casts, cat, add, pad), ~0.27 ms of a vim_small batch-128
+    forward (2026-12-01, H200). (B, 3, H, W) -> (B, Lp, C)."""
     dtype = model.compute_dtype
     patches = patch_embed_forward(model.patch_embed, x, dtype)  # (B, M, C)
     B, M, C = patches.shape

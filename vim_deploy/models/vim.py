@@ -395,7 +395,7 @@ class VisionMamba(nn.Module):
         token_position = grid[0] * grid[1] // 2
         L = grid[0] * grid[1] + 1
         residual = None
-        if fast:  # the same tokens in the compute dtype, padded to a multiple of 8, in four kernels
+        if fast:  # the same tokens in the compute dtype, padded to a multiple of 8, in one buffer
             self._check_inference_only(x)
             hidden_states = fast_path.embed_tokens(self, x, self._pos_embed_for(grid))
         else:
