@@ -44,6 +44,8 @@ def test_bench_bad_input(tmp_path):
     assert r.returncode == 1 and "unknown backend 'tensorrt-magic'" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("bench", "--batch", "0,x", cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = run_cli("bench", "--rounds", "0", cwd=tmp_path)
+    assert r.returncode == 2 and "--rounds" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("bench", "-m", "test_vim", "--backends", "fastpath-fp16", "--device", "cpu", "--out-dir", "o", cwd=tmp_path)
     assert r.returncode == 1 and "needs a CUDA GPU" in r.stderr
     assert not (tmp_path / "o").exists()
@@ -114,3 +116,58 @@ def test_back_to_back_timing_counts_every_run():
     be = _CountingBackend()
     ms = _time_back_to_back(be, 7, cuda=False)
     assert be.runs == 7 and 1.0 <= ms < 50.0
+
+
+def test_rounds_alternate_the_order_and_take_the_median_round(monkeypatch):
+    """--rounds N: the sweep runs N times, every other round reversed; img/s is the median round's, the latency
+    percentiles pool every round, and a configuration that failed is not tried again."""
+    import statistics
+
+    from vim_deploy.bench import runner
+
+    calls = []
+
+    class Fake:
+        device = "cpu"
+        tracks_memory = True
+
+        def __init__(self, name, fail=False):
+            self.name, self.fail = name, fail
+
+        def prepare(self, batch, res):
+            calls.append(self.name)
+            if self.fail:
+                raise RuntimeError("boom")
+
+        def run(self):
+            pass
+
+        def release(self):
+            pass
+
+        def extra_device_bytes(self):
+            return 0
+
+    fakes = {"a": Fake("a"), "b": Fake("b"), "bad": Fake("bad", fail=True)}
+    monkeypatch.setattr(runner, "make_backend", lambda name, *a: fakes[name])
+    streamed = iter([4.0, 2.0, 8.0, 1.0, 3.0, 5.0])  # ms a batch: a, b in round 1; b, a in round 2; a, b in round 3
+    monkeypatch.setattr(runner, "_time_back_to_back", lambda be, iters, cuda: next(streamed))
+    monkeypatch.setattr(runner, "_time_runs", lambda be, w, n, cuda: [float(len(calls))] * n)
+    cfg = runner.BenchConfig(model="test_vim", backends=["a", "b"], batches=[2], resolutions=[64], warmup=0, iters=2,
+                             rounds=3, device="cpu")
+    rep = runner.run_bench(cfg)
+    assert calls == ["a", "b", "b", "a", "a", "b"]
+    a, b = rep["rows"]
+    assert a["img_per_s_rounds"] == [2 / 4e-3, 2 / 1e-3, 2 / 3e-3] and a["img_per_s"] == statistics.median(a["img_per_s_rounds"])
+    assert b["img_per_s_rounds"] == [2 / 2e-3, 2 / 8e-3, 2 / 5e-3] and b["img_per_s"] == 2 / 5e-3
+    assert a["latency_ms_p50"] == statistics.median([1.0, 1.0, 4.0, 4.0, 5.0, 5.0])
+    calls.clear()
+    cfg.backends, cfg.rounds = ["bad", "a"], 2
+    streamed = iter([4.0, 2.0])
+    rep = runner.run_bench(cfg)
+    assert calls == ["bad", "a", "a"]  # bad failed in round 1: round 2 does not try it again
+    assert rep["rows"][0]["status"] == "error" and "boom" in rep["rows"][0]["error"]
+    assert rep["rows"][1]["img_per_s_rounds"] == [2 / 4e-3, 2 / 2e-3]
+    from vim_deploy.bench.report import to_markdown
+
+    assert "in each of 2 rounds" in to_markdown(rep)

@@ -60,6 +60,8 @@ def to_markdown(report: dict) -> str:
     lines = [f"# vim-deploy bench: {report['config']['model']} on {report['device']}", "",
              f"{report['date']}; {report['tool']}; torch {report['torch']}; warm-up {report['config']['warmup']}, "
              f"{report['config']['iters']} timed runs"
+             + (f" in each of {report['config']['rounds']} rounds (every other round in the reverse order; img/s the "
+                "median round's)" if report['config'].get("rounds", 1) > 1 else "")
              + (f"; cuBLAS workspace: {report['cublas_workspace']}" if report.get("cublas_workspace") else "")
              + (f"; speed-ups against {base} measured in this run" if base else ""), "",
              "img/s: the timed runs issued back to back (throughput, as trtexec reports it); p50 / p90 / p99: "

@@ -6,6 +6,11 @@ events (what a server streaming batches gets: a run's launch overlaps the previo
 img/s and the same-run speed-ups are the throughput; img/s at the median latency is kept beside it.
 CPU timing uses perf_counter. Inputs are random (never zeros). Out-of-memory is recorded as ``OOM``
 and the sweep goes on.
+
+With ``rounds`` > 1 the whole sweep runs that many times, every other round in the reverse order, so
+that a same-run ratio does not hinge on which backend ran first or right after another (a GPU that has
+just run one backend for a minute, a baseline whose Python launch time wanders): img/s is the median
+round's, the latency percentiles pool every round's runs.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class BenchConfig:
     resolutions: list[int] = field(default_factory=lambda: [224])
     warmup: int = 3
     iters: int = 20
+    rounds: int = 1  # each configuration timed this many times, every other round in the reverse order
     device: str = "auto"
     engine: str | None = None   # tensorrt backend: a plan written by `vim-deploy build`
     plugin: str | None = None   # and the plugin library it needs
@@ -89,6 +95,50 @@ def _time_back_to_back(backend, iters: int, cuda: bool) -> float:
     return (time.perf_counter() - t) * 1e3 / iters
 
 
+def _measure(be, res: int, batch: int, cfg: BenchConfig, cuda: bool) -> dict:
+    """One round of one configuration: prepare, warm up, time (alone, then back to back), release.
+    Returns its status and raw timings; an out-of-memory is a result, any other failure an error."""
+    try:
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        be.prepare(batch, res)
+        on_gpu = cuda and be.device == "cuda"
+        times = _time_runs(be, cfg.warmup, cfg.iters, on_gpu)
+        streamed = _time_back_to_back(be, cfg.iters, on_gpu)
+        peak = ((torch.cuda.max_memory_allocated() + be.extra_device_bytes()) / 1e9) \
+            if cuda and be.tracks_memory else None
+        return {"status": "ok", "times": times, "streamed_ms": streamed, "peak_mem_gb": peak}
+    except Exception as e:  # noqa: BLE001 - OOM is a result; anything else is reported as an error row
+        if _is_oom(e):
+            return {"status": "OOM"}
+        if isinstance(e, VimDeployError):
+            return {"status": "error", "error": e.one_line()}
+        return {"status": "error", "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
+    finally:
+        be.release()
+        gc.collect()  # what the configuration held is gone before the next one's peak is measured
+
+
+def _combine(rounds: list[dict], batch: int) -> dict:
+    """A row from a configuration's rounds: the latency percentiles over every timed run of every round,
+    img/s the median round's back-to-back throughput (each round's kept in ``img_per_s_rounds`` when there
+    are several), the highest peak. A failed round makes the row that failure."""
+    bad = next((r for r in rounds if r["status"] != "ok"), None)
+    if bad is not None:
+        return dict(bad)
+    times = [t for r in rounds for t in r["times"]]
+    per_round = [batch / (r["streamed_ms"] / 1e3) for r in rounds]
+    med = statistics.median(times)
+    peaks = [r["peak_mem_gb"] for r in rounds if r["peak_mem_gb"] is not None]
+    row = {"status": "ok", "latency_ms_p50": med, "latency_ms_p90": _percentile(times, 0.9),
+           "latency_ms_p99": _percentile(times, 0.99), "img_per_s": statistics.median(per_round),
+           "img_per_s_at_p50": batch / (med / 1e3), "peak_mem_gb": max(peaks) if peaks else None}
+    if len(rounds) > 1:
+        row["img_per_s_rounds"] = per_round
+    return row
+
+
 def _is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
 
@@ -97,8 +147,9 @@ def run_bench(cfg: BenchConfig, progress=None) -> dict:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     if device == "cuda" and not torch.cuda.is_available():
         raise VimDeployError("--device cuda was asked for, but PyTorch sees no CUDA GPU.")
-    if cfg.iters < 1 or cfg.warmup < 0 or not cfg.batches or not cfg.resolutions or not cfg.backends:
-        raise VimDeployError("need >= 1 iteration, >= 0 warm-up runs, and at least one batch, resolution and backend.")
+    if cfg.iters < 1 or cfg.warmup < 0 or cfg.rounds < 1 or not cfg.batches or not cfg.resolutions or not cfg.backends:
+        raise VimDeployError("need >= 1 iteration, >= 0 warm-up runs, >= 1 round, and at least one batch, resolution "
+                             "and backend.")
     if any(not n.startswith("deit_") for n in cfg.backends):
         from vim_deploy.models import check_resolution
 
@@ -109,38 +160,27 @@ def run_bench(cfg: BenchConfig, progress=None) -> dict:
                 for n in cfg.backends]  # fail fast on names
     cuda = device == "cuda"
     combos = [(be, r, b) for be in backends for r in cfg.resolutions for b in cfg.batches]
+    samples: dict[int, list[dict]] = {i: [] for i in range(len(combos))}
+    steps, done = cfg.rounds * len(combos), 0
+    for k in range(cfg.rounds):
+        # every other round in the reverse order, so that no configuration always runs first or after the same one
+        order = list(range(len(combos)))[::-1 if k % 2 else 1]
+        for i in order:
+            be, res, batch = combos[i]
+            done += 1
+            if samples[i] and samples[i][-1]["status"] != "ok":
+                continue  # failed in an earlier round: not tried again
+            if progress:
+                progress(done, steps, f"{be.name} @ {res}px, batch {batch}"
+                         + (f" (round {k + 1}/{cfg.rounds})" if cfg.rounds > 1 else ""))
+            samples[i].append(_measure(be, res, batch, cfg, cuda))
     rows = []
-    for i, (be, res, batch) in enumerate(combos, 1):
-        if progress:
-            progress(i, len(combos), f"{be.name} @ {res}px, batch {batch}")
+    for i, (be, res, batch) in enumerate(combos):
         row = {"backend": be.name, "model": cfg.model if not be.name.startswith("deit") else be.name.split("-")[0],
                "resolution": res, "batch": batch, "device": device}
-        try:
-            if cuda:
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats()
-            be.prepare(batch, res)
-            on_gpu = cuda and be.device == "cuda"
-            times = _time_runs(be, cfg.warmup, cfg.iters, on_gpu)
-            streamed = _time_back_to_back(be, cfg.iters, on_gpu)
-            med = statistics.median(times)
-            row.update(status="ok", latency_ms_p50=med, latency_ms_p90=_percentile(times, 0.9),
-                       latency_ms_p99=_percentile(times, 0.99), img_per_s=batch / (streamed / 1e3),
-                       img_per_s_at_p50=batch / (med / 1e3),
-                       peak_mem_gb=((torch.cuda.max_memory_allocated() + be.extra_device_bytes()) / 1e9)
-                       if cuda and be.tracks_memory else None)
-            if getattr(be, "note", None):
-                row["note"] = be.note
-        except Exception as e:  # noqa: BLE001 - OOM is a result; anything else is reported as an error row
-            if _is_oom(e):
-                row.update(status="OOM")
-            elif isinstance(e, VimDeployError):
-                row.update(status="error", error=e.one_line())
-            else:
-                row.update(status="error", error=f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
-        finally:
-            be.release()
-            gc.collect()  # what the combination held is gone before the next one's peak is measured
+        row.update(_combine(samples[i], batch))
+        if row["status"] == "ok" and getattr(be, "note", None):
+            row["note"] = be.note
         rows.append(row)
     dev_name = torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine()
     report = {"tool": f"vim-deploy {__version__}", "command": "bench",

@@ -61,16 +61,19 @@ class _Bar:
 @click.option("--warmup", default=3, show_default=True, type=int)
 @click.option("--iters", default=20, show_default=True, type=int,
               help="Timed runs: each alone for the latency percentiles, then as many back to back for img/s.")
+@click.option("--rounds", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Time the whole sweep this many times, every other round in the reverse order; img/s is the "
+                   "median round's (each round's in the JSON), latency percentiles pool all rounds.")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--out-dir", default="bench_out", show_default=True, help="Folder for bench.{json,csv,md,png}.")
 @logging_options
-def bench_cmd(model, checkpoint, backends, engine, plugin, ort_ops_library, upstream, batches, resolutions, warmup, iters, device,
-              out_dir):
+def bench_cmd(model, checkpoint, backends, engine, plugin, ort_ops_library, upstream, batches, resolutions, warmup, iters,
+              rounds, device, out_dir):
     """Benchmark Vim backends (and DeiT baselines) over batch sizes and resolutions."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise VimDeployError(f"--out-dir '{out_dir}' exists and is not a folder.")
     cfg = BenchConfig(model=model, checkpoint=checkpoint, backends=[b.strip() for b in backends.split(",") if b.strip()],
-                      batches=batches, resolutions=resolutions, warmup=warmup, iters=iters, device=device,
+                      batches=batches, resolutions=resolutions, warmup=warmup, iters=iters, rounds=rounds, device=device,
                       engine=engine, plugin=plugin, upstream=upstream, ort_ops_library=ort_ops_library)
     log.info(f"RUNNING | bench {model}: {', '.join(cfg.backends)} x res {resolutions} x batch {batches}")
     report = run_bench(cfg, progress=_Bar())
