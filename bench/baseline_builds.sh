@@ -1,4 +1,5 @@
-# Sourced by the end-to-end scripts (bench/run_e2e.sh, bench/run_e2e_official.sh): the compiled baselines
+# Sourced by the end-to-end and check scripts (bench/run_e2e.sh, run_e2e_official.sh, run_gpu_checks.sh,
+# run_variants.sh): the compiled baselines
 # hustvl/Vim's code runs on, mamba_ssm's selective_scan_cuda and causal-conv1d's causal_conv1d_cuda, built
 # from the archives carried in .third_party/ (bench/build_mamba_ssm.py) into /tmp/build_<archive name>, and
 # the tables of that code beside our fast path.
@@ -13,13 +14,19 @@ start_baseline_builds() {
   done
 }
 
-# Wait (up to $1 x 5 s) until both extensions import, then put them on PYTHONPATH. torch is imported first: a
-# torch C++ extension does not load without libc10 already loaded.
+# Whether the modules named after $1 import with the folder(s) $1 in front of PYTHONPATH. torch is imported
+# first: a torch C++ extension does not load without libc10 already loaded.
+importable() {
+  local path=$1; shift
+  PYTHONPATH=$path:${PYTHONPATH:-} python3 -c "import torch; $(printf 'import %s; ' "$@")" 2>/dev/null
+}
+
+# Wait (up to $1 x 5 s) until both extensions import, then put them on PYTHONPATH.
 wait_baseline_builds() {
   local i
   for ((i = 0; i < ${1:-90}; i++)); do
     MB=$(ls -d /tmp/build_mamba_ssm-* 2>/dev/null | head -1); CB=$(ls -d /tmp/build_causal_conv1d-* 2>/dev/null | head -1)
-    PYTHONPATH=$MB:$CB python3 -c "import torch, selective_scan_cuda, causal_conv1d_cuda" 2>/dev/null && break
+    importable "$MB:$CB" selective_scan_cuda causal_conv1d_cuda && break
     sleep 5
   done
   tail -qn1 /tmp/build_*.log

@@ -13,7 +13,8 @@ fi
 python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider 2>&1 | tail -25 | tee "$OUT/gpu_tests.log"
 compute-sanitizer --tool memcheck --error-exitcode 9 python3 bench/memcheck_scan.py 2>&1 | tail -5 | tee "$OUT/memcheck.log"
 echo "memcheck exit: ${PIPESTATUS[0]}" | tee -a "$OUT/memcheck.log"
-for i in $(seq 1 60); do python3 -c "import sys, torch; sys.path.insert(0,'$MAMBA_BUILD'); import selective_scan_cuda" 2>/dev/null && break; sleep 5; done
+. bench/baseline_builds.sh
+for i in $(seq 1 60); do importable "$MAMBA_BUILD" selective_scan_cuda && break; sleep 5; done
 tail -2 "$OUT/mamba_build.log"
 export PYTHONPATH=$MAMBA_BUILD:$PYTHONPATH
 cp $MAMBA_BUILD/selective_scan_cuda.so "$OUT/" 2>/dev/null || true

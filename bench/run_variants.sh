@@ -17,7 +17,8 @@ for lib in build/variants/*.so; do
   if python3 -c "import sys; sys.exit(0 if $t < $best_t else 1)"; then best=$lib; best_t=$t; fi
 done
 echo "fastest: $best ($best_t us for small b128)"
-for i in $(seq 1 60); do python3 -c "import sys, torch; sys.path.insert(0,'$MAMBA_BUILD'); import selective_scan_cuda" 2>/dev/null && break; sleep 5; done
+. bench/baseline_builds.sh
+for i in $(seq 1 60); do importable "$MAMBA_BUILD" selective_scan_cuda && break; sleep 5; done
 export PYTHONPATH=$MAMBA_BUILD:$PYTHONPATH
 VIM_DEPLOY_KERNELS_LIB=$best python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider 2>&1 | tail -2
 VIM_DEPLOY_KERNELS_LIB=$best python3 bench/bench_scan.py --out "$OUT" 2>&1 | tail -18

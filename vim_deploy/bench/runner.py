@@ -161,17 +161,16 @@ def run_bench(cfg: BenchConfig, progress=None) -> dict:
     cuda = device == "cuda"
     combos = [(be, r, b) for be in backends for r in cfg.resolutions for b in cfg.batches]
     samples: dict[int, list[dict]] = {i: [] for i in range(len(combos))}
-    steps, done = cfg.rounds * len(combos), 0
+    steps = cfg.rounds * len(combos)
     for k in range(cfg.rounds):
         # every other round in the reverse order, so that no configuration always runs first or after the same one
         order = list(range(len(combos)))[::-1 if k % 2 else 1]
-        for i in order:
+        for step, i in enumerate(order, k * len(combos) + 1):
             be, res, batch = combos[i]
-            done += 1
             if samples[i] and samples[i][-1]["status"] != "ok":
                 continue  # failed in an earlier round: not tried again
             if progress:
-                progress(done, steps, f"{be.name} @ {res}px, batch {batch}"
+                progress(step, steps, f"{be.name} @ {res}px, batch {batch}"
                          + (f" (round {k + 1}/{cfg.rounds})" if cfg.rounds > 1 else ""))
             samples[i].append(_measure(be, res, batch, cfg, cuda))
     rows = []

@@ -11,6 +11,7 @@ import sys
 import click
 
 from vim_deploy import __version__
+from vim_deploy.cublas_workspace import prefer_no_workspace
 from vim_deploy.errors import VimDeployError
 
 
@@ -52,8 +53,6 @@ def cli():
 
 
 def main(argv=None) -> int:
-    from vim_deploy.cublas_workspace import prefer_no_workspace
-
     prefer_no_workspace()  # before any command's first GEMM (vim_deploy/cublas_workspace.py says why)
     try:
         cli.main(args=argv, prog_name="vim-deploy", standalone_mode=False)
