@@ -11,7 +11,11 @@ in L2; the headline numbers are CUDA-graph replays (device time, for ours and ma
 eager numbers (with each call's host overhead) are reported beside them. Ceilings measured in the same run: device copy bandwidth and exp() throughput. Roofline
 time = max(min bytes / bandwidth, exp count / exp rate); the report says which bound applies.
 
-Usage: python bench/bench_scan.py [--out DIR] [--quick]
+With --layout fastpath the tensors are laid out as the model's fast path passes them: channel-major,
+(rows, batch, tokens padded to a multiple of 8), seen as (batch, rows, L) views (mamba_ssm still gets
+contiguous copies). Default: contiguous (batch, rows, L), as the TensorRT plugin passes them.
+
+Usage: python bench/bench_scan.py [--out DIR] [--quick] [--layout contiguous|fastpath]
 """
 
 from __future__ import annotations
@@ -103,6 +107,18 @@ def make(b, e, l, n, dtype, seed):
             r(b, n, l).to(dtype), r(b, n, l).to(dtype), r(e), r(b, e, l).to(dtype), 0.3 * r(e))
 
 
+def channel_major(t, lp):
+    """(b, rows, l) -> the same values as a (b, rows, l) view of a zero-padded (rows, b, lp) buffer."""
+    b, rows, l = t.shape
+    full = torch.zeros(rows, b, lp, dtype=t.dtype, device=t.device)
+    full[..., :l] = t.permute(1, 0, 2)
+    return full.permute(1, 0, 2)[..., :l]
+
+
+def fastpath_layout(args, lp):
+    return tuple(channel_major(t, lp) if t.dim() == 3 else t for t in args)
+
+
 def mamba_module():
     try:
         import selective_scan_cuda  # noqa: F401
@@ -113,13 +129,18 @@ def mamba_module():
 
 
 def bench_shape(name, b, l, n=16, dtype=torch.float16, ceilings=None, mamba=None, with_ref=True, reps=30,
-                explore=False, choices=None):
+                explore=False, choices=None, layout="contiguous"):
     e = WIDTH[name]
     bytes_per = torch.tensor([], dtype=dtype).element_size()
     per_set = (5 * b * e * l + 4 * b * n * l) * bytes_per
     sets = max(1, min(4, int(64e6 // max(per_set, 1)))) if per_set < 64e6 else 1
     inputs = [(make(b, e, l, n, dtype, 2 * i), make(b, e, l, n, dtype, 2 * i + 1)) for i in range(sets)]
     out = torch.empty(b, e, l, dtype=dtype, device="cuda")
+    theirs_inputs = inputs  # mamba_ssm's and the reference's: contiguous
+    if layout == "fastpath":
+        lp = -(-l // 8) * 8
+        inputs = [(fastpath_layout(f, lp), fastpath_layout(r, lp)) for f, r in inputs]
+        out = channel_major(out, lp)
     k = [0]
 
     def nxt_i():
@@ -135,7 +156,7 @@ def bench_shape(name, b, l, n=16, dtype=torch.float16, ceilings=None, mamba=None
         kernels.selective_scan_multi([(*f, False)], True, 1.0)
         kernels.selective_scan_multi([(*r, True)], True, 1.0)
 
-    row = {"model": name, "E": e, "batch": b, "L": l, "N": n, "dtype": str(dtype).replace("torch.", "")}
+    row = {"model": name, "E": e, "batch": b, "L": l, "N": n, "dtype": str(dtype).replace("torch.", ""), "layout": layout}
     row["ours_fused_us"], _ = time_graph(ours_fused, sets, reps)
     row["ours_2x_single_us"], _ = time_graph(ours_two, sets, reps)
     row["ours_fused_eager_us"], _ = time_cuda(lambda: ours_fused(nxt_i()), reps=reps)
@@ -155,18 +176,18 @@ def bench_shape(name, b, l, n=16, dtype=torch.float16, ceilings=None, mamba=None
             row[f"ours_fused_c{ch}_l{ln}_us"], _ = time_graph(cfg_run, sets, reps)
     if mamba is not None:
         def mamba_two(i):
-            for (u, d, A, B, C, D, z, bias) in inputs[i]:
+            for (u, d, A, B, C, D, z, bias) in theirs_inputs[i]:
                 mamba.fwd(u, d, A, B.unsqueeze(1), C.unsqueeze(1), D, z, bias, True)
         row["mamba_ssm_2x_us"], _ = time_graph(mamba_two, sets, reps)
         row["mamba_ssm_2x_eager_us"], _ = time_cuda(lambda: mamba_two(nxt_i()), reps=reps)
-        u, d, A, B, C, D, z, bias = inputs[0][0]
+        u, d, A, B, C, D, z, bias = theirs_inputs[0][0]
         theirs = mamba.fwd(u, d, A, B.unsqueeze(1), C.unsqueeze(1), D, z, bias, True)[-1]
-        mine = kernels.selective_scan_cuda(u, d, A, B, C, D, z, bias, True)
+        mine = kernels.selective_scan_cuda(*inputs[0][0][:5], D, inputs[0][0][6], bias, True)
         row["rel_diff_vs_mamba"] = ((mine.float() - theirs.float()).norm() / theirs.float().norm()).item()
         row["speedup_vs_mamba"] = row["mamba_ssm_2x_us"] / row["ours_fused_us"]
     if with_ref and b * e * l <= 8 * 768 * 197:
         def ref_two():
-            f, r = inputs[nxt_i()]
+            f, r = theirs_inputs[nxt_i()]
             selective_scan_ref(*f, delta_softplus=True)
             selective_scan_ref(*r, delta_softplus=True, reverse=True)
         row["pytorch_ref_2x_us"], _ = time_cuda(ref_two, reps=3, warmup=1)
@@ -194,6 +215,8 @@ def main():
     ap.add_argument("--choices", default="",
                     help="time exactly these (chunks, lanes) launches besides the launcher's, e.g. 8:2,16:1 (0 chunks: the launcher's count)")
     ap.add_argument("--shapes", default="", help="only these, e.g. small:8:197,tiny:8:6085 (model:batch:L)")
+    ap.add_argument("--layout", choices=("contiguous", "fastpath"), default="contiguous",
+                    help="tensor layout handed to our kernel (fastpath: channel-major, tokens padded to 8)")
     args = ap.parse_args()
     dev = torch.cuda.get_device_name()
     ceilings = {"copy_Bps": copy_bandwidth(), "exp_per_s": exp_throughput()}
@@ -209,11 +232,12 @@ def main():
     choices = tuple((int(c), int(n)) for c, n in (t.split(":") for t in args.choices.split(","))) if args.choices else None
     rows = []
     for m, b, l in shapes:
-        r = bench_shape(m, b, l, ceilings=ceilings, mamba=mamba, explore=args.explore, choices=choices)
+        r = bench_shape(m, b, l, ceilings=ceilings, mamba=mamba, explore=args.explore, choices=choices, layout=args.layout)
         rows.append(r)
         print(json.dumps(r), flush=True)
     report = {"device": dev, "date": datetime.date.today().isoformat(), "torch": torch.__version__,
-              "command": "python bench/bench_scan.py" + (" --quick" if args.quick else ""),
+              "command": "python bench/bench_scan.py" + (" --quick" if args.quick else "")
+              + (f" --layout {args.layout}" if args.layout != "contiguous" else ""),
               "ceilings": ceilings, "rows": rows}
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench_scan.json"), "w") as f:

@@ -5,12 +5,15 @@ large dstate, fp32/fp16/bf16 and views at unaligned offsets (the element-copy pa
 
 PyTorch's caching allocator is switched off here: it carves tensors out of large segments, so memcheck
 could not see a read a few bytes past a tensor (a tensor's last, partial 8-byte granule). With one
-cudaMalloc a tensor, every byte past a tensor is out of bounds for memcheck.
+cudaMalloc a tensor, every byte past a tensor is out of bounds for memcheck. The warp-specialised kernel
+is forced wherever it can run (VIM_SCAN_WS_FORCE), so small launches exercise it too; the other kernel
+still takes every launch the warp-specialised one does not (lanes, chunks, fp32, unaligned rows).
 """
 
 import os
 
 os.environ["PYTORCH_NO_CUDA_MEMORY_CACHING"] = "1"  # before torch initialises CUDA
+os.environ["VIM_SCAN_WS_FORCE"] = "1"  # before the library's first launch
 
 import torch  # noqa: E402
 
@@ -45,6 +48,11 @@ def run_channel_major(b, e, l, lp, n, dtype, chunks=0, lanes=0):
 
 
 for dtype in (torch.float16, torch.float32, torch.bfloat16):
+    # one lane, one chunk, 16-byte aligned 16-bit rows: the warp-specialised kernel (forced above): two blocks
+    # of 384 channels, the second partial; a partial last tile; one full tile; 5 tokens
+    run_channel_major(3, 400, 197, 200, 16, dtype, chunks=1, lanes=1)
+    run_channel_major(2, 384, 16, 16, 16, dtype, chunks=1, lanes=1)
+    run_channel_major(1, 50, 5, 8, 7, dtype, chunks=1, lanes=1)
     run_channel_major(3, 70, 197, 200, 16, dtype)
     run_channel_major(2, 64, 50, 56, 16, dtype, chunks=3, lanes=2)
     run_channel_major(5, 33, 13, 13, 16, dtype, lanes=8)

@@ -31,6 +31,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
@@ -245,13 +246,13 @@ __device__ __forceinline__ void cpAsyncWaitAll()
  * row) and which elements of y it stores out. Tiles of a direction start kTile tokens apart, so
  * the plan holds for all of them; a tile adds only its origin.
  */
-template <typename T, int kRows, int kStride>
+template <typename T, int kRows, int kStride, int kNT = kThreads>
 struct RowPlan
 {
     static constexpr int kE = 8 / static_cast<int>(sizeof(T));
     static constexpr int kGranules = kTile / kE + 1;
-    static constexpr int kCopyItems = (kRows * kGranules + kThreads - 1) / kThreads;
-    static constexpr int kRowsPerStore = kThreads / kTile;
+    static constexpr int kCopyItems = (kRows * kGranules + kNT - 1) / kNT;
+    static constexpr int kRowsPerStore = kNT / kTile;
     static constexpr int kStoreItems = (kRows + kRowsPerStore - 1) / kRowsPerStore;
 
     int copyRel[kCopyItems]; // element offset of the granule from the tile origin
@@ -266,7 +267,7 @@ struct RowPlan
 #pragma unroll
         for (int i = 0; i < kCopyItems; ++i)
         {
-            int const e = threadIdx.x + i * kThreads;
+            int const e = threadIdx.x + i * kNT;
             int const r = e / kGranules;
             int const k = e % kGranules;
             int const shift = (originPhase + r * rowStride) & (kE - 1); // r * rowStride < 2^31: rows of one block
@@ -353,7 +354,7 @@ struct RowPlan
         {
             if (!(mask & (1u << a)))
                 continue;
-            for (int e = threadIdx.x; e < kRows * kTile; e += kThreads)
+            for (int e = threadIdx.x; e < kRows * kTile; e += kNT)
             {
                 int const r = e / kTile;
                 int const c = e % kTile;
@@ -463,10 +464,10 @@ __device__ __forceinline__ void loadStates(E const* p, float (&v)[kG])
 }
 
 //! Registers holding one thread's share of a (dstate x tile) slab of B or C, loaded a tile ahead.
-template <typename T, int kMaxN>
+template <typename T, int kMaxN, int kNT = kThreads>
 struct StateSlab
 {
-    static constexpr int kPer = (kMaxN * kTile + kThreads - 1) / kThreads;
+    static constexpr int kPer = (kMaxN * kTile + kNT - 1) / kNT;
     T v[kPer > 8 ? 1 : kPer]; // unused (size 1) when the slab is loaded directly
 
     __device__ __forceinline__ void load(T const* src, int64_t batchOffset, int dstate, int rowStride, int t0, int tValid)
@@ -474,7 +475,7 @@ struct StateSlab
 #pragma unroll
         for (int i = 0; i < kPer; ++i)
         {
-            int const e = threadIdx.x + i * kThreads;
+            int const e = threadIdx.x + i * kNT;
             int const n = e / kTile;
             int const c = e % kTile;
             v[i] = (n < dstate && n < kMaxN && c < tValid)
@@ -489,7 +490,7 @@ struct StateSlab
 #pragma unroll
         for (int i = 0; i < kPer; ++i)
         {
-            int const e = threadIdx.x + i * kThreads;
+            int const e = threadIdx.x + i * kNT;
             int const n = e / kTile;
             int const c = e % kTile;
             if (n < kMaxN)
@@ -985,6 +986,431 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
     }
 }
 
+/*
+ * Warp-specialised output kernel (kernel v18, issue 11; VIM_SCAN_WS = 0 keeps the launcher off it).
+ *
+ * Why: in the one-lane kernel above every thread both moves tiles and scans, and ncu (H200, vim_small
+ * batch 128) charges the tile code (cp.async issue, B / C staging, the y store, their address
+ * arithmetic and the waits on them) with ~31% of the instructions and ~42% of the stall samples of the
+ * warps that also have to keep the exp unit busy. Here four copy warps do all of it and twelve scan warps
+ * do nothing but the token loops: a block is one SM's worth (512 threads, one channel a scan thread, 384
+ * channels of one batch), the tiles flow through kWsStages shared-memory stages, and two mbarriers a stage
+ * hand it over: FULL (completes when every copy thread's cp.async have landed and its B / C are stored;
+ * a scan warp waits for it, not for the other scan warps) and EMPTY (every scan thread arrives once it has
+ * written the tile's y in place of u; the copy threads wait, store y and refill the stage). With named
+ * barriers instead (VIM_SCAN_WS_MBAR = 0) every scan warp met the others at every tile: 4-7% slower.
+ * Measured (H200, 2026-12-01, same run, fast-path layout, both directions): vim_tiny / small / base batch 128
+ * 153.9 / 297.1 / 573.6 us against 192.0 / 365.3 / 696.9 for the kernel above; the scan warps alone (no
+ * copies, stale tiles) 122.8 us at vim_tiny. Rows move as 16-byte chunks (cp.async.cg in, 16-byte stores out), so the kernel takes 16-bit
+ * tensors whose row tiles are 16-byte aligned (the fast path's padded channel-major rows); one chunk, one
+ * lane, up to 16 states; else the launcher keeps the kernel above. The per-token arithmetic is the
+ * one-lane kernel's, in the same order: both give the same bits.
+ */
+#ifndef VIM_SCAN_WS
+#define VIM_SCAN_WS 1
+#endif
+#ifndef VIM_SCAN_WS_MBAR
+// 1: stages handed over by mbarriers (a scan warp waits for its data only, not for the other scan warps; the
+// copies signal their own completion), 0: by named barriers (every scan warp of the block meets at every tile).
+#define VIM_SCAN_WS_MBAR 1
+#endif
+#ifndef VIM_SCAN_WS_STAGES
+#define VIM_SCAN_WS_STAGES 2
+#endif
+constexpr int kWsCopyThreads = 128; // copy threads (4 warps: one a scheduler), threads 0..127 of a block
+constexpr int kWsRows = 384;        // scan threads (12 warps), one channel each
+constexpr int kWsThreads = kWsCopyThreads + kWsRows;
+constexpr int kWsStages = VIM_SCAN_WS_STAGES;
+constexpr int kWsChunksPerRow = kTile * 2 / 16; // 16-byte chunks of a 16-bit row tile
+constexpr int kWsCopyItems = kWsRows * kWsChunksPerRow / kWsCopyThreads;
+static_assert(kWsRows * kWsChunksPerRow % kWsCopyThreads == 0, "copy items spread evenly");
+constexpr int kBarFull = 1; // named barrier ids; 0 is __syncthreads'
+constexpr int kBarEmpty = kBarFull + kWsStages;
+constexpr int kBarCopy = kBarEmpty + kWsStages;
+static_assert(kBarCopy <= 15, "16 named barriers");
+
+/*
+ * Byte offset of row r in a row tile: 32-byte rows with 16 bytes of padding after every 4, so that the 32
+ * rows a scan warp reads at one token fall two to a bank (as the other kernel's 40-byte rows do) while
+ * every row stays 16-byte aligned for the chunk copies.
+ */
+__host__ __device__ constexpr int wsRowOffset(int r)
+{
+    return r * kTile * 2 + (r >> 2) * 16;
+}
+constexpr int kWsTileBytes = wsRowOffset(kWsRows);
+
+struct WsTiles
+{
+    alignas(16) unsigned char u[kWsStages][kWsTileBytes]; // y overwrites u
+    alignas(16) unsigned char dt[kWsStages][kWsTileBytes];
+    alignas(16) unsigned char z[kWsStages][kWsTileBytes];
+    alignas(16) unsigned char prev[kWsStages][kWsTileBytes];
+    alignas(16) float B[kWsStages][kTile][16 + 4];
+    alignas(16) float C[kWsStages][kTile][16 + 4];
+    alignas(8) uint64_t full[kWsStages];  // mbarriers (VIM_SCAN_WS_MBAR)
+    alignas(8) uint64_t empty[kWsStages];
+};
+
+__device__ __forceinline__ void barSync(int id, int count)
+{
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+
+__device__ __forceinline__ void barArrive(int id, int count)
+{
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+
+__device__ __forceinline__ unsigned smemAddress(void const* p)
+{
+    return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void mbarInit(uint64_t* bar, unsigned count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smemAddress(bar)), "r"(count) : "memory");
+}
+
+//! One arrival (release: this thread's earlier shared-memory writes are seen by the waiters).
+__device__ __forceinline__ void mbarArrive(uint64_t* bar)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smemAddress(bar)) : "memory");
+}
+
+//! One arrival once every cp.async this thread has issued so far has landed (counted in the init count).
+__device__ __forceinline__ void mbarArriveOnCopies(uint64_t* bar)
+{
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smemAddress(bar)) : "memory");
+}
+
+//! Wait (acquire) until the phase of the given parity has completed.
+__device__ __forceinline__ void mbarWait(uint64_t* bar, unsigned parity)
+{
+    asm volatile(
+        "{\n"
+        ".reg .pred done;\n"
+        "WAIT_%=:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT_%=;\n"
+        "}\n" ::"r"(smemAddress(bar)),
+        "r"(parity)
+        : "memory");
+}
+
+__device__ __forceinline__ void cpAsync16(unsigned smemAddr, void const* gmem)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smemAddr), "l"(gmem) : "memory");
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArgs const args)
+{
+    static_assert(sizeof(T) == 2, "16-bit tensors");
+    extern __shared__ __align__(16) unsigned char smemRaw[];
+    WsTiles& s = *reinterpret_cast<WsTiles*>(smemRaw);
+
+    int const b = blockIdx.y;
+    int const d0 = blockIdx.x * kWsRows;
+    int const rowsValid = min(kWsRows, args.dim - d0);
+    int const numTiles = (args.seqlen + kTile - 1) / kTile;
+    int const total = args.numDirections * numTiles;
+    int64_t const outBase = b * args.outBatchStride + static_cast<int64_t>(d0) * args.rowStride;
+    T* const out = static_cast<T*>(args.out);
+#if VIM_SCAN_WS_MBAR
+    if (threadIdx.x == 0)
+    {
+        for (int st = 0; st < kWsStages; ++st)
+        {
+            mbarInit(&s.full[st], 2 * kWsCopyThreads); // each copy thread: its cp.async landed, its B / C stored
+            mbarInit(&s.empty[st], kWsRows);           // each scan thread: done with the stage
+        }
+    }
+    __syncthreads();
+#endif
+
+    if (threadIdx.x < kWsCopyThreads)
+    {
+        // ---- copy warps: tiles in, y out. Item i: row r, 16-byte chunk k (tokens 8k..8k+7 of the tile) ----
+        int rel[kWsCopyItems];  // elements from the tile's origin
+        int soff[kWsCopyItems]; // bytes into a row tile
+        int tok[kWsCopyItems];  // the chunk's first token
+#pragma unroll
+        for (int i = 0; i < kWsCopyItems; ++i)
+        {
+            int const e = threadIdx.x + i * kWsCopyThreads;
+            int const r = e / kWsChunksPerRow;
+            tok[i] = (e % kWsChunksPerRow) * 8;
+            rel[i] = r * args.rowStride + tok[i];
+            soff[i] = wsRowOffset(r) + tok[i] * 2;
+        }
+        StateSlab<T, 16, kWsCopyThreads> slabB, slabC;
+        int stored = 0; // tiles (over both directions) whose y has been stored
+        auto loadSlabs = [&](int g) { // B and C of tile g into registers
+            int const di = g / numTiles;
+            int const k = g - di * numTiles;
+            ScanDirection const P = di == 0 ? args.dir[0] : args.dir[1];
+            int const t0 = (P.reverse ? numTiles - 1 - k : k) * kTile;
+            int const tValid = min(kTile, args.seqlen - t0);
+            slabB.load(static_cast<T const*>(P.B), b * args.bcBatchStride[di][0], args.dstate, args.rowStride, t0, tValid);
+            slabC.load(static_cast<T const*>(P.C), b * args.bcBatchStride[di][1], args.dstate, args.rowStride, t0, tValid);
+        };
+        auto tileOf = [&](int g, int& t0, int& tValid) {
+            int const di = g / numTiles;
+            int const k = g - di * numTiles;
+            bool const reverse = di == 0 ? args.dir[0].reverse : args.dir[1].reverse;
+            t0 = (reverse ? numTiles - 1 - k : k) * kTile;
+            tValid = min(kTile, args.seqlen - t0);
+        };
+        // Wait until the scan warps are done with tiles [stored, upto), store their y; then the stages are free.
+        auto retire = [&](int upto) {
+            if (stored >= upto)
+                return;
+            for (; stored < upto; ++stored)
+            {
+                int const st = stored % kWsStages;
+#if VIM_SCAN_WS_MBAR
+                mbarWait(&s.empty[st], (stored / kWsStages) & 1);
+#else
+                barSync(kBarEmpty + st, kWsThreads);
+#endif
+                int t0 = 0, tValid = 0;
+                tileOf(stored, t0, tValid);
+                T* const dst = out + outBase + t0;
+#pragma unroll
+                for (int i = 0; i < kWsCopyItems; ++i)
+                {
+                    int const r = (threadIdx.x + i * kWsCopyThreads) / kWsChunksPerRow;
+                    if (r >= rowsValid || tok[i] >= tValid)
+                        continue;
+                    unsigned char const* const src = &s.u[st][soff[i]];
+                    if (tok[i] + 8 <= tValid)
+                    {
+                        *reinterpret_cast<uint4*>(dst + rel[i]) = *reinterpret_cast<uint4 const*>(src);
+                    }
+                    else
+                    {
+                        for (int c = 0; c < tValid - tok[i]; ++c)
+                        {
+                            dst[rel[i] + c] = reinterpret_cast<T const*>(src)[c];
+                        }
+                    }
+                }
+            }
+#if VIM_SCAN_WS_MBAR
+            // A thread refills exactly the u chunks whose y it has just stored (and read before), so only the
+            // direction switch needs the copy threads to meet: the first direction's y, stored by all of them,
+            // is read back as prev.
+            if (stored == numTiles)
+                barSync(kBarCopy, kWsCopyThreads);
+#else
+            barSync(kBarCopy, kWsCopyThreads); // every copy thread's reads of those stages done before refills
+#endif
+        };
+        for (int g = 0; g < total; ++g)
+        {
+            int const di = g / numTiles;
+            // A stage is refilled once its previous tile is stored; the second direction's first tile reads
+            // the first direction's output back (prev), so all of it must be stored first.
+            retire(di > 0 && g == numTiles ? g : g - kWsStages + 1);
+            ScanDirection const P = di == 0 ? args.dir[0] : args.dir[1];
+            int const st = g % kWsStages;
+            int t0 = 0, tValid = 0;
+            tileOf(g, t0, tValid);
+            int64_t const inBatch = static_cast<int64_t>(d0) * args.rowStride + t0;
+            int64_t const origin[4] = {b * args.rowBatchStride[di][0] + inBatch, b * args.rowBatchStride[di][1] + inBatch,
+                b * args.rowBatchStride[di][2] + inBatch, outBase + t0};
+            int64_t const limit[4] = {rowExtentOf(args, args.rowBatchStride[di][0]) - origin[0],
+                rowExtentOf(args, args.rowBatchStride[di][1]) - origin[1],
+                rowExtentOf(args, args.rowBatchStride[di][2]) - origin[2], args.outExtent - origin[3]};
+            T const* const src[4] = {static_cast<T const*>(P.u), static_cast<T const*>(P.delta),
+                static_cast<T const*>(P.z), out};
+            unsigned char* const dstStage[4] = {s.u[st], s.dt[st], s.z[st], s.prev[st]};
+            unsigned const mask = 3u | (P.z != nullptr ? 4u : 0u) | (di > 0 ? 8u : 0u);
+#pragma unroll
+            for (int a = 0; a < 4; ++a)
+            {
+                if (!(mask & (1u << a)))
+                    continue;
+                T const* const tile = src[a] + origin[a];
+                unsigned const base = static_cast<unsigned>(__cvta_generic_to_shared(dstStage[a]));
+#pragma unroll
+                for (int i = 0; i < kWsCopyItems; ++i)
+                {
+                    if (tok[i] >= tValid)
+                        continue; // past a partial tile's tokens: never read
+                    if (rel[i] + 8 <= limit[a])
+                    {
+                        cpAsync16(base + soff[i], tile + rel[i]);
+                    }
+                    else // the tensor ends inside the chunk: its elements, zeros after
+                    {
+                        T v[8];
+#pragma unroll
+                        for (int c = 0; c < 8; ++c)
+                        {
+                            v[c] = rel[i] + c < limit[a] ? tile[rel[i] + c] : fromFloat<T>(0.f);
+                        }
+                        *reinterpret_cast<uint4*>(dstStage[a] + soff[i]) = *reinterpret_cast<uint4 const*>(v);
+                    }
+                }
+            }
+#if VIM_SCAN_WS_MBAR
+            mbarArriveOnCopies(&s.full[st]);
+            if (g == 0)
+                loadSlabs(0);
+            slabB.store(s.B[st]); // B / C of tile g, loaded into registers an iteration ago
+            slabC.store(s.C[st]);
+            mbarArrive(&s.full[st]);
+            if (g + 1 < total)
+                loadSlabs(g + 1);
+#else
+            cpAsyncCommit();
+            loadSlabs(g);
+            cpAsyncWaitAll();
+            slabB.store(s.B[st]);
+            slabC.store(s.C[st]);
+            barArrive(kBarFull + st, kWsThreads);
+#endif
+        }
+        retire(total);
+        return;
+    }
+
+    // ---- scan warps: one channel a thread, its 16 states in registers ----
+    int const row = threadIdx.x - kWsCopyThreads;
+    int const d = d0 + row;
+    bool const channelValid = row < rowsValid;
+    for (int di = 0; di < args.numDirections; ++di)
+    {
+        ScanDirection const P = di == 0 ? args.dir[0] : args.dir[1];
+        bool const reverse = P.reverse;
+        bool const hasZ = P.z != nullptr;
+        bool const hasPrev = di > 0;
+        float A2[16];
+#pragma unroll
+        for (int i = 0; i < 16; ++i)
+        {
+            A2[i] = (channelValid && i < args.dstate) ? P.A[static_cast<int64_t>(d) * args.dstate + i] * kLog2e : 0.f;
+        }
+        float const bias = settle((channelValid && P.deltaBias) ? P.deltaBias[d] : 0.f);
+        float const Dd = settle((channelValid && P.D) ? P.D[d] : 0.f);
+        float const yScale = di == args.numDirections - 1 ? args.outScale : 1.f;
+        float h[16];
+#pragma unroll
+        for (int i = 0; i < 16; ++i)
+        {
+            h[i] = 0.f;
+        }
+        for (int k = 0; k < numTiles; ++k)
+        {
+            int const st = (di * numTiles + k) % kWsStages;
+            int const t0 = (reverse ? numTiles - 1 - k : k) * kTile;
+            int const tValid = min(kTile, args.seqlen - t0);
+#if VIM_SCAN_WS_MBAR
+            mbarWait(&s.full[st], ((di * numTiles + k) / kWsStages) & 1);
+#else
+            barSync(kBarFull + st, kWsThreads);
+#endif
+            T* const uRow = reinterpret_cast<T*>(&s.u[st][wsRowOffset(row)]);
+            T const* const dtRow = reinterpret_cast<T const*>(&s.dt[st][wsRowOffset(row)]);
+            T const* const zRow = reinterpret_cast<T const*>(&s.z[st][wsRowOffset(row)]);
+            T const* const prevRow = reinterpret_cast<T const*>(&s.prev[st][wsRowOffset(row)]);
+            float const(*const Bt)[16 + 4] = s.B[st];
+            float const(*const Ct)[16 + 4] = s.C[st];
+
+            struct TokenIn
+            {
+                float dt, du, uu, gate, prev;
+            };
+            auto loadToken = [&](int const c, auto mode) {
+                constexpr int kMode = decltype(mode)::value;
+                constexpr bool kRuntime = (kMode & 16) != 0;
+                bool const doSoftplus = kRuntime ? args.deltaSoftplus : (kMode & 1) != 0;
+                bool const doZ = kRuntime ? hasZ : (kMode & 2) != 0;
+                bool const doPrev = kRuntime ? hasPrev : (kMode & 4) != 0;
+                TokenIn t;
+                t.uu = toFloat(uRow[c]);
+                t.dt = toFloat(dtRow[c]) + bias;
+                if (doSoftplus)
+                {
+                    t.dt = softplus(t.dt);
+                }
+                t.du = t.dt * t.uu;
+                t.gate = yScale;
+                t.prev = 0.f;
+                if (doZ)
+                {
+                    float const zz = toFloat(zRow[c]);
+                    t.gate = yScale * zz / (1.f + __expf(-zz));
+                }
+                if (doPrev)
+                {
+                    t.prev = yScale * toFloat(prevRow[c]);
+                }
+                return t;
+            };
+            // The one-lane kernel's state update and y, operation for operation.
+            auto scanToken = [&](int const c, TokenIn const& t) {
+                float acc4[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+                for (int q = 0; q < 4; ++q)
+                {
+                    float bv[4], cv[4];
+                    loadStates4(&Bt[c][4 * q], bv);
+                    loadStates4(&Ct[c][4 * q], cv);
+#pragma unroll
+                    for (int jj = 0; jj < 4; ++jj)
+                    {
+                        int const i = 4 * q + jj;
+                        float const a = exp2f(t.dt * A2[i]);
+                        h[i] = fmaf(a, h[i], t.du * bv[jj]);
+                        acc4[jj] = fmaf(h[i], cv[jj], acc4[jj]);
+                    }
+                }
+                float const acc = (acc4[0] + acc4[1]) + (acc4[2] + acc4[3]);
+                uRow[c] = fromFloat<T>(fmaf(fmaf(Dd, t.uu, acc), t.gate, t.prev));
+            };
+            auto fullTile = [&](auto mode) {
+                constexpr int kMode = decltype(mode)::value;
+                auto tokenAt = [](int jj) { return (kMode & 8) ? kTile - 1 - jj : jj; };
+                TokenIn ahead = loadToken(tokenAt(0), mode);
+#pragma unroll(kTokenUnroll)
+                for (int jj = 0; jj < kTile; ++jj)
+                {
+                    TokenIn const cur = ahead;
+                    ahead = loadToken(tokenAt(min(jj + 1, kTile - 1)), mode); // past the end: unused reload
+                    scanToken(tokenAt(jj), cur);
+                }
+            };
+            if (tValid == kTile && args.deltaSoftplus && hasZ)
+            {
+                if (!reverse && !hasPrev)
+                    fullTile(std::integral_constant<int, 1 | 2>{});
+                else if (reverse && !hasPrev)
+                    fullTile(std::integral_constant<int, 1 | 2 | 8>{});
+                else if (!reverse)
+                    fullTile(std::integral_constant<int, 1 | 2 | 4>{});
+                else
+                    fullTile(std::integral_constant<int, 1 | 2 | 4 | 8>{});
+            }
+            else
+            {
+                for (int jj = 0; jj < tValid; ++jj)
+                {
+                    int const c = reverse ? tValid - 1 - jj : jj;
+                    scanToken(c, loadToken(c, std::integral_constant<int, 16>{}));
+                }
+            }
+#if VIM_SCAN_WS_MBAR
+            mbarArrive(&s.empty[st]);
+#else
+            barArrive(kBarEmpty + st, kWsThreads);
+#endif
+        }
+    }
+}
+
 constexpr int kMaxDevices = 64;
 using PerDevice = std::atomic<int>[kMaxDevices]; //!< a positive value per device once known, else 0
 
@@ -1176,6 +1602,70 @@ bool granuleAligned(void const* ptr)
     return (reinterpret_cast<uintptr_t>(ptr) & 7u) == 0;
 }
 
+/*
+ * The warp-specialised kernel when it applies (VIM_SCAN_WS): one block an SM must fit (shared memory,
+ * registers; occupancy query once per device), a block's rows must be indexable in 32 bits, and the
+ * grid must not leave more than a sixth of its last wave empty (a block holds 384 channels: batch 128
+ * fills whole waves of 132 SMs for Vim-T/S/B, small batches do not). Returns false to keep the other kernel.
+ */
+#if VIM_SCAN_WS
+bool chunkAligned(void const* ptr)
+{
+    return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0;
+}
+
+template <typename T>
+bool wsApplies(KernelArgs const& args, int sms)
+{
+    if (sizeof(T) != 2 || args.numChunks != 1 || args.dstate > 16 || args.rowStride % 8 != 0
+        || args.outBatchStride % 8 != 0 || !chunkAligned(args.out)
+        || static_cast<int64_t>(args.rowStride) * kWsRows + kTile >= INT32_MAX)
+        return false;
+    for (int i = 0; i < args.numDirections; ++i)
+    {
+        ScanDirection const& P = args.dir[i];
+        if (!chunkAligned(P.u) || !chunkAligned(P.delta) || !chunkAligned(P.z))
+            return false;
+        for (int k = 0; k < 3; ++k)
+        {
+            if (args.rowBatchStride[i][k] % 8 != 0)
+                return false;
+        }
+    }
+    // VIM_SCAN_WS_FORCE (tests): wherever the kernel can run, however few blocks.
+    static bool const force = std::getenv("VIM_SCAN_WS_FORCE") != nullptr;
+    int64_t const blocks = static_cast<int64_t>((args.dim + kWsRows - 1) / kWsRows) * args.batch;
+    int64_t const waves = (blocks + sms - 1) / sms;
+    if (!force && blocks * 6 < waves * sms * 5)
+        return false;
+    static PerDevice resident = {};
+    int fits = 0;
+    cudaError_t const err = oncePerDevice(resident, fits, [](int, int& v) {
+        int const bytes = static_cast<int>(sizeof(WsTiles));
+        cudaError_t e = cudaFuncSetAttribute(selectiveScanWsKernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+        int n = 0;
+        if (e == cudaSuccess)
+            e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, selectiveScanWsKernel<T>, kWsThreads, bytes);
+        v = e == cudaSuccess && n >= 1 ? 1 : 2; // 2: "does not fit" (cached too: only values > 0 are)
+        return cudaSuccess;
+    });
+    if (err != cudaSuccess)
+    {
+        cudaGetLastError();
+        return false;
+    }
+    return fits == 1;
+}
+
+template <typename T>
+cudaError_t launchWs(KernelArgs const& args, cudaStream_t stream)
+{
+    dim3 const grid(static_cast<unsigned>((args.dim + kWsRows - 1) / kWsRows), args.batch);
+    selectiveScanWsKernel<T><<<grid, kWsThreads, sizeof(WsTiles), stream>>>(args);
+    return cudaGetLastError();
+}
+#endif
+
 } // namespace
 
 int32_t selectiveScanChooseLanes(SelectiveScanParams const& p)
@@ -1361,6 +1851,25 @@ cudaError_t selectiveScanForward(SelectiveScanParams const& p, void* workspace, 
     }
     int const lanes = selectiveScanChooseLanes(p);
     int const spt = statesPerThread(p.dstate, lanes);
+#if VIM_SCAN_WS
+    if (lanes == 1)
+    {
+        int const sms = smCountOf(p);
+        switch (p.dtype)
+        {
+        case ScanDType::kFLOAT:
+            break;
+        case ScanDType::kHALF:
+            if (wsApplies<__half>(args, sms))
+                return launchWs<__half>(args, stream);
+            break;
+        case ScanDType::kBF16:
+            if (wsApplies<__nv_bfloat16>(args, sms))
+                return launchWs<__nv_bfloat16>(args, stream);
+            break;
+        }
+    }
+#endif
     switch (p.dtype)
     {
     case ScanDType::kFLOAT: return launchForLayout<float>(args, spt, lanes, stream);

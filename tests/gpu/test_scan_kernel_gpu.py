@@ -417,3 +417,75 @@ def test_model_fast_path_padded_tokens(res):
         want = ref(x.double())
         got = m(x)
     assert rel(got, want) <= 1e-5
+
+
+def _aligned_rows(t, lp, layout):
+    """A (batch, rows, L) tensor in a NaN-padded buffer of lp tokens a row, channel- or batch-major."""
+    if layout == "channel_major":
+        return channel_major(t, lp)
+    buf = torch.full((t.shape[0], t.shape[1], lp), float("nan"), device=t.device).to(t.dtype)
+    buf[..., :t.shape[2]] = t
+    return buf[..., :t.shape[2]]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("layout", ["channel_major", "batch_major"])
+@pytest.mark.parametrize("case", ["fused", "single_reverse", "no_z_no_D", "no_softplus", "dstate7", "whole_tiles"])
+def test_one_lane_aligned_rows(dtype, layout, case):
+    """One lane, one chunk, 16-bit rows padded to a multiple of 8 tokens: the launches kernel v18 (the
+    warp-specialised scan) takes where it applies. Here, with 6 blocks, the launcher gives them the one-lane
+    kernel; test_warp_specialised_kernel_where_forced runs this test again with v18 forced. Two 384-channel
+    blocks a batch, the second partial; a partial last tile (197 tokens) or whole tiles (32); every optional
+    input left out once; the padding neither read (NaN there) nor written."""
+    k = kernels()
+    n = 7 if case == "dstate7" else 16
+    b, d, l = 3, 400, 32 if case == "whole_tiles" else 197
+    lp = -(-l // 8) * 8
+    softplus = case != "no_softplus"
+    f = make(b, d, l, n, dtype, seed=71)
+    g = make(b, d, l, n, dtype, seed=72)
+    g = (*g[:6], f[6], g[7])  # the directions share z
+    if case == "no_z_no_D":
+        f, g = (*f[:5], None, None, f[7]), (*g[:5], None, None, g[7])
+    if not softplus:  # delta used as is: small and positive, no bias
+        f = (f[0], (0.1 * f[1].float().abs()).to(dtype), *f[2:7], None)
+        g = (g[0], (0.1 * g[1].float().abs()).to(dtype), *g[2:7], None)
+    fs = tuple(_aligned_rows(t, lp, layout) if t is not None and t.dim() == 3 else t for t in f)
+    gs = tuple(_aligned_rows(t, lp, layout) if t is not None and t.dim() == 3 else t for t in g)
+    if case != "no_z_no_D":
+        gs = (*gs[:6], fs[6], gs[7])
+    out = _aligned_rows(torch.empty(b, d, l, device="cuda", dtype=dtype), lp, layout)
+    out.fill_(float("nan"))
+
+    def ref(args, reverse):
+        return selective_scan_ref(*(None if t is None else t.double() for t in args), delta_softplus=softplus,
+                                  reverse=reverse, compute_dtype=torch.float64)
+
+    if case == "single_reverse":
+        k.selective_scan_multi([(*fs, True)], softplus, 1.0, 1, out=out, lanes=1)
+        want = ref(f, True)
+    else:
+        k.selective_scan_multi([(*fs, False), (*gs, True)], softplus, 0.5, 1, out=out, lanes=1)
+        want = (ref(f, False) + ref(g, True)) * 0.5
+    torch.cuda.synchronize()
+    full = out.as_strided((d, b, lp), (b * lp, lp, 1)) if layout == "channel_major" else out.as_strided((b, d, lp), (d * lp, lp, 1))
+    assert torch.isfinite(out).all() and (lp == l or torch.isnan(full[..., l:]).all())
+    assert rel(out, want) <= TOL[dtype]
+
+
+def test_warp_specialised_kernel_where_forced():
+    """Kernel v18 (the warp-specialised scan) takes a launch only when the grid fills whole waves of 384-channel
+    blocks (batch 128 of Vim), which no shape above reaches. VIM_SCAN_WS_FORCE makes the library take it wherever
+    it can run; the library reads it once, so the tests of one-lane launches on aligned rows run again in a child
+    process with it set (2026-12-01, H200: the whole file, before these two tests were added, passed that way,
+    306 tests)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, VIM_SCAN_WS_FORCE="1")
+    sel = "one_lane_aligned_rows or channel_major_rows"
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "-k", sel, __file__],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert " passed" in r.stdout and " failed" not in r.stdout
