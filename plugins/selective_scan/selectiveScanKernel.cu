@@ -201,9 +201,28 @@ struct Tiles
     alignas(16) BCElem C[2][kTile][kBCStride];
 };
 
+/*
+ * cp.async needs sm_80: before it (Xavier's sm_72, sm_75) the granule is copied synchronously (the
+ * same bytes land; only the overlap with the tile being computed is lost).
+ */
 __device__ __forceinline__ void cpAsync8(unsigned smemAddr, void const* gmem, int srcBytes)
 {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+    uint32_t w[2] = {0u, 0u};
+    if (srcBytes >= 8)
+    {
+        uint2 const v = *static_cast<uint2 const*>(gmem);
+        w[0] = v.x;
+        w[1] = v.y;
+    }
+    else
+    {
+        memcpy(w, gmem, srcBytes > 0 ? srcBytes : 0);
+    }
+    asm volatile("st.shared.v2.u32 [%0], {%1, %2};\n" ::"r"(smemAddr), "r"(w[0]), "r"(w[1]) : "memory");
+#else
     asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(smemAddr), "l"(gmem), "r"(srcBytes) : "memory");
+#endif
 }
 
 /*
@@ -232,12 +251,16 @@ __device__ __forceinline__ void storeGranuleTail(unsigned smemAddr, T const* gme
 
 __device__ __forceinline__ void cpAsyncCommit()
 {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
     asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
 }
 
 __device__ __forceinline__ void cpAsyncWaitAll()
 {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
     asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+#endif
 }
 
 /*
@@ -1022,7 +1045,6 @@ constexpr int kWsRows = 384;        // scan threads (12 warps), one channel each
 constexpr int kWsThreads = kWsCopyThreads + kWsRows;
 constexpr int kWsStages = VIM_SCAN_WS_STAGES;
 constexpr int kWsChunksPerRow = kTile * 2 / 16; // 16-byte chunks of a 16-bit row tile
-constexpr int kWsCopyItems = kWsRows * kWsChunksPerRow / kWsCopyThreads;
 static_assert(kWsRows * kWsChunksPerRow % kWsCopyThreads == 0, "copy items spread evenly");
 constexpr int kBarFull = 1; // named barrier ids; 0 is __syncthreads'
 constexpr int kBarEmpty = kBarFull + kWsStages;
@@ -1052,15 +1074,18 @@ struct WsTiles
     alignas(8) uint64_t empty[kWsStages];
 };
 
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900 // the helpers of the kernel below, which needs sm_90
 __device__ __forceinline__ void barSync(int id, int count)
 {
     asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 }
 
+#if !VIM_SCAN_WS_MBAR
 __device__ __forceinline__ void barArrive(int id, int count)
 {
     asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 }
+#endif
 
 __device__ __forceinline__ unsigned smemAddress(void const* p)
 {
@@ -1102,11 +1127,17 @@ __device__ __forceinline__ void cpAsync16(unsigned smemAddr, void const* gmem)
 {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smemAddr), "l"(gmem) : "memory");
 }
+#endif
 
+/*
+ * Compiled for sm_90 and later only (mbarrier.try_wait, 16-byte cp.async.cg with mbarrier arrivals); for
+ * older architectures the body is empty and the launcher never takes it (wsApplies asks the device).
+ */
 template <typename T>
 __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArgs const args)
 {
     static_assert(sizeof(T) == 2, "16-bit tensors");
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
     extern __shared__ __align__(16) unsigned char smemRaw[];
     WsTiles& s = *reinterpret_cast<WsTiles*>(smemRaw);
 
@@ -1117,6 +1148,7 @@ __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArg
     int const total = args.numDirections * numTiles;
     int64_t const outBase = b * args.outBatchStride + static_cast<int64_t>(d0) * args.rowStride;
     T* const out = static_cast<T*>(args.out);
+    constexpr int kWsCopyItems = kWsRows * kWsChunksPerRow / kWsCopyThreads;
 #if VIM_SCAN_WS_MBAR
     if (threadIdx.x == 0)
     {
@@ -1409,6 +1441,9 @@ __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArg
 #endif
         }
     }
+#else
+    (void) args;
+#endif
 }
 
 constexpr int kMaxDevices = 64;
@@ -1640,9 +1675,16 @@ bool wsApplies(KernelArgs const& args, int sms)
         return false;
     static PerDevice resident = {};
     int fits = 0;
-    cudaError_t const err = oncePerDevice(resident, fits, [](int, int& v) {
+    cudaError_t const err = oncePerDevice(resident, fits, [](int dev, int& v) {
         int const bytes = static_cast<int>(sizeof(WsTiles));
-        cudaError_t e = cudaFuncSetAttribute(selectiveScanWsKernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+        int major = 0;
+        cudaError_t e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+        if (e != cudaSuccess || major < 9)
+        {
+            v = 2; // compiled empty before sm_90 (see the kernel)
+            return e;
+        }
+        e = cudaFuncSetAttribute(selectiveScanWsKernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
         int n = 0;
         if (e == cudaSuccess)
             e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, selectiveScanWsKernel<T>, kWsThreads, bytes);
