@@ -539,6 +539,51 @@ __device__ __forceinline__ void loadStatesDirect(E (*dst)[kBCStride], T const* s
     }
 }
 
+//! One token's element-wise inputs: softplus(delta + bias), delta * u, u, the SiLU gate, the previous direction's output.
+struct TokenIn
+{
+    float dt, du, uu, gate, prev;
+};
+
+//! kMode bit of loadTokenIn: read the softplus / gate / previous-direction flags at run time (rare
+//! configurations, partial tiles) instead of from bits 0-2.
+constexpr int kTokenFlagsAtRunTime = 16;
+
+/*
+ * Token c's inputs from its rows of a shared-memory tile, for both output kernels' token loops. kMode: bit 0
+ * softplus, bit 1 gating by z, bit 2 adding the previous direction's output (scaled), or
+ * kTokenFlagsAtRunTime; kOutputPass false (pass A) never reads z or prev.
+ */
+template <int kMode, bool kOutputPass, typename T>
+__device__ __forceinline__ TokenIn loadTokenIn(T const* uRow, T const* dtRow, T const* zRow, T const* prevRow, int c,
+    float bias, float yScale, bool deltaSoftplus, bool hasZ, bool hasPrev)
+{
+    constexpr bool kRuntime = (kMode & kTokenFlagsAtRunTime) != 0;
+    bool const doSoftplus = kRuntime ? deltaSoftplus : (kMode & 1) != 0;
+    bool const doZ = kRuntime ? hasZ : (kMode & 2) != 0;
+    bool const doPrev = kRuntime ? hasPrev : (kMode & 4) != 0;
+    TokenIn t;
+    t.uu = toFloat(uRow[c]);
+    t.dt = toFloat(dtRow[c]) + bias;
+    if (doSoftplus)
+    {
+        t.dt = softplus(t.dt);
+    }
+    t.du = t.dt * t.uu;
+    t.gate = yScale;
+    t.prev = 0.f;
+    if (kOutputPass && doZ)
+    {
+        float const zz = toFloat(zRow[c]);
+        t.gate = yScale * zz / (1.f + __expf(-zz));
+    }
+    if (kOutputPass && doPrev)
+    {
+        t.prev = yScale * toFloat(prevRow[c]);
+    }
+    return t;
+}
+
 /*
  * kOutputPass == false: pass A (chunk end states + summed delta), one direction per blockIdx.z.
  * kOutputPass == true:  pass B (outputs), every direction of the call, in order.
@@ -794,37 +839,10 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
              * serialise the token behind the exp unit's queue twice, and the compiler cannot move
              * the next token's shared-memory loads above this token's store of y on its own.
              */
-            constexpr int kGeneric = 16;
-            struct TokenIn
-            {
-                float dt, du, uu, gate, prev;
-            };
+            constexpr int kGeneric = kTokenFlagsAtRunTime;
             auto loadToken = [&](int const c, auto mode) {
-                constexpr int kMode = decltype(mode)::value;
-                constexpr bool kRuntime = (kMode & kGeneric) != 0;
-                bool const doSoftplus = kRuntime ? args.deltaSoftplus : (kMode & 1) != 0;
-                bool const doZ = kRuntime ? hasZ : (kMode & 2) != 0;
-                bool const doPrev = kRuntime ? hasPrev : (kMode & 4) != 0;
-                TokenIn t;
-                t.uu = toFloat(uRow[c]);
-                t.dt = toFloat(dtRow[c]) + bias;
-                if (doSoftplus)
-                {
-                    t.dt = softplus(t.dt);
-                }
-                t.du = t.dt * t.uu;
-                t.gate = yScale;
-                t.prev = 0.f;
-                if (kOutputPass && doZ)
-                {
-                    float const zz = toFloat(zRow[c]);
-                    t.gate = yScale * zz / (1.f + __expf(-zz));
-                }
-                if (kOutputPass && doPrev)
-                {
-                    t.prev = yScale * toFloat(prevRow[c]);
-                }
-                return t;
+                return loadTokenIn<decltype(mode)::value, kOutputPass>(uRow, dtRow, zRow, prevRow, c, bias, yScale,
+                    args.deltaSoftplus, hasZ, hasPrev);
             };
             /*
              * This lane's states advanced over token c (h = exp2(dt * A2) * h + du * B[c]); returns the
@@ -1351,36 +1369,9 @@ __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArg
             float const(*const Bt)[16 + 4] = s.B[st];
             float const(*const Ct)[16 + 4] = s.C[st];
 
-            struct TokenIn
-            {
-                float dt, du, uu, gate, prev;
-            };
             auto loadToken = [&](int const c, auto mode) {
-                constexpr int kMode = decltype(mode)::value;
-                constexpr bool kRuntime = (kMode & 16) != 0;
-                bool const doSoftplus = kRuntime ? args.deltaSoftplus : (kMode & 1) != 0;
-                bool const doZ = kRuntime ? hasZ : (kMode & 2) != 0;
-                bool const doPrev = kRuntime ? hasPrev : (kMode & 4) != 0;
-                TokenIn t;
-                t.uu = toFloat(uRow[c]);
-                t.dt = toFloat(dtRow[c]) + bias;
-                if (doSoftplus)
-                {
-                    t.dt = softplus(t.dt);
-                }
-                t.du = t.dt * t.uu;
-                t.gate = yScale;
-                t.prev = 0.f;
-                if (doZ)
-                {
-                    float const zz = toFloat(zRow[c]);
-                    t.gate = yScale * zz / (1.f + __expf(-zz));
-                }
-                if (doPrev)
-                {
-                    t.prev = yScale * toFloat(prevRow[c]);
-                }
-                return t;
+                return loadTokenIn<decltype(mode)::value, true>(uRow, dtRow, zRow, prevRow, c, bias, yScale,
+                    args.deltaSoftplus, hasZ, hasPrev);
             };
             // The one-lane kernel's state update and y, operation for operation.
             auto scanToken = [&](int const c, TokenIn const& t) {
@@ -1431,7 +1422,7 @@ __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArg
                 for (int jj = 0; jj < tValid; ++jj)
                 {
                     int const c = reverse ? tValid - 1 - jj : jj;
-                    scanToken(c, loadToken(c, std::integral_constant<int, 16>{}));
+                    scanToken(c, loadToken(c, std::integral_constant<int, kTokenFlagsAtRunTime>{}));
                 }
             }
 #if VIM_SCAN_WS_MBAR
