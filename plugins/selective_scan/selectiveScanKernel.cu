@@ -1042,10 +1042,11 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
  * barriers instead (VIM_SCAN_WS_MBAR = 0) every scan warp met the others at every tile: 4-7% slower.
  * Measured (H200, 2026-12-01, same run, fast-path layout, both directions): vim_tiny / small / base batch 128
  * 153.9 / 297.1 / 573.6 us against 192.0 / 365.3 / 696.9 for the kernel above; the scan warps alone (no
- * copies, stale tiles) 122.8 us at vim_tiny. Rows move as 16-byte chunks (cp.async.cg in, 16-byte stores out), so the kernel takes 16-bit
- * tensors whose row tiles are 16-byte aligned (the fast path's padded channel-major rows); one chunk, one
- * lane, up to 16 states; else the launcher keeps the kernel above. The per-token arithmetic is the
- * one-lane kernel's, in the same order: both give the same bits.
+ * copies, stale tiles) 122.8 us at vim_tiny. Rows move as 16-byte chunks (cp.async.cg in, 16-byte stores
+ * out), so the kernel takes 16-bit tensors whose row tiles are 16-byte aligned (the fast path's padded
+ * channel-major rows); one chunk, one lane, up to 16 states; else the launcher keeps the kernel above (an
+ * earlier version copied 8-byte granules of any row through RowPlan and ran 1.2-1.4x slower than it). The
+ * per-token arithmetic is the one-lane kernel's, in the same order: both give the same bits.
  */
 #ifndef VIM_SCAN_WS
 #define VIM_SCAN_WS 1
@@ -1056,6 +1057,7 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
 #define VIM_SCAN_WS_MBAR 1
 #endif
 #ifndef VIM_SCAN_WS_STAGES
+// Shared-memory stages; 3 was 8-11% slower than 2 with either hand-over (H200, 2026-12-01).
 #define VIM_SCAN_WS_STAGES 2
 #endif
 constexpr int kWsCopyThreads = 128; // copy threads (4 warps: one a scheduler), threads 0..127 of a block
