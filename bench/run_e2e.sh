@@ -12,7 +12,6 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; W=/tmp/e2e; mkdir -p $W
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 B="python3 -m vim_deploy bench -q"
 . bench/baseline_builds.sh
-MB=$(ls -d /tmp/build_mamba_ssm-* 2>/dev/null | head -1); CB=$(ls -d /tmp/build_causal_conv1d-* 2>/dev/null | head -1)
 case "${1:-a}" in
 a)
   nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
@@ -40,7 +39,7 @@ b)
   grep -h "^|" "$OUT/e2e_b.md" | grep -v "^|--"
   ;;
 c)  # the resolution sweep of the official code beside ours (a and b together run past one call's 10 minutes)
-  export PYTHONPATH=$MB:$CB:$PYTHONPATH
+  wait_baseline_builds 1  # built in call a or b: on PYTHONPATH
   $B -m vim_tiny --backends official-fp16,fastpath-fp16 --upstream .third_party/Vim --batch 8 --resolutions paper \
      --warmup 2 --iters 10 --out-dir $W/off_sweep_b8
   python3 bench/merge_bench.py "$OUT/e2e_c" $W/off_sweep_b8 > /dev/null

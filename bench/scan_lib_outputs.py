@@ -8,11 +8,14 @@ must give the same bits; a float64 tolerance would hide a changed operation orde
     python bench/scan_lib_outputs.py compare /tmp/a.pt /tmp/b.pt      (exit 1 on any difference)
 """
 
+import os
 import sys
 
 import torch
 
-WIDTH = {"tiny": 384, "small": 768, "base": 1536}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_scan import WIDTH, fastpath_layout, make  # noqa: E402  (bench_scan's inputs, and the fast path's layout)
+
 CASES = [  # (model, batch, L, dtype, channel-major padded length or 0)
     ("tiny", 128, 197, torch.float16, 0), ("small", 128, 197, torch.float16, 0), ("base", 128, 197, torch.float16, 0),
     ("small", 128, 197, torch.float16, 200), ("small", 128, 197, torch.bfloat16, 200), ("small", 64, 197, torch.float32, 0),
@@ -20,28 +23,14 @@ CASES = [  # (model, batch, L, dtype, channel-major padded length or 0)
 ]
 
 
-def make(b, e, l, n, dtype, seed, lp):
-    g = torch.Generator(device="cuda").manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=g, device="cuda")  # noqa: E731
-
-    def rows(t):  # (b, rows, l), channel-major with batches lp apart when lp
-        if not lp:
-            return t.to(dtype)
-        full = torch.zeros(t.shape[1], t.shape[0], lp, device="cuda", dtype=dtype)
-        full[..., :l] = t.permute(1, 0, 2)
-        return full.permute(1, 0, 2)[..., :l]
-
-    return (rows(r(b, e, l)), rows(0.5 * r(b, e, l) - 1), -torch.exp(0.5 * r(e, n)), rows(r(b, n, l)),
-            rows(r(b, n, l)), r(e), rows(r(b, e, l)), 0.3 * r(e))
-
-
 def dump(path):
     from vim_deploy.ops import kernels
 
     outs = {}
     for m, b, l, dtype, lp in CASES:
-        f = make(b, WIDTH[m], l, 16, dtype, 1, lp)
-        r = make(b, WIDTH[m], l, 16, dtype, 2, lp)
+        f, r = (make(b, WIDTH[m], l, 16, dtype, seed) for seed in (1, 2))
+        if lp:
+            f, r = fastpath_layout(f, lp), fastpath_layout(r, lp)
         r = (*r[:6], f[6], r[7])  # Vim's directions share z
         y = kernels.selective_scan_multi([(*f, False), (*r, True)], True, 0.5)
         torch.cuda.synchronize()

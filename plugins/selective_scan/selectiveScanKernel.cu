@@ -1645,7 +1645,7 @@ bool chunkAligned(void const* ptr)
 template <typename T>
 bool wsApplies(KernelArgs const& args, int sms)
 {
-    if (sizeof(T) != 2 || args.numChunks != 1 || args.dstate > 16 || args.rowStride % 8 != 0
+    if (args.numChunks != 1 || args.dstate > 16 || args.rowStride % 8 != 0
         || args.outBatchStride % 8 != 0 || !chunkAligned(args.out)
         || static_cast<int64_t>(args.rowStride) * kWsRows + kTile >= INT32_MAX)
         return false;
