@@ -129,7 +129,7 @@ def mamba_module():
 
 
 def bench_shape(name, b, l, n=16, dtype=torch.float16, ceilings=None, mamba=None, with_ref=True, reps=30,
-                explore=False, choices=None, layout="contiguous"):
+                explore=False, choices=None, layout="contiguous", pad=8):
     e = WIDTH[name]
     bytes_per = torch.tensor([], dtype=dtype).element_size()
     per_set = (5 * b * e * l + 4 * b * n * l) * bytes_per
@@ -138,7 +138,7 @@ def bench_shape(name, b, l, n=16, dtype=torch.float16, ceilings=None, mamba=None
     out = torch.empty(b, e, l, dtype=dtype, device="cuda")
     theirs_inputs = inputs  # mamba_ssm's and the reference's: contiguous
     if layout == "fastpath":
-        lp = -(-l // 8) * 8
+        lp = -(-l // pad) * pad
         inputs = [(fastpath_layout(f, lp), fastpath_layout(r, lp)) for f, r in inputs]
         out = channel_major(out, lp)
     k = [0]
@@ -215,6 +215,8 @@ def main():
     ap.add_argument("--choices", default="",
                     help="time exactly these (chunks, lanes) launches besides the launcher's, e.g. 8:2,16:1 (0 chunks: the launcher's count)")
     ap.add_argument("--shapes", default="", help="only these, e.g. small:8:197,tiny:8:6085 (model:batch:L)")
+    ap.add_argument("--pad", type=int, default=8,
+                    help="--layout fastpath: rows padded to a multiple of this many tokens (the fast path's: 8)")
     ap.add_argument("--layout", choices=("contiguous", "fastpath"), default="contiguous",
                     help="tensor layout handed to our kernel (fastpath: channel-major, tokens padded to 8)")
     args = ap.parse_args()
@@ -232,12 +234,14 @@ def main():
     choices = tuple((int(c), int(n)) for c, n in (t.split(":") for t in args.choices.split(","))) if args.choices else None
     rows = []
     for m, b, l in shapes:
-        r = bench_shape(m, b, l, ceilings=ceilings, mamba=mamba, explore=args.explore, choices=choices, layout=args.layout)
+        r = bench_shape(m, b, l, ceilings=ceilings, mamba=mamba, explore=args.explore, choices=choices, layout=args.layout,
+                        pad=args.pad)
         rows.append(r)
         print(json.dumps(r), flush=True)
     report = {"device": dev, "date": datetime.date.today().isoformat(), "torch": torch.__version__,
               "command": "python bench/bench_scan.py" + (" --quick" if args.quick else "")
-              + (f" --layout {args.layout}" if args.layout != "contiguous" else ""),
+              + (f" --layout {args.layout}" if args.layout != "contiguous" else "")
+              + (f" --pad {args.pad}" if args.pad != 8 else ""),
               "ceilings": ceilings, "rows": rows}
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench_scan.json"), "w") as f:

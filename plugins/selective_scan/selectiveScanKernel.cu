@@ -550,21 +550,22 @@ struct TokenIn
 constexpr int kTokenFlagsAtRunTime = 16;
 
 /*
- * Token c's inputs from its rows of a shared-memory tile, for both output kernels' token loops. kMode: bit 0
+ * One token's TokenIn (the arithmetic both output kernels share): u and delta as floats; readZ() and
+ * readPrev() return z and the previous direction's output, called only where kMode uses them. kMode: bit 0
  * softplus, bit 1 gating by z, bit 2 adding the previous direction's output (scaled), or
  * kTokenFlagsAtRunTime; kOutputPass false (pass A) never reads z or prev.
  */
-template <int kMode, bool kOutputPass, typename T>
-__device__ __forceinline__ TokenIn loadTokenIn(T const* uRow, T const* dtRow, T const* zRow, T const* prevRow, int c,
-    float bias, float yScale, bool deltaSoftplus, bool hasZ, bool hasPrev)
+template <int kMode, bool kOutputPass, typename ReadZ, typename ReadPrev>
+__device__ __forceinline__ TokenIn makeTokenIn(float u, float dt, ReadZ&& readZ, ReadPrev&& readPrev, float bias,
+    float yScale, bool deltaSoftplus, bool hasZ, bool hasPrev)
 {
     constexpr bool kRuntime = (kMode & kTokenFlagsAtRunTime) != 0;
     bool const doSoftplus = kRuntime ? deltaSoftplus : (kMode & 1) != 0;
     bool const doZ = kRuntime ? hasZ : (kMode & 2) != 0;
     bool const doPrev = kRuntime ? hasPrev : (kMode & 4) != 0;
     TokenIn t;
-    t.uu = toFloat(uRow[c]);
-    t.dt = toFloat(dtRow[c]) + bias;
+    t.uu = u;
+    t.dt = dt + bias;
     if (doSoftplus)
     {
         t.dt = softplus(t.dt);
@@ -574,14 +575,24 @@ __device__ __forceinline__ TokenIn loadTokenIn(T const* uRow, T const* dtRow, T 
     t.prev = 0.f;
     if (kOutputPass && doZ)
     {
-        float const zz = toFloat(zRow[c]);
+        float const zz = readZ();
         t.gate = yScale * zz / (1.f + __expf(-zz));
     }
     if (kOutputPass && doPrev)
     {
-        t.prev = yScale * toFloat(prevRow[c]);
+        t.prev = yScale * readPrev();
     }
     return t;
+}
+
+//! Token c's inputs from its rows of a shared-memory tile.
+template <int kMode, bool kOutputPass, typename T>
+__device__ __forceinline__ TokenIn loadTokenIn(T const* uRow, T const* dtRow, T const* zRow, T const* prevRow, int c,
+    float bias, float yScale, bool deltaSoftplus, bool hasZ, bool hasPrev)
+{
+    return makeTokenIn<kMode, kOutputPass>(
+        toFloat(uRow[c]), toFloat(dtRow[c]), [&] { return toFloat(zRow[c]); }, [&] { return toFloat(prevRow[c]); },
+        bias, yScale, deltaSoftplus, hasZ, hasPrev);
 }
 
 /*
@@ -1060,6 +1071,14 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
 // Shared-memory stages; 3 was 8-11% slower than 2 with either hand-over (H200, 2026-12-01).
 #define VIM_SCAN_WS_STAGES 2
 #endif
+#ifndef VIM_SCAN_WS_PAIRS
+// 1: full tiles read each row's token inputs and write its y two tokens at a time (32-bit shared-memory
+// accesses), 0: a token at a time (16-bit). In this kernel's row layout the 32 rows a scan warp reads fall in
+// 8 bank groups, so every such access is a 4-way bank conflict; ncu (H200, vim_small batch 128) counted 52% of
+// the kernel's shared-memory wavefronts as that excess. Pairs: shared wavefronts 44.7 M -> 33.7 M, and the
+// kernel 0.7-1.1% faster (same run, batch 128 of Vim-T/S/B; 2026-12-01): the shared pipe was not the limit.
+#define VIM_SCAN_WS_PAIRS 1
+#endif
 constexpr int kWsCopyThreads = 128; // copy threads (4 warps: one a scheduler), threads 0..127 of a block
 constexpr int kWsRows = 384;        // scan threads (12 warps), one channel each
 constexpr int kWsThreads = kWsCopyThreads + kWsRows;
@@ -1376,7 +1395,7 @@ __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArg
                     args.deltaSoftplus, hasZ, hasPrev);
             };
             // The one-lane kernel's state update and y, operation for operation.
-            auto scanToken = [&](int const c, TokenIn const& t) {
+            auto scanY = [&](int const c, TokenIn const& t) {
                 float acc4[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
                 for (int q = 0; q < 4; ++q)
@@ -1394,8 +1413,52 @@ __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArg
                     }
                 }
                 float const acc = (acc4[0] + acc4[1]) + (acc4[2] + acc4[3]);
-                uRow[c] = fromFloat<T>(fmaf(fmaf(Dd, t.uu, acc), t.gate, t.prev));
+                return fromFloat<T>(fmaf(fmaf(Dd, t.uu, acc), t.gate, t.prev));
             };
+            auto scanToken = [&](int const c, TokenIn const& t) { uRow[c] = scanY(c, t); };
+#if VIM_SCAN_WS_PAIRS
+            static_assert(kTile % 2 == 0, "whole token pairs in a full tile");
+            // Tokens 2q and 2q + 1 of every row tensor the mode reads, one 32-bit word each.
+            auto loadPair = [&](int const q, auto mode, TokenIn (&t)[2]) {
+                constexpr int kMode = decltype(mode)::value;
+                auto word = [q](T const* row) { return reinterpret_cast<unsigned const*>(row)[q]; };
+                unsigned const uw = word(uRow), dw = word(dtRow);
+                unsigned const zw = (kMode & 2) ? word(zRow) : 0u, pw = (kMode & 4) ? word(prevRow) : 0u;
+#pragma unroll
+                for (int k = 0; k < 2; ++k)
+                {
+                    t[k] = makeTokenIn<kMode, true>(
+                        elementOf<T>(uw, k), elementOf<T>(dw, k), [&] { return elementOf<T>(zw, k); },
+                        [&] { return elementOf<T>(pw, k); }, bias, yScale, args.deltaSoftplus, hasZ, hasPrev);
+                }
+            };
+            auto fullTile = [&](auto mode) {
+                constexpr bool kReverse = (decltype(mode)::value & 8) != 0;
+                constexpr int kPairs = kTile / 2;
+                auto pairAt = [](int p) { return kReverse ? kPairs - 1 - p : p; };
+                TokenIn ahead[2];
+                loadPair(pairAt(0), mode, ahead);
+#pragma unroll 1
+                for (int p = 0; p < kPairs; ++p)
+                {
+                    TokenIn const cur[2] = {ahead[0], ahead[1]};
+                    int const q = pairAt(p);
+                    loadPair(pairAt(min(p + 1, kPairs - 1)), mode, ahead); // past the end: unused reload
+                    T y[2];
+                    if (kReverse)
+                    {
+                        y[1] = scanY(2 * q + 1, cur[1]);
+                        y[0] = scanY(2 * q, cur[0]);
+                    }
+                    else
+                    {
+                        y[0] = scanY(2 * q, cur[0]);
+                        y[1] = scanY(2 * q + 1, cur[1]);
+                    }
+                    reinterpret_cast<unsigned*>(uRow)[q] = packPair(y[0], y[1]);
+                }
+            };
+#else
             auto fullTile = [&](auto mode) {
                 constexpr int kMode = decltype(mode)::value;
                 auto tokenAt = [](int jj) { return (kMode & 8) ? kTile - 1 - jj : jj; };
@@ -1408,6 +1471,7 @@ __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArg
                     scanToken(tokenAt(jj), cur);
                 }
             };
+#endif
             if (tValid == kTile && args.deltaSoftplus && hasZ)
             {
                 if (!reverse && !hasPrev)
