@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from vim_deploy import cublas_workspace  # noqa: E402
 from vim_deploy.bench.backends import make_backend  # noqa: E402
+from vim_deploy.bench.runner import _time_back_to_back, _time_runs  # noqa: E402  (the bench's timers)
 
 FIELDS = ("timestamp", "clocks.sm", "power.draw", "temperature.gpu", "clocks_event_reasons.active")
 
@@ -77,28 +79,13 @@ def summarize(rows, t0, t1):
 
 
 def alone(be, n):
-    """ms a batch, each run alone (events around it, then a synchronize), as the bench's latency."""
-    times = []
-    for _ in range(n):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        be.run()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    times.sort()
-    return times[len(times) // 2]
+    """Median ms a batch, each run alone: the bench's own latency timer."""
+    return statistics.median(_time_runs(be, 0, n, True))
 
 
 def back_to_back(be, n):
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize()
-    a.record()
-    for _ in range(n):
-        be.run()
-    b.record()
-    b.synchronize()
-    return a.elapsed_time(b) / n
+    """Mean ms a batch over n runs issued back to back: the bench's own throughput timer."""
+    return _time_back_to_back(be, n, True)
 
 
 def main():
