@@ -3,9 +3,11 @@
 Why: `vim-deploy bench` reports vim_base at batch 128 ~6.5% slower a batch back to back (img/s) than run
 alone (p50 latency); the smaller models do not show it. If the card lowers its clock under the sustained
 load (power or thermal limit), that is a property of the load's energy, not of launch overlap. This runs
-each model's CUDA-graphed fast path in three phases, the way the bench times it, while `nvidia-smi` samples
-the card every 50 ms, and reports per phase: ms a batch, mean SM clock, mean power, and the clock-limit
-reasons that were active.
+each model's CUDA-graphed fast path in four phases with the bench's own timers (20 runs alone, 20 back to
+back, --seconds back to back, 20 alone again) while `nvidia-smi` samples the card every 50 ms, and reports
+per phase: ms a batch, mean SM clock, mean power (the driver's reading lags: short phases under-read it),
+and the clock-limit reasons that were active. H200, 2026-12-01: vim_base back to back holds the 700 W cap
+and the SM clock drops ~10% (bench/RESULTS.md).
 
     python bench/power_clock_probe.py --models vim_base,vim_tiny --batch 128 --seconds 6 --out $OUT
 """
@@ -137,6 +139,7 @@ def main():
         proc.terminate()
         proc.wait()
     rows = read_samples(log)
+    os.unlink(log)
     lines = [f"# SM clock and power by phase ({report['device']}, {args.backend}, batch {args.batch} @ {args.res})", "",
              "| model | phase | ms a batch | SM MHz mean (min) | W mean (max) | max °C | limit reasons |",
              "|---|---|---|---|---|---|---|"]
