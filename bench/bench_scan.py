@@ -12,10 +12,10 @@ eager numbers (with each call's host overhead) are reported beside them. Ceiling
 time = max(min bytes / bandwidth, exp count / exp rate); the report says which bound applies.
 
 With --layout fastpath the tensors are laid out as the model's fast path passes them: channel-major,
-(rows, batch, tokens padded to a multiple of 8), seen as (batch, rows, L) views (mamba_ssm still gets
-contiguous copies). Default: contiguous (batch, rows, L), as the TensorRT plugin passes them.
+(rows, batch, tokens padded to a multiple of --pad, 8 as in the model), seen as (batch, rows, L) views
+(mamba_ssm still gets contiguous copies). Default: contiguous (batch, rows, L), as the TensorRT plugin passes them.
 
-Usage: python bench/bench_scan.py [--out DIR] [--quick] [--layout contiguous|fastpath]
+Usage: python bench/bench_scan.py [--out DIR] [--quick] [--layout contiguous|fastpath] [--pad N]
 """
 
 from __future__ import annotations
@@ -115,6 +115,10 @@ def channel_major(t, lp):
     return full.permute(1, 0, 2)[..., :l]
 
 
+def padded_length(l, pad=8):
+    return -(-l // pad) * pad
+
+
 def fastpath_layout(args, lp):
     return tuple(channel_major(t, lp) if t.dim() == 3 else t for t in args)
 
@@ -138,7 +142,7 @@ def bench_shape(name, b, l, n=16, dtype=torch.float16, ceilings=None, mamba=None
     out = torch.empty(b, e, l, dtype=dtype, device="cuda")
     theirs_inputs = inputs  # mamba_ssm's and the reference's: contiguous
     if layout == "fastpath":
-        lp = -(-l // pad) * pad
+        lp = padded_length(l, pad)
         inputs = [(fastpath_layout(f, lp), fastpath_layout(r, lp)) for f, r in inputs]
         out = channel_major(out, lp)
     k = [0]
@@ -218,7 +222,7 @@ def main():
     ap.add_argument("--pad", type=int, default=8,
                     help="--layout fastpath: rows padded to a multiple of this many tokens (the fast path's: 8)")
     ap.add_argument("--layout", choices=("contiguous", "fastpath"), default="contiguous",
-                    help="tensor layout handed to our kernel (fastpath: channel-major, tokens padded to 8)")
+                    help="tensor layout handed to our kernel (fastpath: channel-major, tokens padded to --pad)")
     args = ap.parse_args()
     dev = torch.cuda.get_device_name()
     ceilings = {"copy_Bps": copy_bandwidth(), "exp_per_s": exp_throughput()}

@@ -30,7 +30,7 @@ for lib in "${libs[@]}"; do
         --metrics "$METRICS" -k regex:selectiveScan -c $count -f -o "$rep" python3 - <<'PY' > "$OUT/logs/ncu_log_${name}_$case.txt" 2>&1
 import os
 import torch
-from bench_scan import WIDTH, make, fastpath_layout, channel_major
+from bench_scan import WIDTH, make, fastpath_layout, channel_major, padded_length
 from vim_deploy.ops import kernels
 case = os.environ["CASE"]
 pad = 8
@@ -43,7 +43,7 @@ e = WIDTH[model]
 f, r = make(b, e, l, 16, torch.float16, 0), make(b, e, l, 16, torch.float16, 1)
 out = torch.empty(b, e, l, dtype=torch.float16, device="cuda")
 if case.startswith("fastpath"):
-    lp = -(-l // pad) * pad
+    lp = padded_length(l, pad)
     f, r, out = fastpath_layout(f, lp), fastpath_layout(r, lp), channel_major(out, lp)
 for _ in range(2):
     kernels.selective_scan_multi([(*f, False), (*r, True)], True, 0.5, out=out)

@@ -1050,7 +1050,8 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
  * hand it over: FULL (completes when every copy thread's cp.async have landed and its B / C are stored;
  * a scan warp waits for it, not for the other scan warps) and EMPTY (every scan thread arrives once it has
  * written the tile's y in place of u; the copy threads wait, store y and refill the stage). With named
- * barriers instead (VIM_SCAN_WS_MBAR = 0) every scan warp met the others at every tile: 4-7% slower.
+ * barriers instead every scan warp met the others at every tile: 4-7% slower (that variant was removed
+ * after the measurement; commit 545cf39 still builds it with -DVIM_SCAN_WS_MBAR=0).
  * Measured (H200, 2026-12-01, same run, fast-path layout, both directions): vim_tiny / small / base batch 128
  * 153.9 / 297.1 / 573.6 us against 192.0 / 365.3 / 696.9 for the kernel above; the scan warps alone (no
  * copies, stale tiles) 122.8 us at vim_tiny. Rows move as 16-byte chunks (cp.async.cg in, 16-byte stores
@@ -1062,22 +1063,9 @@ __global__ void __launch_bounds__(kThreads, minBlocksFor(kSPT)) selectiveScanKer
 #ifndef VIM_SCAN_WS
 #define VIM_SCAN_WS 1
 #endif
-#ifndef VIM_SCAN_WS_MBAR
-// 1: stages handed over by mbarriers (a scan warp waits for its data only, not for the other scan warps; the
-// copies signal their own completion), 0: by named barriers (every scan warp of the block meets at every tile).
-#define VIM_SCAN_WS_MBAR 1
-#endif
 #ifndef VIM_SCAN_WS_STAGES
 // Shared-memory stages; 3 was 8-11% slower than 2 with either hand-over (H200, 2026-12-01).
 #define VIM_SCAN_WS_STAGES 2
-#endif
-#ifndef VIM_SCAN_WS_PAIRS
-// 1: full tiles read each row's token inputs and write its y two tokens at a time (32-bit shared-memory
-// accesses), 0: a token at a time (16-bit). In this kernel's row layout the 32 rows a scan warp reads fall in
-// 8 bank groups, so every such access is a 4-way bank conflict; ncu (H200, vim_small batch 128) counted 52% of
-// the kernel's shared-memory wavefronts as that excess. Pairs: shared wavefronts 44.7 M -> 33.7 M, and the
-// kernel 0.7-1.1% faster (same run, batch 128 of Vim-T/S/B; 2026-12-01): the shared pipe was not the limit.
-#define VIM_SCAN_WS_PAIRS 1
 #endif
 constexpr int kWsCopyThreads = 128; // copy threads (4 warps: one a scheduler), threads 0..127 of a block
 constexpr int kWsRows = 384;        // scan threads (12 warps), one channel each
@@ -1085,15 +1073,13 @@ constexpr int kWsThreads = kWsCopyThreads + kWsRows;
 constexpr int kWsStages = VIM_SCAN_WS_STAGES;
 constexpr int kWsChunksPerRow = kTile * 2 / 16; // 16-byte chunks of a 16-bit row tile
 static_assert(kWsRows * kWsChunksPerRow % kWsCopyThreads == 0, "copy items spread evenly");
-constexpr int kBarFull = 1; // named barrier ids; 0 is __syncthreads'
-constexpr int kBarEmpty = kBarFull + kWsStages;
-constexpr int kBarCopy = kBarEmpty + kWsStages;
-static_assert(kBarCopy <= 15, "16 named barriers");
+constexpr int kBarCopy = 1; // the copy warps' named barrier (0 is __syncthreads')
 
 /*
- * Byte offset of row r in a row tile: 32-byte rows with 16 bytes of padding after every 4, so that the 32
- * rows a scan warp reads at one token fall two to a bank (as the other kernel's 40-byte rows do) while
- * every row stays 16-byte aligned for the chunk copies.
+ * Byte offset of row r in a row tile: 32-byte rows with 16 bytes of padding after every 4, so that every row
+ * stays 16-byte aligned for the chunk copies and 8 consecutive rows' 16-byte chunks fall in distinct banks.
+ * The 32 rows a scan warp reads at one token then fall in 8 bank groups: 4-way conflicts, which the token
+ * pairs below halve (16-byte alignment allows no layout with fewer).
  */
 __host__ __device__ constexpr int wsRowOffset(int r)
 {
@@ -1109,7 +1095,7 @@ struct WsTiles
     alignas(16) unsigned char prev[kWsStages][kWsTileBytes];
     alignas(16) float B[kWsStages][kTile][16 + 4];
     alignas(16) float C[kWsStages][kTile][16 + 4];
-    alignas(8) uint64_t full[kWsStages];  // mbarriers (VIM_SCAN_WS_MBAR)
+    alignas(8) uint64_t full[kWsStages]; // mbarriers
     alignas(8) uint64_t empty[kWsStages];
 };
 
@@ -1118,13 +1104,6 @@ __device__ __forceinline__ void barSync(int id, int count)
 {
     asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 }
-
-#if !VIM_SCAN_WS_MBAR
-__device__ __forceinline__ void barArrive(int id, int count)
-{
-    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
-}
-#endif
 
 __device__ __forceinline__ unsigned smemAddress(void const* p)
 {
@@ -1188,7 +1167,6 @@ __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArg
     int64_t const outBase = b * args.outBatchStride + static_cast<int64_t>(d0) * args.rowStride;
     T* const out = static_cast<T*>(args.out);
     constexpr int kWsCopyItems = kWsRows * kWsChunksPerRow / kWsCopyThreads;
-#if VIM_SCAN_WS_MBAR
     if (threadIdx.x == 0)
     {
         for (int st = 0; st < kWsStages; ++st)
@@ -1198,7 +1176,6 @@ __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArg
         }
     }
     __syncthreads();
-#endif
 
     if (threadIdx.x < kWsCopyThreads)
     {
@@ -1240,11 +1217,7 @@ __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArg
             for (; stored < upto; ++stored)
             {
                 int const st = stored % kWsStages;
-#if VIM_SCAN_WS_MBAR
                 mbarWait(&s.empty[st], (stored / kWsStages) & 1);
-#else
-                barSync(kBarEmpty + st, kWsThreads);
-#endif
                 int t0 = 0, tValid = 0;
                 tileOf(stored, t0, tValid);
                 T* const dst = out + outBase + t0;
@@ -1268,15 +1241,11 @@ __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArg
                     }
                 }
             }
-#if VIM_SCAN_WS_MBAR
             // A thread refills exactly the u chunks whose y it has just stored (and read before), so only the
             // direction switch needs the copy threads to meet: the first direction's y, stored by all of them,
             // is read back as prev.
             if (stored == numTiles)
                 barSync(kBarCopy, kWsCopyThreads);
-#else
-            barSync(kBarCopy, kWsCopyThreads); // every copy thread's reads of those stages done before refills
-#endif
         };
         for (int g = 0; g < total; ++g)
         {
@@ -1326,7 +1295,6 @@ __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArg
                     }
                 }
             }
-#if VIM_SCAN_WS_MBAR
             mbarArriveOnCopies(&s.full[st]);
             if (g == 0)
                 loadSlabs(0);
@@ -1335,14 +1303,6 @@ __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArg
             mbarArrive(&s.full[st]);
             if (g + 1 < total)
                 loadSlabs(g + 1);
-#else
-            cpAsyncCommit();
-            loadSlabs(g);
-            cpAsyncWaitAll();
-            slabB.store(s.B[st]);
-            slabC.store(s.C[st]);
-            barArrive(kBarFull + st, kWsThreads);
-#endif
         }
         retire(total);
         return;
@@ -1378,11 +1338,7 @@ __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArg
             int const st = (di * numTiles + k) % kWsStages;
             int const t0 = (reverse ? numTiles - 1 - k : k) * kTile;
             int const tValid = min(kTile, args.seqlen - t0);
-#if VIM_SCAN_WS_MBAR
             mbarWait(&s.full[st], ((di * numTiles + k) / kWsStages) & 1);
-#else
-            barSync(kBarFull + st, kWsThreads);
-#endif
             T* const uRow = reinterpret_cast<T*>(&s.u[st][wsRowOffset(row)]);
             T const* const dtRow = reinterpret_cast<T const*>(&s.dt[st][wsRowOffset(row)]);
             T const* const zRow = reinterpret_cast<T const*>(&s.z[st][wsRowOffset(row)]);
@@ -1415,10 +1371,12 @@ __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArg
                 float const acc = (acc4[0] + acc4[1]) + (acc4[2] + acc4[3]);
                 return fromFloat<T>(fmaf(fmaf(Dd, t.uu, acc), t.gate, t.prev));
             };
-            auto scanToken = [&](int const c, TokenIn const& t) { uRow[c] = scanY(c, t); };
-#if VIM_SCAN_WS_PAIRS
             static_assert(kTile % 2 == 0, "whole token pairs in a full tile");
-            // Tokens 2q and 2q + 1 of every row tensor the mode reads, one 32-bit word each.
+            // Full tiles move two tokens a shared-memory access: tokens 2q and 2q + 1 of every row tensor the mode
+            // reads as one 32-bit word each, and their y as one word. That halves the 4-way bank conflicts of the
+            // row layout (ncu, H200, vim_small batch 128: shared wavefronts 44.7 M -> 33.7 M) for 0.7-1.1% (same
+            // run, batch 128 of Vim-T/S/B, 2026-12-01; the shared pipe was not the limit). The same bits as a
+            // token at a time (commit 43ea9dc builds that with -DVIM_SCAN_WS_PAIRS=0).
             auto loadPair = [&](int const q, auto mode, TokenIn (&t)[2]) {
                 constexpr int kMode = decltype(mode)::value;
                 auto word = [q](T const* row) { return reinterpret_cast<unsigned const*>(row)[q]; };
@@ -1458,20 +1416,6 @@ __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArg
                     reinterpret_cast<unsigned*>(uRow)[q] = packPair(y[0], y[1]);
                 }
             };
-#else
-            auto fullTile = [&](auto mode) {
-                constexpr int kMode = decltype(mode)::value;
-                auto tokenAt = [](int jj) { return (kMode & 8) ? kTile - 1 - jj : jj; };
-                TokenIn ahead = loadToken(tokenAt(0), mode);
-#pragma unroll(kTokenUnroll)
-                for (int jj = 0; jj < kTile; ++jj)
-                {
-                    TokenIn const cur = ahead;
-                    ahead = loadToken(tokenAt(min(jj + 1, kTile - 1)), mode); // past the end: unused reload
-                    scanToken(tokenAt(jj), cur);
-                }
-            };
-#endif
             if (tValid == kTile && args.deltaSoftplus && hasZ)
             {
                 if (!reverse && !hasPrev)
@@ -1488,14 +1432,10 @@ __global__ void __launch_bounds__(kWsThreads, 1) selectiveScanWsKernel(KernelArg
                 for (int jj = 0; jj < tValid; ++jj)
                 {
                     int const c = reverse ? tValid - 1 - jj : jj;
-                    scanToken(c, loadToken(c, std::integral_constant<int, kTokenFlagsAtRunTime>{}));
+                    uRow[c] = scanY(c, loadToken(c, std::integral_constant<int, kTokenFlagsAtRunTime>{}));
                 }
             }
-#if VIM_SCAN_WS_MBAR
             mbarArrive(&s.empty[st]);
-#else
-            barArrive(kBarEmpty + st, kWsThreads);
-#endif
         }
     }
 #else
