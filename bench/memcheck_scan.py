@@ -6,14 +6,13 @@ large dstate, fp32/fp16/bf16 and views at unaligned offsets (the element-copy pa
 PyTorch's caching allocator is switched off here: it carves tensors out of large segments, so memcheck
 could not see a read a few bytes past a tensor (a tensor's last, partial 8-byte granule). With one
 cudaMalloc a tensor, every byte past a tensor is out of bounds for memcheck. The warp-specialised kernel
-is forced wherever it can run (VIM_SCAN_WS_FORCE), so small launches exercise it too; the other kernel
+is forced wherever it can run (kernel="warp_specialized"), so small launches exercise it too; the other kernel
 still takes every launch the warp-specialised one does not (lanes, chunks, fp32, unaligned rows).
 """
 
 import os
 
 os.environ["PYTORCH_NO_CUDA_MEMORY_CACHING"] = "1"  # before torch initialises CUDA
-os.environ["VIM_SCAN_WS_FORCE"] = "1"  # before the library's first launch
 
 import torch  # noqa: E402
 
@@ -34,8 +33,10 @@ def run(b, e, l, n, dtype, chunks=0, lanes=0, unaligned=False):
     out = torch.empty_like(d[0])
     if unaligned:
         d[0], d[1], d[6], out = shifted(d[0]), shifted(d[1]), shifted(d[6]), shifted(out)
-    kernels.selective_scan_multi([(*d, False), (*d, True)], True, 0.5, num_chunks=chunks, out=out, lanes=lanes)
-    kernels.selective_scan_multi([(*d, True)], True, 1.0, num_chunks=chunks, out=out, lanes=lanes)
+    for kernel in ("auto", "warp_specialized"):
+        kernels.selective_scan_multi([(*d, False), (*d, True)], True, 0.5, num_chunks=chunks, out=out, lanes=lanes,
+                                     kernel=kernel)
+        kernels.selective_scan_multi([(*d, True)], True, 1.0, num_chunks=chunks, out=out, lanes=lanes, kernel=kernel)
 
 
 def run_channel_major(b, e, l, lp, n, dtype, chunks=0, lanes=0):
@@ -43,12 +44,14 @@ def run_channel_major(b, e, l, lp, n, dtype, chunks=0, lanes=0):
     cm = lambda r: torch.randn(r, b, lp, device="cuda").to(dtype).permute(1, 0, 2)[..., :l]  # noqa: E731
     d = [cm(e), cm(e), -torch.rand(e, n, device="cuda"), cm(n), cm(n), torch.rand(e, device="cuda"), cm(e),
          torch.rand(e, device="cuda")]
-    kernels.selective_scan_multi([(*d, False), (*d, True)], True, 0.5, num_chunks=chunks, out=cm(e), lanes=lanes)
-    kernels.selective_scan_multi([(*d, True)], True, 1.0, num_chunks=chunks, out=cm(e), lanes=lanes)
+    for kernel in ("auto", "warp_specialized"):
+        kernels.selective_scan_multi([(*d, False), (*d, True)], True, 0.5, num_chunks=chunks, out=cm(e), lanes=lanes,
+                                     kernel=kernel)
+        kernels.selective_scan_multi([(*d, True)], True, 1.0, num_chunks=chunks, out=cm(e), lanes=lanes, kernel=kernel)
 
 
 for dtype in (torch.float16, torch.float32, torch.bfloat16):
-    # one lane, one chunk, 16-byte aligned 16-bit rows: the warp-specialised kernel (forced above): two blocks
+    # one lane, one chunk, 16-byte aligned 16-bit rows: the warp-specialised kernel (when forced): two blocks
     # of 384 channels, the second partial; a partial last tile; one full tile; 5 tokens
     run_channel_major(3, 400, 197, 200, 16, dtype, chunks=1, lanes=1)
     run_channel_major(2, 384, 16, 16, 16, dtype, chunks=1, lanes=1)

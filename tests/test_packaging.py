@@ -41,7 +41,7 @@ def _run(installed, code, **env):
 
 def test_wheel_ships_the_native_sources(installed):
     names = set(zipfile.ZipFile(installed["wheel"]).namelist())
-    for f in ("CMakeLists.txt", "selective_scan/selectiveScanKernel.cu", "selective_scan/selectiveScanPluginV2.cpp",
+    for f in ("CMakeLists.txt", "selective_scan/selectiveScanKernel.cu", "selective_scan/selectiveScanPluginLegacy.cpp",
               "ort_ops/vimOrtOps.cpp", "vim_block/causalConv1dKernel.cu", "tests/pluginHostDriver.cpp"):
         assert f"vim_deploy/_native/plugins/{f}" in names, f
     assert not [n for n in names if n.endswith((".so", ".o"))]

@@ -2,7 +2,7 @@
  * What the two TensorRT adapters of the scan share: the op contract (names, fields, inputs), strict
  * field parsing, shape and format rules, workspace sizing and the enqueue itself. Only TensorRT types
  * present in every supported release (8.5 .. 11) are used here, so the IPluginV2DynamicExt adapter
- * (TensorRT 8.x, selectiveScanPluginV2.cpp) and the IPluginV3 adapter (TensorRT >= 10,
+ * (TensorRT 8.x, selectiveScanPluginLegacy.cpp) and the IPluginV3 adapter (TensorRT >= 10,
  * selectiveScanPlugin.cpp) are thin translations of TensorRT's calls into these functions.
  *
  * Errors are thrown as std::invalid_argument; the adapters catch them in every noexcept override

@@ -1,5 +1,5 @@
 /*
- * Host check of vim::fmaExp2 and vim::fmaSoftplus (plugins/selective_scan/fmaExp2.cuh) against float64: every float in
+ * Host check of vim::fmaExp2 and vim::fmaSoftplus (plugins/common/fmaExp2.cuh) against float64: every float in
  * [-130, 1] on a dense grid plus each power-of-two boundary, and inf / -inf / NaN / overflow / 0; prints the max relative error over
  * results >= FLT_MIN and exits 1 when it exceeds the bound or a flushed result is not +0.
  *

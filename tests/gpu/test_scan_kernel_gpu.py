@@ -352,7 +352,8 @@ def channel_major(t, lp, fill=float("nan")):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["fp32", "fp16", "bf16"])
 @pytest.mark.parametrize("lanes,chunks", [(0, 0), (1, 1), (1, 3), (4, 2), (2, 4), (8, 1)])
-def test_channel_major_rows(dtype, lanes, chunks):
+@pytest.mark.parametrize("kernel", ["auto", "warp_specialized"])
+def test_channel_major_rows(dtype, lanes, chunks, kernel):
     """The fast path's channel-major layout, (rows, batch, padded tokens) seen as (batch, rows, L) with
     batches lp apart inside a row stride: read and written in place, the padding neither read (NaN there
     changes nothing) nor written, against float64, with fused directions sharing z."""
@@ -367,13 +368,13 @@ def test_channel_major_rows(dtype, lanes, chunks):
     assert fs[0].stride() == (lp, b * lp, 1) and k.row_stride_of(fs[0]) == b * lp
     out = channel_major(torch.empty(b, d, l, device="cuda", dtype=dtype), lp)
     out.fill_(float("nan"))
-    k.selective_scan_multi([(*fs, False), (*gs, True)], True, 0.5, chunks, out=out, lanes=lanes)
+    k.selective_scan_multi([(*fs, False), (*gs, True)], True, 0.5, chunks, out=out, lanes=lanes, kernel=kernel)
     torch.cuda.synchronize()
     full = out.as_strided((d, b, lp), (b * lp, lp, 1))
     assert torch.isfinite(out).all() and torch.isnan(full[..., l:]).all()
     want = (ref64(f, False) + ref64(g, True)) * 0.5
     assert rel(out, want) <= TOL[dtype]
-    alloc = k.selective_scan_multi([(*fs, False), (*gs, True)], True, 0.5, chunks, lanes=lanes)
+    alloc = k.selective_scan_multi([(*fs, False), (*gs, True)], True, 0.5, chunks, lanes=lanes, kernel=kernel)
     assert alloc.stride() == (lp, b * lp, 1) and rel(alloc, want) <= TOL[dtype]
 
 
@@ -431,12 +432,13 @@ def _aligned_rows(t, lp, layout):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 @pytest.mark.parametrize("layout", ["channel_major", "batch_major"])
 @pytest.mark.parametrize("case", ["fused", "single_reverse", "no_z_no_D", "no_softplus", "dstate7", "whole_tiles"])
-def test_one_lane_aligned_rows(dtype, layout, case):
-    """One lane, one chunk, 16-bit rows padded to a multiple of 8 tokens: the launches kernel v18 (the
-    warp-specialised scan) takes where it applies. Here, with 6 blocks, the launcher gives them the one-lane
-    kernel; test_warp_specialised_kernel_where_forced runs this test again with v18 forced. Two 384-channel
-    blocks a batch, the second partial; a partial last tile (197 tokens) or whole tiles (32); every optional
-    input left out once; the padding neither read (NaN there) nor written."""
+@pytest.mark.parametrize("kernel", ["auto", "warp_specialized"])
+def test_one_lane_aligned_rows(dtype, layout, case, kernel):
+    """One lane, one chunk, 16-bit rows padded to a multiple of 8 tokens: the launches the warp-specialised
+    scan takes where it applies. With 6 blocks the launcher ('auto') gives them the one-lane kernel;
+    'warp_specialized' sends them to the warp-specialised one. Two 384-channel blocks a batch, the second
+    partial; a partial last tile (197 tokens) or whole tiles (32); every optional input left out once; the
+    padding neither read (NaN there) nor written."""
     k = kernels()
     n = 7 if case == "dstate7" else 16
     b, d, l = 3, 400, 32 if case == "whole_tiles" else 197
@@ -462,30 +464,12 @@ def test_one_lane_aligned_rows(dtype, layout, case):
                                   reverse=reverse, compute_dtype=torch.float64)
 
     if case == "single_reverse":
-        k.selective_scan_multi([(*fs, True)], softplus, 1.0, 1, out=out, lanes=1)
+        k.selective_scan_multi([(*fs, True)], softplus, 1.0, 1, out=out, lanes=1, kernel=kernel)
         want = ref(f, True)
     else:
-        k.selective_scan_multi([(*fs, False), (*gs, True)], softplus, 0.5, 1, out=out, lanes=1)
+        k.selective_scan_multi([(*fs, False), (*gs, True)], softplus, 0.5, 1, out=out, lanes=1, kernel=kernel)
         want = (ref(f, False) + ref(g, True)) * 0.5
     torch.cuda.synchronize()
     full = out.as_strided((d, b, lp), (b * lp, lp, 1)) if layout == "channel_major" else out.as_strided((b, d, lp), (d * lp, lp, 1))
     assert torch.isfinite(out).all() and (lp == l or torch.isnan(full[..., l:]).all())
     assert rel(out, want) <= TOL[dtype]
-
-
-def test_warp_specialised_kernel_where_forced():
-    """Kernel v18 (the warp-specialised scan) takes a launch only when the grid fills whole waves of 384-channel
-    blocks (batch 128 of Vim), which no shape above reaches. VIM_SCAN_WS_FORCE makes the library take it wherever
-    it can run; the library reads it once, so the tests of one-lane launches on aligned rows run again in a child
-    process with it set (2026-12-01, H200: the whole file, before these two tests were added, passed that way,
-    306 tests)."""
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, VIM_SCAN_WS_FORCE="1")
-    sel = "one_lane_aligned_rows or channel_major_rows"
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "-k", sel, __file__],
-                       env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
-    assert " passed" in r.stdout and " failed" not in r.stdout

@@ -24,7 +24,7 @@ def lib(tmp_path_factory):
 
 
 def test_abi_version(lib):
-    assert lib.vim_kernels_abi_version() == 4
+    assert lib.vim_kernels_abi_version() == 5
 
 
 def test_chunking_and_workspace(lib):
@@ -109,17 +109,21 @@ def test_bad_arguments_are_rejected_without_touching_the_gpu(lib):
     null2 = (ctypes.c_void_p * 2)()
     rev = (ctypes.c_int * 2)()
     rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 300, 1, 1, null2, null2, null2, null2, null2, null2, null2,
-                                    null2, rev, None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, 0, None,
+                                    null2, rev, None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, 0, 0, None,
                                     ctypes.c_size_t(0), None)
     assert rc == -1 and b"dstate" in lib.vim_last_error()
     rc = lib.vim_selective_scan_fwd(7, 2, 192, 197, 16, 1, 1, null2, null2, null2, null2, null2, null2, null2,
-                                    null2, rev, None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, 0, None,
+                                    null2, rev, None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, 0, 0, None,
                                     ctypes.c_size_t(0), None)
     assert rc == -1 and b"dtype" in lib.vim_last_error()
     rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, null2, null2, null2, null2, null2, null2, null2,
-                                    null2, rev, None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, 0, None,
+                                    null2, rev, None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, 0, 0, None,
                                     ctypes.c_size_t(0), None)
     assert rc == -1 and b"must not be null" in lib.vim_last_error()
+    rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, null2, null2, null2, null2, null2, null2, null2,
+                                    null2, rev, None, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 2, 0, 0, None,
+                                    ctypes.c_size_t(0), None)
+    assert rc == -1 and b"kernel must be 0" in lib.vim_last_error()
 
 
 def test_bad_strides_are_rejected(lib):
@@ -130,7 +134,7 @@ def test_bad_strides_are_rejected(lib):
     def error(batch_strides, row_stride, out_batch_stride):
         strides = None if batch_strides is None else (ctypes.c_longlong * 10)(*batch_strides)
         rc = lib.vim_selective_scan_fwd(1, 2, 192, 197, 16, 1, 1, fake, fake, fake, fake, fake, fake, fake, fake,
-                                        rev, strides, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, row_stride,
+                                        rev, strides, ctypes.c_float(1.0), ctypes.c_void_p(1), 0, 0, 0, row_stride,
                                         out_batch_stride, None, ctypes.c_size_t(0), None)
         assert rc == -1
         return lib.vim_last_error()
@@ -186,7 +190,7 @@ for missing in range(9):
     arrays = [one] * 8 + [rev]
     arrays[missing] = None
     rc = l.vim_selective_scan_fwd(1, 1, 8, 16, 4, 1, 1, *arrays, None, ctypes.c_float(1.0), ctypes.c_void_p(256),
-                                  0, 0, 0, 0, None, ctypes.c_size_t(0), None)
+                                  0, 0, 0, 0, 0, None, ctypes.c_size_t(0), None)
     print(rc, b"must not be null" in l.vim_last_error())
 """
     assert _in_child(lib, body).split() == ["-1", "True"] * 9

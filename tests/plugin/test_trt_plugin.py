@@ -33,7 +33,7 @@ def trt_major(include_dir: str) -> int:
 
 
 def adapter_source(include_dir: str) -> Path:
-    return SRC / ("selectiveScanPluginV2.cpp" if trt_major(include_dir) < 10 else "selectiveScanPlugin.cpp")
+    return SRC / ("selectiveScanPluginLegacy.cpp" if trt_major(include_dir) < 10 else "selectiveScanPlugin.cpp")
 
 
 def cuda_include() -> Path | None:
@@ -70,7 +70,7 @@ def test_plugin_compiles_warning_free(include_dir, tmp_path):
         pytest.skip("CUDA headers (cuda_runtime_api.h) not found")
     for src in (SRC / "selectiveScanPluginCommon.cpp", adapter_source(include_dir)):
         cmd = ["g++", "-std=c++17", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fPIC", "-fvisibility=hidden",
-               "-isystem", include_dir, "-isystem", str(cuda_inc), f"-I{SRC}", "-c", str(src),
+               "-isystem", include_dir, "-isystem", str(cuda_inc), f"-I{SRC}", f"-I{SRC.parent / 'common'}", "-c", str(src),
                "-o", str(tmp_path / (src.stem + ".o"))]
         r = subprocess.run(cmd, capture_output=True, text=True)
         assert r.returncode == 0 and not r.stderr.strip(), f"{src.name}: {r.stderr[-3000:]}"

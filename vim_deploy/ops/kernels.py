@@ -21,7 +21,8 @@ from vim_deploy.errors import VimDeployError
 from vim_deploy.ops.scan_direction import ScanDirection
 
 _DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
-ABI_VERSION = 4
+ABI_VERSION = 5
+_KERNELS = {"auto": 0, "warp_specialized": 1}  # vim::ScanKernel
 _lib = None
 
 
@@ -51,7 +52,7 @@ def load_library():
         ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
         ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp),
         ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(vp), ctypes.POINTER(ctypes.c_int),
-        ctypes.POINTER(ctypes.c_longlong), ctypes.c_float, vp, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+        ctypes.POINTER(ctypes.c_longlong), ctypes.c_float, vp, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
         ctypes.c_longlong, vp, ctypes.c_size_t, vp,
     ]
     lib.vim_add_rms_norm.restype = ctypes.c_int
@@ -142,7 +143,8 @@ def _layout(tensors, dtype: torch.dtype):
 
 
 def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: float = 1.0,
-                         num_chunks: int = 0, out: torch.Tensor | None = None, lanes: int = 0) -> torch.Tensor:
+                         num_chunks: int = 0, out: torch.Tensor | None = None, lanes: int = 0,
+                         kernel: str = "auto") -> torch.Tensor:
     """One launch over 1 or 2 directions, each a :class:`~vim_deploy.ops.scan_direction.ScanDirection`
     (or a plain tuple in its field order ``(u, delta, A, B, C, D, z, delta_bias, reverse)``).
 
@@ -151,7 +153,13 @@ def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: flo
     and they share one row stride (e.g. slices of buffers padded to a multiple of 8 tokens, or of a
     bigger tensor along the channels, batch-major or channel-major: :func:`row_stride_of`); ``out``,
     when given, must have that row stride too (and may be channel-major).
+
+    ``num_chunks``, ``lanes`` and ``kernel`` override the launcher's choices, for tests: ``kernel=
+    "warp_specialized"`` sends every launch the warp-specialised kernel can take to it, however few blocks
+    its grid has (the launcher otherwise keeps it for grids that fill whole waves).
     """
+    if kernel not in _KERNELS:
+        raise VimDeployError(f"selective scan kernel: kernel must be one of {', '.join(_KERNELS)}, not {kernel!r}.")
     lib = load_library()
     directions = [ScanDirection(*d) for d in directions]
     dtype = directions[0].u.dtype
@@ -186,7 +194,7 @@ def selective_scan_multi(directions, delta_softplus: bool = True, out_scale: flo
     rc = lib.vim_selective_scan_fwd(code, batch, dim, seqlen, dstate, int(delta_softplus), nd,
                                     arr(0), arr(1), arr(2), arr(3), arr(4), arr(5), arr(6), arr(7), rev,
                                     (ctypes.c_longlong * 10)(*strides), float(out_scale), out.data_ptr(), num_chunks,
-                                    lanes, row_stride, _batch_stride(out, row_stride), ws.data_ptr(), ws_bytes, stream)
+                                    lanes, _KERNELS[kernel], row_stride, _batch_stride(out, row_stride), ws.data_ptr(), ws_bytes, stream)
     _check(lib, rc, "selective scan kernel")
     return out
 

@@ -55,7 +55,8 @@ extern "C"
 
 __attribute__((visibility("default"))) int vim_kernels_abi_version()
 {
-    return 4; // 2: lanesPerChannel argument; 3: batch strides, causal conv1d + SiLU; 4: output batch strides
+    return 5; // 2: lanesPerChannel argument; 3: batch strides, causal conv1d + SiLU; 4: output batch strides;
+              // 5: kernel argument of vim_selective_scan_fwd
 }
 
 __attribute__((visibility("default"))) char const* vim_last_error()
@@ -93,9 +94,14 @@ __attribute__((visibility("default"))) int vim_selective_scan_fwd(int dtype, int
     int dstate, int deltaSoftplus, int numDirections, void const* const* u, void const* const* delta,
     float const* const* A, void const* const* B, void const* const* C, float const* const* D,
     void const* const* z, float const* const* deltaBias, int const* reverse, long long const* batchStrides,
-    float outScale, void* out, int numChunks, int lanesPerChannel, int rowStride, long long outBatchStride,
-    void* workspace, size_t workspaceBytes, void* stream)
+    float outScale, void* out, int numChunks, int lanesPerChannel, int kernel, int rowStride,
+    long long outBatchStride, void* workspace, size_t workspaceBytes, void* stream)
 {
+    if (kernel != static_cast<int>(vim::ScanKernel::kAuto) && kernel != static_cast<int>(vim::ScanKernel::kWarpSpecialized))
+    {
+        gLastError = "kernel must be 0 (the launcher's choice) or 1 (the warp-specialised kernel wherever it can run)";
+        return -1;
+    }
     if (dtype < 0 || dtype > 2)
     {
         gLastError = "dtype must be 0 (fp32), 1 (fp16) or 2 (bf16)";
@@ -115,6 +121,7 @@ __attribute__((visibility("default"))) int vim_selective_scan_fwd(int dtype, int
     }
     vim::SelectiveScanParams p
         = makeParams(dtype, batch, dim, seqlen, dstate, deltaSoftplus, numDirections, numChunks, lanesPerChannel);
+    p.kernel = static_cast<vim::ScanKernel>(kernel);
     p.outScale = outScale;
     p.out = out;
     p.rowStride = rowStride;

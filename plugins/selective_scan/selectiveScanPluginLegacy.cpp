@@ -1,9 +1,9 @@
 /*
- * IPluginV2DynamicExt adapter of the scan plugin for TensorRT 8.x (see selectiveScanPluginV2.h).
+ * IPluginV2DynamicExt adapter of the scan plugin for TensorRT 8.x (see selectiveScanPluginLegacy.h).
  * Every override catches exceptions and reports through TensorRT's logger (libnvinfer's
  * getLogger()); nothing aborts the host process.
  */
-#include "selectiveScanPluginV2.h"
+#include "selectiveScanPluginLegacy.h"
 
 #include <exception>
 #include <stdexcept>
@@ -11,7 +11,7 @@
 using namespace nvinfer1;
 
 #pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations" // IPluginV2: see selectiveScanPluginV2.h
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations" // IPluginV2: see selectiveScanPluginLegacy.h
 
 namespace vim
 {

@@ -17,6 +17,14 @@ enum class ScanDType : int32_t
     kBF16 = 2,
 };
 
+//! Which output kernel takes a launch.
+enum class ScanKernel : int32_t
+{
+    kAuto = 0,            //!< the launcher's choice (what every runtime uses)
+    kWarpSpecialized = 1, //!< the warp-specialised kernel wherever it can run, however few blocks (tests);
+                          //!< launches it cannot take (fp32, lanes, chunks, unaligned rows) keep the other
+};
+
 //! Pointers of one scan direction (device memory for the CUDA core, host memory for the CPU one).
 struct ScanDirection
 {
@@ -56,6 +64,7 @@ struct SelectiveScanParams
     int32_t numChunks{0};       //!< sequence chunks; 0 = choose (see selectiveScanChooseChunks)
     int32_t smCount{0};         //!< used when choosing chunks; 0 = query the current device
     int32_t lanesPerChannel{0}; //!< lanes sharing a channel's states (1, 2, 4, 8; N <= 16); 0 = choose
+    ScanKernel kernel{ScanKernel::kAuto};
     //! Elements between consecutive rows (channels of u/delta/z/out, states of B/C); 0 = seqlen. A
     //! larger stride lets rows be padded (e.g. to a multiple of 8 tokens, so that the matrix products
     //! around the scan get aligned operands); tokens seqlen..rowStride-1 are neither read nor written.

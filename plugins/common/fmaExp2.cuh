@@ -1,8 +1,9 @@
 /*
- * 2^x without the MUFU (special-function) pipe: for a share of the scan's decays exp(delta * A), so
- * that the exp() work is split between the MUFU and the FMA pipes (issue 11; FlashAttention-4 does the
- * same for softmax). Not wired into the scan kernel yet: this header is its numerics, measured on the
- * host against float64 (plugins/tests/fmaExp2Test.cpp, tests/ops/test_fma_exp2.py).
+ * 2^x from FMAs and integer operations alone (no libm call, no special-function unit), for the CPU
+ * scan's state loop (selectiveScanCpu.cpp), which the compiler vectorizes only without a libm call, and
+ * the CPU SiLU of the ONNX Runtime library. Measured against float64 by plugins/tests/fmaExp2Test.cpp
+ * (tests/ops/test_fma_exp2.py). On the GPU the scan keeps the MUFU's exp2: splitting the decays between
+ * the MUFU and this polynomial on the FMA pipe was measured slower.
  *
  *   x = n + f, n = rint(x) (by the 1.5 * 2^23 rounding trick: one FADD, no conversion instruction),
  *   f in [-0.5, 0.5];  2^f ~ p(f), degree-5 polynomial fitted for relative error (5 FMAs);
@@ -10,8 +11,7 @@
  *
  * Max relative error 2.2e-7 for results >= FLT_MIN (ex2.approx.f32: ~2^-22 = 2.4e-7); results below
  * FLT_MIN flush to +0 as ex2.approx.ftz.f32 does; x > 127 gives +inf (2^127..2^128 included: the scan's
- * decays have x <= 0); NaN stays NaN. Also the CPU scan's exp (selectiveScanCpu.cpp): with no libm call
- * in the state loop the compiler vectorizes it.
+ * decays have x <= 0); NaN stays NaN.
  */
 #pragma once
 
