@@ -48,7 +48,7 @@ def test_wheel_ships_the_native_sources(installed):
 
 
 def test_installed_package_finds_sources_and_libraries_without_a_checkout(installed, tmp_path):
-    code = ("import vim_deploy, vim_deploy.native_paths as n; "
+    code = ("import vim_deploy, vim_deploy.native.paths as n; "
             "print(vim_deploy.__file__); print(n.checkout_root()); print(n.sources_dir()); "
             "print((n.sources_dir() / 'CMakeLists.txt').is_file()); print(n.default_build_dir())")
     r = _run(installed, code)

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from vim_deploy.trt.native_build import KERNELS_LIB, build_native
+from vim_deploy.native.build import KERNELS_LIB, build_native
 
 pytestmark = pytest.mark.skipif(shutil.which("nvcc") is None or shutil.which("cmake") is None,
                                 reason="nvcc and cmake are needed to compile the kernel library")
@@ -199,8 +199,8 @@ for missing in range(9):
 def test_missing_native_sources_is_one_clear_error(monkeypatch, tmp_path):
     """A non-editable install has no plugins/ folder: say so instead of failing inside CMake."""
     from vim_deploy.errors import VimDeployError
-    from vim_deploy import native_paths
-    from vim_deploy.trt import native_build
+    from vim_deploy.native import paths as native_paths
+    from vim_deploy.native import build as native_build
 
     monkeypatch.setattr(native_paths, "sources_dir", lambda: tmp_path / "no-plugins")
     with pytest.raises(VimDeployError, match="native sources are not in this installation") as e:

@@ -110,7 +110,7 @@ def test_host_driver_drives_the_built_plugin(include_dir, tmp_path):
 
 def _rtx_or_skip():
     trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed")
-    from vim_deploy.native_paths import PLUGIN_LIB, default_build_dir
+    from vim_deploy.native.paths import PLUGIN_LIB, default_build_dir
 
     lib = Path(os.environ.get("VIM_DEPLOY_PLUGIN_LIB", default_build_dir() / PLUGIN_LIB))
     if not lib.is_file():
@@ -132,6 +132,6 @@ def test_trt_rtx_builds_vim_tiny_plan(precision, fused, tmp_path):
     assert rep["plugin_layers"] == (24 if fused else 48) and rep["plan_bytes"] > 1_000_000
     assert rep["onnx_metadata"]["precision"] == precision and rep["onnx_metadata"]["img_size"] == "224"
     assert (tmp_path / "vim_tiny.plan").stat().st_size == rep["plan_bytes"]
-    from vim_deploy.trt.engine_runner import read_sidecar
+    from vim_deploy.trt.sidecar import read_sidecar
 
     assert read_sidecar(tmp_path / "vim_tiny.plan")["onnx_metadata"]["precision"] == precision  # build_engine wrote it

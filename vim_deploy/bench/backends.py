@@ -248,7 +248,7 @@ class TrtEngine(Backend):
     name = "tensorrt"
 
     def __init__(self, engine: str | None, plugin: str | None, device: str):
-        from vim_deploy.trt.engine_runner import read_sidecar
+        from vim_deploy.trt.sidecar import read_sidecar
 
         if not engine:
             raise VimDeployError("the tensorrt backend needs an engine.", "Pass --engine <plan> (vim-deploy build).")

@@ -71,11 +71,11 @@ def build_cmd(onnx_path, output, plugin, batch, fp16, workspace_mib, timing_cach
 def _print_recipe(onnx_path, output, plugin, batch, target_name):
     """The commands that build this graph's engine on a target, without TensorRT on this machine."""
     from vim_deploy.trt import jetpack
-    from vim_deploy.trt.engine_build import _onnx_input
+    from vim_deploy.trt.engine_build import read_onnx_input
 
     import onnx
 
-    input_name, dims, meta = _onnx_input(onnx_path)
+    input_name, dims, meta = read_onnx_input(onnx_path)
     opset = next((o.version for o in onnx.load(onnx_path, load_external_data=False).opset_import
                   if o.domain in ("", "ai.onnx")), None)
     if not meta.get("_scan_nodes"):

@@ -6,8 +6,8 @@ import click
 
 from vim_deploy import log
 from vim_deploy.cli.options import logging_options
-from vim_deploy.native_paths import KERNELS_LIB, ORT_OPS_LIB, PLUGIN_LIB, default_build_dir
-from vim_deploy.trt.native_build import build_native
+from vim_deploy.native.paths import KERNELS_LIB, ORT_OPS_LIB, PLUGIN_LIB, default_build_dir
+from vim_deploy.native.build import build_native
 
 
 @click.group("plugin")

@@ -57,7 +57,7 @@ def validate_cmd(onnx_paths, engines, plugin, runtime, ort_provider, ort_ops_lib
     overrides = {k: v for k, v in (("min_cosine", min_cosine), ("min_top1", min_top1), ("max_rel_l2", max_rel_l2))
                  if v is not None}
     if engines and plugin is None:
-        from vim_deploy import native_paths
+        from vim_deploy.native import paths as native_paths
 
         found, _ = native_paths.find_library(native_paths.PLUGIN_LIB)
         plugin = str(found) if found else None

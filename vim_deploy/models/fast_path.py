@@ -8,29 +8,18 @@ directions, out_proj. Nothing is transposed or copied between kernels (the kerne
 
 Between in_proj and out_proj activations are channel-major, (channels, batch * tokens): every
 projection is then one matrix product over all images (batched over the images, (channels, tokens)
-per image, they were 10-25% slower on the H200: ``bench/gemm_layouts.py``), and the conv and scan
+per image, they were 10-25% slower on the H200), and the conv and scan
 kernels read a (batch, channels, tokens) view whose batches lie inside a row stride. Both directions'
 x_proj and dt_proj are one block-diagonal product each over [u_f; u_b] (twice the FLOPs of these small
 products, half the launches; H200: vim_small batch 128 2.3% and vim_tiny batch 8 @ 1248 2.9% faster a
-forward, vim_base batch 128 within 0.4%; bench/RESULTS.md).
+forward, vim_base batch 128 within 0.4%).
 """
 
 from __future__ import annotations
 
-import os
-
 import torch
 
-from vim_deploy.errors import VimDeployError
 from vim_deploy.ops.scan_direction import ScanDirection
-
-#: How activations are laid out between in_proj and out_proj: ``fused`` (the default: channel-major,
-#: (channels, batch * tokens), one GEMM per projection over all images, both directions' x_proj and
-#: dt_proj as one block-diagonal GEMM each), ``channels`` (the same, one x_proj / dt_proj GEMM per
-#: direction) or ``images`` (per image (channels, tokens): GEMMs batched over the images, the layout
-#: before 2026-12-01). Read once from $VIM_DEPLOY_FAST_LAYOUT, for same-run comparisons (bench/RESULTS.md).
-_LAYOUT = os.environ.get("VIM_DEPLOY_FAST_LAYOUT", "fused")
-_LAYOUTS = ("channels", "fused", "images")
 
 
 def kernel_params(mixer) -> dict:
@@ -103,26 +92,16 @@ def mixer_forward(mixer, hidden_states: torch.Tensor, valid_len: int | None = No
     L = Lp if valid_len is None else valid_len
     T = Bsz * Lp
     kp = kernel_params(mixer)
-    if _LAYOUT not in _LAYOUTS:
-        raise VimDeployError(f"VIM_DEPLOY_FAST_LAYOUT is {_LAYOUT!r}.", f"Set it to one of {', '.join(_LAYOUTS)}.")
-    cm = _LAYOUT != "images"
-
-    def sl(t: torch.Tensor, a: int, b: int) -> torch.Tensor:
-        """Rows a..b-1 of a projection's output, every token: (b - a, B * Lp) or (B, b - a, Lp)."""
-        return t[a:b] if cm else t[:, a:b]
 
     def rows(t: torch.Tensor, a: int, b: int) -> torch.Tensor:
-        """The kernels' (B, b - a, L) view of rows a..b-1 (channel-major: batches Lp apart inside a row)."""
-        return sl(t, a, b).view(b - a, Bsz, Lp).permute(1, 0, 2)[..., :L] if cm else t[:, a:b, :L]
+        """The kernels' (B, b - a, L) view of rows a..b-1 of a (rows, B * Lp) tensor (batches Lp apart)."""
+        return t[a:b].view(b - a, Bsz, Lp).permute(1, 0, 2)[..., :L]
 
-    if cm:
-        xz = mixer.in_proj.weight @ hidden_states.reshape(T, C).t()  # (2E, B * Lp)
-    else:
-        xz = mixer.in_proj.weight @ hidden_states.transpose(1, 2)  # (B, 2E, Lp)
+    xz = mixer.in_proj.weight @ hidden_states.reshape(T, C).t()  # (2E, B * Lp)
     x, z = rows(xz, 0, E), rows(xz, E, 2 * E)
     u_f, u_b = kernels.causal_conv1d_silu(x, kp["conv_w"], kp["conv_b"], kp["conv_w_b"], kp["conv_b_b"])
     # per direction: its x_proj output (B rows at b0, C rows after them) and its delta (rows d0..d0 + E - 1)
-    if _LAYOUT == "fused" and stacked(u_f, u_b):
+    if stacked(u_f, u_b):
         # the conv wrote u_b right after u_f: [u_f; u_b] is one (2E, B * Lp) operand
         wx, wdt = fused_projections(mixer)
         xd = wx @ u_f.as_strided((2 * E, T), (u_f.stride(1), 1))  # B_f, C_f, dt_f, dt_b, B_b, C_b
@@ -131,10 +110,9 @@ def mixer_forward(mixer, hidden_states: torch.Tensor, valid_len: int | None = No
     else:
         proj = []
         for u, sfx in ((u_f, ""), (u_b, "_b")):
-            # every token of u (zeros past L in every image): (E, B * Lp) or (B, E, Lp)
-            u_all = u.as_strided((E, T), (u.stride(1), 1)) if cm else u.as_strided((Bsz, E, Lp), u.stride())
-            xd = getattr(mixer, f"x_proj{sfx}").weight @ u_all  # dt, B, C rows
-            proj.append((xd, R, getattr(mixer, f"dt_proj{sfx}").weight @ sl(xd, 0, R), 0))
+            # every token of u (zeros past L in every image): (E, B * Lp)
+            xd = getattr(mixer, f"x_proj{sfx}").weight @ u.as_strided((E, T), (u.stride(1), 1))  # dt, B, C rows
+            proj.append((xd, R, getattr(mixer, f"dt_proj{sfx}").weight @ xd[:R], 0))
     dirs = [ScanDirection(u, rows(delta, d0, d0 + E), kp[f"A{sfx}"], rows(xd, b0, b0 + N), rows(xd, b0 + N, b0 + 2 * N),
                           kp[f"D{sfx}"], z, kp[f"dt_bias{sfx}"], reverse)
             for (u, sfx, reverse), (xd, b0, delta, d0) in zip(((u_f, "", False), (u_b, "_b", True)), proj)]
@@ -142,11 +120,9 @@ def mixer_forward(mixer, hidden_states: torch.Tensor, valid_len: int | None = No
     # reaches padding rows of the output and the residual, which no valid token reads (conv and scan
     # stop at L, x_proj reads u's zeros there) and the model drops (zeroing them cost ~1% of a vim_small
     # batch-128 forward: one strided fill a layer).
-    y = torch.empty((E, T) if cm else (Bsz, E, Lp), dtype=u_f.dtype, device=u_f.device)
+    y = torch.empty((E, T), dtype=u_f.dtype, device=u_f.device)
     kernels.selective_scan_multi(dirs, True, 0.5 if mixer.if_divide_out else 1.0, out=rows(y, 0, E))
-    if cm:
-        return (y.t() @ mixer.out_proj.weight.t()).view(Bsz, Lp, C)
-    return y.transpose(1, 2) @ mixer.out_proj.weight.t()
+    return (y.t() @ mixer.out_proj.weight.t()).view(Bsz, Lp, C)
 
 
 def patch_embed_forward(patch_embed, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:

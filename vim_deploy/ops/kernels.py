@@ -1,6 +1,6 @@
 """ctypes binding of ``libvim_kernels.so`` (the TensorRT-free CUDA core in ``plugins/selective_scan``).
 
-The library is found as :mod:`vim_deploy.native_paths` says (``$VIM_DEPLOY_KERNELS_LIB``,
+The library is found as :mod:`vim_deploy.native.paths` says (``$VIM_DEPLOY_KERNELS_LIB``,
 ``$VIM_DEPLOY_LIB_DIR``, a checkout's ``build/``, the per-user build folder). It is loaded on first use, not at import, so the
 package imports everywhere; a missing library is reported when a kernel is called, with the
 command that builds it.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from vim_deploy import native_paths
+from vim_deploy.native import paths as native_paths
 from vim_deploy.errors import VimDeployError
 from vim_deploy.ops.scan_direction import ScanDirection
 

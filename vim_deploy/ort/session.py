@@ -6,7 +6,7 @@
 
 The op library is found at the ``library`` argument, ``$VIM_DEPLOY_ORT_OPS_LIB``, then where
 ``vim-deploy plugin build`` writes (``$VIM_DEPLOY_LIB_DIR``, a checkout's ``build/``, the per-user build
-folder; :mod:`vim_deploy.native_paths`). In C/C++ the same library is
+folder; :mod:`vim_deploy.native.paths`). In C/C++ the same library is
 registered with ``RegisterCustomOpsLibrary`` / ``Ort::SessionOptions::RegisterCustomOpsLibrary``, and
 in Triton's onnxruntime backend with ``model_operations { op_library_filename: "..." }``.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import onnx
 
-from vim_deploy import native_paths
+from vim_deploy.native import paths as native_paths
 from vim_deploy.errors import VimDeployError
 from vim_deploy.ops import schema
 

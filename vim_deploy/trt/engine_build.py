@@ -1,7 +1,6 @@
 """ONNX -> serialized TensorRT engine, through whichever TensorRT-family package is installed.
 
-``tensorrt`` (TensorRT 10.x / 11.x) is preferred, ``tensorrt_rtx`` (TensorRT for RTX, same nvinfer1 API
-family) is the fallback; ``VIM_DEPLOY_TRT_BACKEND`` forces one. Our plugin library is loaded into
+The TensorRT-family package comes from :mod:`vim_deploy.trt.backend`. Our plugin library is loaded into
 the builder's plugin registry, the ONNX parser maps each ``VimSelectiveScan`` node to it.
 
 Precision: the exported ONNX carries it (``vim-deploy export --precision fp16``). Networks are built
@@ -12,8 +11,6 @@ typed TensorRT 10 network (builder flag); elsewhere it is refused with what to d
 
 from __future__ import annotations
 
-import importlib
-import os
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -24,9 +21,8 @@ import onnx
 from vim_deploy.errors import VimDeployError
 from vim_deploy.io_utils import atomic_write_bytes, atomic_write_text, check_writable, dumps_json
 from vim_deploy.ops import schema
-
-BACKENDS = ("tensorrt", "tensorrt_rtx")
-
+from vim_deploy.trt.backend import import_backend, make_logger
+from vim_deploy.trt.sidecar import sidecar_path
 
 @dataclass
 class BuildConfig:
@@ -42,66 +38,7 @@ class BuildConfig:
     extra: dict = field(default_factory=dict)
 
 
-def import_backend():
-    """The TensorRT Python module to build with, or a one-line error saying what to install."""
-    forced = os.environ.get("VIM_DEPLOY_TRT_BACKEND")
-    names = (forced,) if forced else BACKENDS
-    errors = []
-    for name in names:
-        try:
-            mod = importlib.import_module(name)
-            if name == "tensorrt_rtx":
-                _ensure_rtx_parser_can_load(mod)
-            return mod
-        except ImportError as e:
-            errors.append(f"{name}: {e}")
-    raise VimDeployError(
-        "no TensorRT Python package is installed (" + "; ".join(errors) + ").",
-        "Install TensorRT for your GPU (NVIDIA's `tensorrt` wheel or JetPack), or the trt-rtx extra "
-        "(`pip install 'vim-deploy[trt-rtx]'`) to build plans on this machine; on Jetson, run the printed "
-        "trtexec command on the board.",
-    )
-
-
-def _ensure_rtx_parser_can_load(mod) -> None:
-    """TensorRT-RTX's ONNX parser dlopens the unversioned libtensorrt_rtx.so, which the wheel lacks."""
-    try:
-        import tensorrt_rtx_libs  # noqa: F401
-
-        libdir = Path(tensorrt_rtx_libs.__file__).parent
-    except ImportError:
-        return
-    versioned = sorted(libdir.glob("libtensorrt_rtx.so.*"))
-    link = libdir / "libtensorrt_rtx.so"
-    if link.exists() or not versioned:
-        return
-    try:
-        link.symlink_to(versioned[0].name)
-    except OSError:
-        raise VimDeployError(
-            f"TensorRT-RTX's ONNX parser needs {link}, which is missing and cannot be created here.",
-            f"Run: ln -s {versioned[0].name} {link}",
-        ) from None
-
-
-def make_logger(trt):
-    """A TensorRT logger that writes warnings and errors to stderr (trt.Logger prints to stdout, where
-    they mix with the command's report)."""
-    import sys
-
-    class _StderrLogger(trt.ILogger):
-        def __init__(self):
-            trt.ILogger.__init__(self)
-
-        def log(self, severity, msg):
-            if severity <= trt.ILogger.Severity.WARNING:
-                tag = "E" if severity <= trt.ILogger.Severity.ERROR else "W"
-                print(f"[TensorRT {tag}] {msg}", file=sys.stderr, flush=True)
-
-    return _StderrLogger()
-
-
-def _onnx_input(path: str) -> tuple[str, list[int], dict]:
+def read_onnx_input(path: str) -> tuple[str, list[int], dict]:
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as e:  # noqa: BLE001  (protobuf decode errors)
@@ -184,7 +121,7 @@ def build_engine(cfg: BuildConfig, progress=None) -> dict:
     if not Path(cfg.onnx).is_file():
         raise VimDeployError(f"ONNX file '{cfg.onnx}' does not exist.")
     check_writable(cfg.output)
-    input_name, dims, meta = _onnx_input(cfg.onnx)
+    input_name, dims, meta = read_onnx_input(cfg.onnx)
     if meta["_ort_only_nodes"]:
         raise VimDeployError(f"'{cfg.onnx}' has {' / '.join(meta['_ort_only_nodes'])} nodes (export --conv-impl op / "
                              "--norm-impl op), which only vim-deploy's ONNX Runtime library serves.",
@@ -192,7 +129,7 @@ def build_engine(cfg: BuildConfig, progress=None) -> dict:
                              "TensorRT fuses those standard ops itself.")
     plugin = None
     if meta["_scan_nodes"]:
-        from vim_deploy.trt.native_build import find_plugin_library
+        from vim_deploy.native.paths import find_plugin_library
 
         plugin = str(find_plugin_library(cfg.plugin))
     trt = import_backend()
@@ -273,7 +210,5 @@ def build_engine(cfg: BuildConfig, progress=None) -> dict:
     }
     # the plan's sidecar (<plan>.json: model, weights, resolution, precision), read by `validate --engine`
     # and the bench backend: written with every plan, whoever calls this
-    from vim_deploy.trt.engine_runner import sidecar_path
-
     atomic_write_text(str(sidecar_path(cfg.output)), dumps_json(report))
     return report

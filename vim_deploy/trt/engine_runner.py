@@ -1,37 +1,21 @@
 """Run a serialized engine (TensorRT 10/11 Python API) on PyTorch CUDA buffers.
 
-UNVERIFIED: no TensorRT runtime could execute an engine on a GPU in this project's workplace (full
-TensorRT is not installable here; TensorRT-RTX refuses sm_90). The code follows the documented
-TensorRT 10 API (deserialize_cuda_engine, set_input_shape, set_tensor_address, execute_async_v3);
-its error paths are tested on the CPU.
+UNVERIFIED: no TensorRT engine has executed on a GPU yet. The code follows the documented TensorRT 10
+API (deserialize_cuda_engine, set_input_shape, set_tensor_address, execute_async_v3); its error paths are
+tested on the CPU. TensorRT-RTX 1.7 builds plans but its runtime refuses Hopper (compute capability 9.0;
+docs/verification.md).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from vim_deploy.errors import VimDeployError
+from vim_deploy.trt.backend import check_runtime_supports_gpu, import_backend, make_logger
 
 _TRT_TO_TORCH = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT32": "int32", "INT64": "int64"}
-
-
-def sidecar_path(plan: str | Path) -> Path:
-    """``<plan>.json``: written by ``build_engine`` beside every plan (model, ONNX metadata, profile)."""
-    return Path(str(plan) + ".json")
-
-
-def read_sidecar(plan: str | Path) -> dict:
-    side = sidecar_path(plan)
-    if not side.is_file():
-        raise VimDeployError(f"'{side}' is missing: the engine's model and weights are unknown.",
-                             "Build engines with `vim-deploy build`, which writes this file beside the plan.")
-    try:
-        return json.loads(side.read_text())
-    except json.JSONDecodeError as e:
-        raise VimDeployError(f"'{side}' is not valid JSON ({e.msg}).") from None
 
 
 class EngineRunner:
@@ -40,16 +24,13 @@ class EngineRunner:
     def __init__(self, plan: str, plugin: str | None = None):
         import torch
 
-        from vim_deploy.trt.engine_build import import_backend
-
         if not Path(plan).is_file():
             raise VimDeployError(f"engine '{plan}' does not exist.")
         if not torch.cuda.is_available():
             raise VimDeployError("running a TensorRT engine needs a CUDA GPU; PyTorch sees none.")
         trt = import_backend()
+        check_runtime_supports_gpu(trt, torch.cuda.get_device_capability())
         self.trt, self.torch = trt, torch
-        from vim_deploy.trt.engine_build import make_logger
-
         self.logger = make_logger(trt)
         if plugin:
             trt.get_plugin_registry().load_library(plugin)

@@ -56,7 +56,7 @@ def _graph_infos(cfg: ValidateConfig, tmpdir: str, say) -> list[tuple[str, dict]
     from vim_deploy.export import ExportConfig, export_onnx
 
     if cfg.onnx or cfg.engines:
-        from vim_deploy.trt.engine_runner import read_sidecar
+        from vim_deploy.trt.sidecar import read_sidecar
 
         out = [(p, dict(read_sidecar(p).get("onnx_metadata", {}), _engine="1")) for p in cfg.engines]
         for p in cfg.onnx:
@@ -122,7 +122,7 @@ def run_validation(cfg: ValidateConfig, progress=None) -> dict:
     if cfg.num_random == 0 and not cfg.images:
         raise VimDeployError("nothing to validate on: --num-random 0 and no --images.")
     if cfg.engines:
-        from vim_deploy.trt.engine_runner import read_sidecar
+        from vim_deploy.trt.sidecar import read_sidecar
 
         for p in cfg.engines:
             read_sidecar(p)  # a missing/bad sidecar is reported before anything else

@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from vim_deploy.errors import VimDeployError
+
 KERNELS_LIB = "libvim_kernels.so"
 PLUGIN_LIB = "libvim_trt_plugin.so"
 ORT_OPS_LIB = "libvim_ort_ops.so"
@@ -30,7 +32,7 @@ ORT_OPS_LIB = "libvim_ort_ops.so"
 LIB_ENV = {KERNELS_LIB: "VIM_DEPLOY_KERNELS_LIB", PLUGIN_LIB: "VIM_DEPLOY_PLUGIN_LIB", ORT_OPS_LIB: "VIM_DEPLOY_ORT_OPS_LIB"}
 LIB_DIR_ENV = "VIM_DEPLOY_LIB_DIR"
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # the vim_deploy package
 _CHECKOUT = _PACKAGE.parent
 
 
@@ -89,3 +91,17 @@ def describe_search(library: str) -> str:
     env = LIB_ENV.get(library, "")
     places = ", ".join(str(p.parent) for p in search_path(library))
     return f"searched ${env}, then {places}"
+
+
+def find_plugin_library(explicit: str | None = None) -> Path:
+    """The TensorRT plugin .so: ``explicit``, ``$VIM_DEPLOY_PLUGIN_LIB``, then the search path of
+    this module."""
+    path, missing = find_library(PLUGIN_LIB, explicit)
+    if path is not None:
+        return path
+    if missing:
+        raise VimDeployError(f"plugin library {missing} does not exist.")
+    raise VimDeployError(f"the TensorRT plugin library libvim_trt_plugin.so was not found "
+                         f"({describe_search(PLUGIN_LIB)}).",
+                         "Build it with `vim-deploy plugin build --tensorrt-root <TensorRT folder>` "
+                         "(needs nvcc and TensorRT's headers), or pass --plugin.")

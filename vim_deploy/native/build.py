@@ -16,29 +16,15 @@ from pathlib import Path
 
 from vim_deploy.errors import VimDeployError
 
-from vim_deploy import native_paths
-from vim_deploy.native_paths import KERNELS_LIB, ORT_OPS_LIB, PLUGIN_LIB  # noqa: F401 - re-exported
-
-
-def find_plugin_library(explicit: str | None = None) -> Path:
-    """The TensorRT plugin .so: ``explicit``, ``$VIM_DEPLOY_PLUGIN_LIB``, then the search path of
-    :mod:`vim_deploy.native_paths`."""
-    path, missing = native_paths.find_library(PLUGIN_LIB, explicit)
-    if path is not None:
-        return path
-    if missing:
-        raise VimDeployError(f"plugin library {missing} does not exist.")
-    raise VimDeployError(f"the TensorRT plugin library libvim_trt_plugin.so was not found "
-                         f"({native_paths.describe_search(PLUGIN_LIB)}).",
-                         "Build it with `vim-deploy plugin build --tensorrt-root <TensorRT folder>` "
-                         "(needs nvcc and TensorRT's headers), or pass --plugin.")
+from vim_deploy.native import paths as native_paths
+from vim_deploy.native.paths import KERNELS_LIB, ORT_OPS_LIB, PLUGIN_LIB
 
 
 def build_native(build_dir: str | os.PathLike | None = None, tensorrt_root: str | None = None,
                  cuda_archs: str | None = None, werror: bool = False, jobs: int | None = None,
                  echo=print, onnxruntime_include: str | None = None) -> dict[str, Path | None]:
     """Configure and build with CMake; returns the paths of the libraries that were built.
-    ``build_dir`` defaults to :func:`vim_deploy.native_paths.default_build_dir`."""
+    ``build_dir`` defaults to :func:`vim_deploy.native.paths.default_build_dir`."""
     plugins_dir = native_paths.sources_dir()
     if not (plugins_dir / "CMakeLists.txt").is_file():
         raise VimDeployError(
