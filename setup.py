@@ -1,7 +1,7 @@
 """Packaging hook: ship the native sources (plugins/) inside the package, so `vim-deploy plugin build`
 works from `pip install .` and from a wheel, not only from a checkout. Everything else is in
 pyproject.toml. The copy lands in vim_deploy/_native/plugins of the build (never in the source tree);
-editable installs read the checkout's plugins/ directly (vim_deploy.native_paths)."""
+editable installs read the checkout's plugins/ directly (vim_deploy.native.paths)."""
 
 import shutil
 from pathlib import Path

@@ -1,10 +1,9 @@
-# Sourced by the end-to-end and check scripts (bench/run_e2e.sh, run_e2e_official.sh, run_gpu_checks.sh,
-# run_variants.sh): the compiled baselines
+# Sourced by the end-to-end and check scripts (bench/run_e2e.sh, run_gpu_checks.sh): the compiled baselines
 # hustvl/Vim's code runs on, mamba_ssm's selective_scan_cuda and causal-conv1d's causal_conv1d_cuda, built
 # from the archives carried in .third_party/ (bench/build_mamba_ssm.py) into /tmp/build_<archive name>, and
 # the tables of that code beside our fast path.
 
-# Start both builds in the background, detached (setsid): they outlive the device call that started them.
+# Start both builds in the background, detached (setsid): they outlive the script run that started them.
 start_baseline_builds() {
   local a n
   for a in .third_party/mamba_ssm-*.tar.gz .third_party/causal_conv1d-*.tar.gz; do

@@ -17,29 +17,28 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from vim_deploy.export import ExportConfig, export_onnx  # noqa: E402
-from vim_deploy.export.onnx_export import ORT_OPTIMIZED_LAYOUT, ORT_OPTIMIZED_PADDING  # noqa: E402
+from vim_deploy.export.forms import PRESETS, GraphForm  # noqa: E402
 from vim_deploy.ort import create_session  # noqa: E402
 
 rng = np.random.default_rng(0)
 with tempfile.TemporaryDirectory() as tmp:
-    graphs = ((False, "conv"), (True, "conv"), (True, "op"), (True, "ort-optimized"))
-    for fused, conv in graphs[3:] if "ort-optimized" in sys.argv[1:] else graphs:
-        path = os.path.join(tmp, f"g{int(fused)}{conv}.onnx")
-        opt = conv == "ort-optimized"
-        export_onnx(ExportConfig(model="vim_tiny", output=path, precision="fp16", fuse_bidirectional=fused,
-                                 conv_impl="op" if opt else conv, norm_impl="op" if conv != "conv" else "ops",
-                                 projection_layout=ORT_OPTIMIZED_LAYOUT if opt else "tokens",
-                                 token_padding=ORT_OPTIMIZED_PADDING if opt else 1))
+    graphs = {"plain": PRESETS["plain"], "fused": PRESETS["fused"],
+              "fused+convop": GraphForm(fuse_bidirectional=True, conv_impl="op", norm_impl="op"),
+              "ort-optimized": PRESETS["ort-optimized"]}
+    names = ["ort-optimized"] if "ort-optimized" in sys.argv[1:] else list(graphs)
+    for name in names:
+        path = os.path.join(tmp, f"{name}.onnx")
+        export_onnx(ExportConfig(model="vim_tiny", output=path, precision="fp16", form=graphs[name]))
         sess = create_session(path, "cuda")
         for b in (1, 3):
             y = sess.run(None, {"input": rng.standard_normal((b, 3, 224, 224), dtype=np.float32)})[0]
-            assert np.isfinite(y).all(), (fused, b)
-            print(f"fused={fused} conv={conv} batch={b}: ok", flush=True)
+            assert np.isfinite(y).all(), (name, b)
+            print(f"{name} batch={b}: ok", flush=True)
     if "--no-1248" in sys.argv[1:]:
         sys.exit(0)
     path = os.path.join(tmp, "g.onnx")
-    export_onnx(ExportConfig(model="vim_tiny", output=path, precision="fp16", img_size=1248, fuse_bidirectional=True,
-                             conv_impl="op", norm_impl="op", token_padding=ORT_OPTIMIZED_PADDING))
+    export_onnx(ExportConfig(model="vim_tiny", output=path, precision="fp16", img_size=1248,
+                             form=PRESETS["ort-optimized"]))
     y = create_session(path, "cuda").run(None, {"input": rng.standard_normal((1, 3, 1248, 1248), dtype=np.float32)})[0]
     assert np.isfinite(y).all()
     print("1248px batch 1 (L = 6085, chunked scan): ok")

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -80,8 +81,8 @@ def main():
     torch.cuda.empty_cache()
 
     torch.cuda.reset_peak_memory_stats()
-    be = TorchVim(args.model, None, "fp16", "cuda", fast=True)
-    be.prepare(args.batch, args.res)
+    be = TorchVim(args.model, None, "fp16", "cuda", fast=True).runner(args.batch, args.res)
+    be.bind(np.random.default_rng(0).standard_normal((args.batch, 3, args.res, args.res), dtype=np.float32))
     be.run()
     torch.cuda.synchronize()
     bench_peak = torch.cuda.max_memory_allocated() / MB

@@ -11,19 +11,20 @@ import json
 import os
 import sys
 
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from vim_deploy.bench.backends import TorchVim  # noqa: E402
-from vim_deploy.bench.runner import _time_back_to_back  # noqa: E402
+from vim_deploy.bench.timing import time_back_to_back  # noqa: E402
 
 
-def replay_ms(backend, reps=20):
+def replay_ms(runner, reps=20):
     """Mean ms a forward over `reps` graph replays back to back, after 3 warm-up replays."""
     for _ in range(3):
-        backend.run()
-    return _time_back_to_back(backend, reps, cuda=True)
+        runner.run()
+    return time_back_to_back(runner.run, reps, cuda=True)
 
 
 def main():
@@ -39,8 +40,8 @@ def main():
     report = {"device": torch.cuda.get_device_name(), "model": args.model, "cases": []}
     for case in args.cases.split(","):
         batch, res = (int(v) for v in case.split("x"))
-        be = TorchVim(args.model, None, "fp16", "cuda", fast=True)
-        be.prepare(batch, res)
+        be = TorchVim(args.model, None, "fp16", "cuda", fast=True).runner(batch, res)
+        be.bind(np.random.default_rng(0).standard_normal((batch, 3, res, res), dtype=np.float32))
         graph_ms = replay_ms(be)
         with torch.no_grad(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
             for _ in range(3):

@@ -1,4 +1,4 @@
-"""Where the time of the deployed graph goes on ONNX Runtime's CUDA provider (issue 9), measured on the GPU.
+"""Where the time of the deployed graph goes on ONNX Runtime's CUDA provider, measured on the GPU.
 
 ORT's own profiler times nodes on the host (launch + first-run algorithm searches), which said "79%
 Conv" without saying how long the GPU spends there. Here torch.profiler (CUPTI) records every CUDA
@@ -29,7 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from vim_deploy.bench.backends import TorchVim  # noqa: E402
 from vim_deploy.export import ExportConfig, export_onnx  # noqa: E402
-from vim_deploy.ort.runner import OrtRunner  # noqa: E402
+from vim_deploy.export.forms import GraphForm  # noqa: E402
+from vim_deploy.runtimes.onnxrt import OrtRunner  # noqa: E402
 
 CATEGORIES = [  # first match wins; kernel names of ORT 1.31 / cuDNN 9 / cuBLAS 13 / ours
     ("scan (ours)", r"selectiveScanKernel"),
@@ -94,29 +95,26 @@ def main():
     tmp = tempfile.mkdtemp(prefix="vim-ort-prof-")
     x = np.random.default_rng(0).standard_normal((args.batch, 3, args.res, args.res), dtype=np.float32)
 
-    def export(conv_impl, layout, pad="1"):
-        path = os.path.join(tmp, f"{conv_impl}_{layout}_{pad}.onnx")
-        conv, norm = ("op", "op") if conv_impl == "op+norm" else (conv_impl, "ops")
-        export_onnx(ExportConfig(model=args.model, output=path, img_size=args.res, precision="fp16",
-                                 scan_impl="plugin", fuse_bidirectional=True, conv_impl=conv, norm_impl=norm,
-                                 projection_layout=layout, token_padding=int(pad), dynamic_batch=False,
-                                 batch_size=args.batch))
+    def export(name, form):
+        path = os.path.join(tmp, f"{name}.onnx")
+        export_onnx(ExportConfig(model=args.model, output=path, img_size=args.res, precision="fp16", form=form,
+                                 dynamic_batch=False, batch_size=args.batch))
         return path
 
-    # graph = conv impl / projection layout[/token padding]; conv impl "op+norm" = conv op and add + RMSNorm
-    # op (--ort-optimized is op+norm with its layout and padding 8). Earlier runs (bench/RESULTS.md) also
-    # measured conv/tokens (ORT grouped Conv), taps/tokens and cudnn_conv1d_pad_to_nc1d=0: all slower than
-    # op/tokens, not repeated here.
-    names = ("op/tokens", "op+norm/tokens", "op+norm/tokens/8", "op+norm/hybrid/8", "op+norm/channels/8")
-    graphs = {g: export(*g.split("/")) for g in names}
-    profiled = ("op+norm/tokens", "op+norm/tokens/8", "op+norm/hybrid/8")
+    # the fused plugin graph with the conv op, + the add-norm op, + token padding (= --form ort-optimized)
+    forms = {"convop": GraphForm(fuse_bidirectional=True, conv_impl="op"),
+             "convop+normop": GraphForm(fuse_bidirectional=True, conv_impl="op", norm_impl="op"),
+             "ort-optimized": GraphForm(fuse_bidirectional=True, conv_impl="op", norm_impl="op", token_padding=8)}
+    names = tuple(forms)
+    graphs = {g: export(g, f) for g, f in forms.items()}
+    profiled = names
     # (label, graph, extra CUDA provider options). vim-deploy's sessions set cudnn_conv1d_pad_to_nc1d=1.
     variants = [(g, g, {}) for g in names]
     report = {"device": torch.cuda.get_device_name(), "model": args.model, "batch": args.batch, "res": args.res,
               "variants": [], "profiles": {}}
 
-    fast = TorchVim(args.model, None, "fp16", "cuda", fast=True)
-    fast.prepare(args.batch, args.res)
+    fast = TorchVim(args.model, None, "fp16", "cuda", fast=True).runner(args.batch, args.res)
+    fast.bind(x)
 
     def fast_eager():
         with torch.no_grad():
@@ -133,13 +131,13 @@ def main():
         try:
             r = OrtRunner(graphs[g], "cuda", plugin_graph=True, cuda_options=opts)
             r.bind(x)
-            ms = timed_ms(r.run_bound)
+            ms = timed_ms(r.run)
             rg = OrtRunner(graphs[g], "cuda", plugin_graph=True, cuda_graph=True, cuda_options=opts)
             rg.bind(x)
-            gms = timed_ms(rg.run_bound)
+            gms = timed_ms(rg.run)
             row = {"variant": label, "ms": ms, "cuda_graph_ms": gms, "status": "ok"}
             if label in profiled:
-                report["profiles"][f"ort-plugin-fp16-fused, {label}"] = kernel_table(r.run_bound)
+                report["profiles"][f"onnxruntime-fp16, {label}"] = kernel_table(r.run)
             r.release()
             rg.release()
         except Exception as e:  # noqa: BLE001 - a variant ORT refuses is a row, not the end of the run

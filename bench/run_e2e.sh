@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The end-to-end session on a CUDA machine, in three device calls on the same (warm) machine:
+# The end-to-end tables on a CUDA machine, in three runs on the same machine (the builds of the baselines
+# started by the first are used by the next):
 #   bash bench/run_e2e.sh a   GPU tests, memcheck, our fast path + DeiT sweeps; starts the builds of
 #                             mamba_ssm's and causal-conv1d's kernels in the background (setsid)
 #   bash bench/run_e2e.sh b   waits for those builds; scan benchmark vs mamba_ssm (SKIP_SCAN=1: not);
@@ -16,7 +17,7 @@ case "${1:-a}" in
 a)
   nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
   start_baseline_builds
-  python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider 2>&1 | tail -3 | tee "$OUT/gpu_tests.log"
+  python3 -m pytest -q -m gpu tests -p no:cacheprovider 2>&1 | tail -3 | tee "$OUT/gpu_tests.log"
   compute-sanitizer --tool memcheck --error-exitcode 9 python3 bench/memcheck_scan.py 2>&1 | tail -3 | tee "$OUT/memcheck.log"
   $B -m vim_tiny --backends fastpath-fp16,deit_tiny-math-fp16,deit_tiny-sdpa-fp16,deit_tiny-sdpa-fp16-graph --batch 8 --resolutions paper \
      --warmup 2 --iters 10 --out-dir $W/sweep_b8

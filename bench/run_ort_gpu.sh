@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The exported plugin graph on onnxruntime-gpu's CUDA provider with libvim_ort_ops.so (issue 9),
+# The exported plugin graph on onnxruntime-gpu's CUDA provider with libvim_ort_ops.so,
 # over consecutive device calls on one warm machine (the ~255 MB onnxruntime-gpu wheel is larger than
 # one call may carry, so it travels in parts; .whl_parts/ and .third_party/ are git-excluded):
 #   here:   split -b 61m -d -a 1 onnxruntime_gpu-*.whl .whl_parts/<wheel>.part
@@ -18,7 +18,7 @@
 #           bash bench/run_ort_gpu.sh profile M B R   GPU-side kernel profile of the plugin graph vs the fast path and
 #                                              provider-option variants (bench/profile_ort_gpu.py)
 #           bash bench/run_ort_gpu.sh blas [M]  the cuBLAS workspace setting (vim_deploy/cublas_workspace.py) on ORT's
-#                                              GEMMs: vim_M's --ort-optimized graph beside the fast path at batch 128
+#                                              GEMMs: vim_M's ort-optimized graph beside the fast path at batch 128
 #                                              and 1 @ 224, one run with no workspace (the CLI's default), one with
 #                                              32 MiB (:4096:8), then again in the reverse order
 #           bash bench/run_ort_gpu.sh memcheck [ort-optimized [--no-1248]]   compute-sanitizer on sessions
@@ -55,10 +55,10 @@ add)
 check)
   python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())" | tee "$OUT/ort.txt"
   # the whole output goes to a file as it comes (a call cut by its time limit keeps what ran)
-  python3 -m pytest -q -p no:cacheprovider tests/gpu/test_ort_cuda_gpu.py -s ${PYTEST_K:+-k "$PYTEST_K"} 2>&1 \
+  python3 -m pytest -q -p no:cacheprovider tests/ort/test_ort_cuda_gpu.py -s ${PYTEST_K:+-k "$PYTEST_K"} 2>&1 \
      | tee "$OUT/ort_gpu_tests_all.log" | grep -E "cosine|passed|failed|Error|error" | tail -40 | tee "$OUT/ort_gpu_tests.log"
-  python3 -m vim_deploy export -q -m vim_tiny --precision fp16 -o $W/t16.onnx --ort-optimized --trace-device cuda && \
-  python3 -m vim_deploy export -q -m vim_tiny -o $W/t32.onnx --ort-optimized --trace-device cuda && \
+  python3 -m vim_deploy export -q -m vim_tiny --precision fp16 -o $W/t16.onnx --form ort-optimized --trace-device cuda && \
+  python3 -m vim_deploy export -q -m vim_tiny -o $W/t32.onnx --form ort-optimized --trace-device cuda && \
   python3 -m vim_deploy validate --onnx $W/t16.onnx --onnx $W/t32.onnx --runtime onnxruntime --ort-provider cuda \
      --images skimage --report-md "$OUT/validate_ort_cuda.md" 2>&1 | grep -E "PASSED|FAILED|error" | tee -a "$OUT/ort_gpu_tests.log"
   ;;
@@ -71,7 +71,7 @@ blas)
   m=${2:-tiny}; k=0
   for cfg in :0:0 :4096:8 :4096:8 :0:0; do
     k=$((k + 1))
-    CUBLAS_WORKSPACE_CONFIG=$cfg $B -m vim_$m --backends ort-plugin-fp16-fused-ortops-tokens,fastpath-fp16 \
+    CUBLAS_WORKSPACE_CONFIG=$cfg $B -m vim_$m --backends onnxruntime-fp16-ort-optimized,fastpath-fp16 \
       --batch 128,1 --resolutions 224 --warmup 3 --iters 20 --out-dir $W/blas_$k 2>&1 | grep -E "^\||^#|error"
   done 2>&1 | tee "$OUT/ort_blas_$m.md" ;;
 profile)
@@ -83,7 +83,7 @@ bench224|bench1248)   # bench224 <tiny|small|base>: one model a call (each call'
   up="--upstream /tmp/upstream/Vim"
   if [ "$1" = bench224 ]; then
     m=${2:-tiny}
-    ORTB=ort-plugin-fp16-fused-convop,ort-plugin-fp16-fused-ortops-tokens,ort-plugin-fp16-fused-ortops-hybrid
+    ORTB=onnxruntime-fp16-fused,onnxruntime-fp16-ort-optimized
     $B -m vim_$m --backends $ORTB,fastpath-fp16,official-fp16,onnxruntime $up \
        --batch 128 --resolutions 224 --warmup 2 --iters 10 --out-dir $W/b128_$m 2>&1 | grep -E "^\||Note|error|^- "
     $B -m vim_$m --backends $ORTB,fastpath-fp16,official-fp16,onnxruntime $up \
@@ -94,7 +94,7 @@ bench224|bench1248)   # bench224 <tiny|small|base>: one model a call (each call'
     # PORTABLE=1: the portable graph (an ONNX Scan stepped from the host: seconds a forward at L = 6085)
     # beside the fast path (and the official code once built) in a run of its own, 1 warm-up and 3 timed
     # runs, one model per run
-    BK=ort-plugin-fp16-fused-ortops-tokens,ort-plugin-fp16-fused-ortops-hybrid,fastpath-fp16,official-fp16; IT="--warmup 2 --iters 10"
+    BK=onnxruntime-fp16-ort-optimized,fastpath-fp16,official-fp16; IT="--warmup 2 --iters 10"
     [ -n "${PORTABLE:-}" ] && BK=onnxruntime,fastpath-fp16${MB:+,official-fp16} IT="--warmup 1 --iters 3"
     for m in $models; do
       $B -m vim_$m --backends $BK $up --batch 8 --resolutions 1248 $IT --out-dir $W/b8_$m 2>&1 | grep -E "^\||Note|error|^- "

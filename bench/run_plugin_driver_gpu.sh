@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The plugin host test driver on the GPU (issue 10): for each library built by
+# The plugin host test driver on the GPU: for each library built by
 # tools/build_plugin_drivers.sh (carry build/drivers), the CPU part plus GPU enqueues against float64,
 # then compute-sanitizer memcheck on the driver of the oldest and the newest TensorRT headers.
 set -u

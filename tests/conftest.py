@@ -1,5 +1,5 @@
 """Shared fixtures. GPU tests are marked ``gpu`` and skip (with the reason) where CUDA or the
-compiled kernel library is missing; they run on the H100 through the device tool."""
+compiled kernel library is missing; bench/run_gpu_checks.sh runs them on a GPU machine."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU (run on the H100 via the device tool: bench/run_gpu_checks.sh)")
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (on a GPU machine: bash bench/run_gpu_checks.sh)")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)

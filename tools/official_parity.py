@@ -3,7 +3,7 @@
 Usage: python tools/official_parity.py <hustvl/Vim checkout> [--out DIR]
 
 Imports upstream's ``vim/models_mamba.py`` and its bundled ``mamba-1p1p1/mamba_ssm`` (Triton
-RMSNorm, ``mamba_inner_fn_no_out_proj``) through ``vim_deploy.bench.upstream``, with mamba_ssm's
+RMSNorm, ``mamba_inner_fn_no_out_proj``) through ``vim_deploy.runtimes.upstream``, with mamba_ssm's
 compiled ``selective_scan_cuda`` and, when importable, causal-conv1d's ``causal_conv1d_cuda``
 (both built by bench/build_mamba_ssm.py); without the latter a PyTorch stand-in with its exact
 semantics is used, and the report says which ran.
@@ -36,7 +36,7 @@ def rel(a, b):
 def main():
     repo = sys.argv[1]
     out_dir = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv else "."
-    from vim_deploy.bench.upstream import load_models_mamba
+    from vim_deploy.runtimes.upstream import load_models_mamba
 
     models_mamba, conv_impl = load_models_mamba(repo)  # upstream, on mamba_ssm's compiled kernels
     print(f"causal conv1d: {conv_impl}", flush=True)

@@ -5,9 +5,10 @@ With PyTorch's default cuBLAS workspace, cuBLAS 13 runs three of the four GEMMs 
 Inside a CUDA graph every such memset is a node of its own, and the gaps around them, not the memsets
 (about 1 us each), cost 1-2% of a batch-128 forward. With no workspace (``CUBLAS_WORKSPACE_CONFIG=:0:0``)
 cuBLAS picks the same tile shapes with a scheduler that needs no memset; the GEMMs' kernel times do not
-change (2026-12-01, H200, CUDA-graph replay, two rounds in balanced order, ``bench/blas_configs.sh``):
+change (2026-12-01, H200, CUDA-graph replay, two rounds in balanced order; ``bench/blas_configs.sh`` of commit
+8464551):
 vim_small batch 128 13.94 -> 13.70 ms a forward, vim_tiny batch 128 7.19 -> 7.03, vim_tiny batch 8 @ 1248
-19.41 -> 19.21, vim_base batch 128 30.10 -> 30.01, vim_tiny batch 1 unchanged (bench/RESULTS.md). ONNX Runtime's
+19.41 -> 19.21, vim_base batch 128 30.10 -> 30.01, vim_tiny batch 1 unchanged. ONNX Runtime's
 CUDA provider makes cuBLAS handles of its own, which the variable sizes as well: its vim_tiny graph ran 0.6%
 faster at batch 128 without a workspace and the same at batch 1 (onnxruntime-gpu 1.31.1, same run).
 

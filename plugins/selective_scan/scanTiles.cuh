@@ -56,7 +56,7 @@ __device__ __forceinline__ float softplus(float x)
  * prefetched B / C loads: every tile stalled for a global-memory latency at its first token (ncu
  * source counters, H200, vim_small batch 128: 3.9% of the kernel's stall samples on one FADD of the
  * delta bias, 2026-12-01). Timed alone the change stayed inside the ~2% spread between runs; with the
- * branch-free y store it gave 1-2% (bench/RESULTS.md).
+ * branch-free y store it gave 1-2% (docs/benchmarks.md).
  */
 __device__ __forceinline__ float settle(float v)
 {

@@ -12,7 +12,7 @@ namespace
 {
 
 /*
- * Warp-specialised output kernel (kernel v18, issue 11; VIM_SCAN_WS = 0 keeps the launcher off it).
+ * Warp-specialised output kernel.
  *
  * Why: in the one-lane kernel above every thread both moves tiles and scans, and ncu (H200, vim_small
  * batch 128) charges the tile code (cp.async issue, B / C staging, the y store, their address

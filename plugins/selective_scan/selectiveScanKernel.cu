@@ -289,7 +289,7 @@ int32_t selectiveScanChooseLanes(SelectiveScanParams const& p)
             = p.lanesPerChannel >= 8 ? 8 : (p.lanesPerChannel >= 4 ? 4 : (p.lanesPerChannel >= 2 ? 2 : 1));
         return p.dstate <= 16 ? asked : base; // splitting is offered for dstate <= 16 only
     }
-    // Launch shape from channels per SM (measured on the H100 and H200 over Vim's shapes, bench/RESULTS.md):
+    // Launch shape from channels per SM (measured on the H100 and H200 over Vim's shapes):
     // plenty of channels -> one lane each; fewer -> split a channel's states over 2-8 lanes (no
     // extra work) before the sequence is chunked (a second pass over the tokens); 512+ tokens at
     // moderate batch take 2 lanes and chunks sized for occupancy.
@@ -303,16 +303,16 @@ int32_t selectiveScanChooseLanes(SelectiveScanParams const& p)
     // 8..63 channels an SM at 512 tokens or more: 2 lanes of 8 states, chunked (selectiveScanChooseChunks).
     // 2026-12-01, H200, kernel v16, bench_scan --choices: vim_tiny batch 8 @ 1025 / 1601 / 2117 / 4097 122 /
     // 181 / 235 / 433 us vs 140 / 205 / 251 / 453 with one lane, vim_small batch 8 @ 577 126 vs 136 with 4
-    // lanes, vim_base batch 1 @ 6085 332 vs 392 (bench/RESULTS.md).
+    // lanes, vim_base batch 1 @ 6085 332 vs 392 (docs/benchmarks.md).
     if (p.seqlen >= 512 && perSm >= 8)
         return 2;
     // 40..63 channels an SM at short sequences: 8 lanes of 2 states each, one chunk (2026-12-01, H200,
     // bench_scan --explore: vim_small batch 8 @ 197 55.0 vs 59.1 us for 4 lanes x 3 chunks, vim_tiny
-    // batch 16 52.5 vs 57.9; slower at 23 and 93 channels an SM and at L = 577; bench/RESULTS.md).
+    // batch 16 52.5 vs 57.9; slower at 23 and 93 channels an SM and at L = 577).
     if (perSm >= 40) // (shorter than 512 tokens here: longer ones took 2 lanes above)
         return 8;
     // Below 64 channels an SM, 4 split lanes beat 2 (2026-12-01, H200, kernel v15, launcher's own chunks:
-    // vim_tiny batch 8 @ 197 41.1 vs 44.4 us, vim_small 60.8 vs 62.4; bench/RESULTS.md).
+    // vim_tiny batch 8 @ 197 41.1 vs 44.4 us, vim_small 60.8 vs 62.4).
     return 4;
 }
 
@@ -365,7 +365,7 @@ int32_t selectiveScanChooseChunks(SelectiveScanParams const& p)
     // sequence into as many chunks as fill the GPU's resident blocks once, never more: each chunk costs a
     // second pass over its tokens, and a grid one block over a whole wave runs a second, nearly empty
     // wave (measured on the H100 at L = 6085, batch 8: vim_tiny 16 chunks 689 us vs 22 chunks 826 us;
-    // bench/RESULTS.md).
+    //).
     int const lanes = selectiveScanChooseLanes(p);
     int const spt = statesPerThread(p.dstate, lanes);
     if (spt == 2)
@@ -380,7 +380,7 @@ int32_t selectiveScanChooseChunks(SelectiveScanParams const& p)
         // Two lanes of 8 states at 512+ tokens: chunks enough for the one-lane layout's occupancy (6 blocks,
         // 12 warps an SM: past it more chunks only add pass A's work), and none longer than
         // kLongChunk tokens (at 6085 tokens longer chunks were slower; 2026-12-01, H200,
-        // vim_small batch 8: 4 chunks 1167 us, 13 chunks 1136; bench/RESULTS.md). Waves past the first are
+        // vim_small batch 8: 4 chunks 1167 us, 13 chunks 1136). Waves past the first are
         // fine here: the chunks are long, so a last partial wave costs little.
         int64_t const byOccupancy = std::max<int64_t>(1, static_cast<int64_t>(sms) * minBlocksFor(16) * kThreads / threads);
         want = std::max<int64_t>(byOccupancy, (p.seqlen + kLongChunk - 1) / kLongChunk);
@@ -392,7 +392,7 @@ int32_t selectiveScanChooseChunks(SelectiveScanParams const& p)
     }
     // Chunks of at least 32 tokens; one tile (16) when a channel is split over 4 lanes (batch 1: the time
     // is the latency of the chunk's token steps; 2026-12-01, H200, vim_tiny batch 1 @ 197: 13 chunks
-    // 18.0 us vs 6 chunks 21.2 us, bench/RESULTS.md).
+    // 18.0 us vs 6 chunks 21.2 us).
     int64_t const byLength = lanes >= 4 ? (p.seqlen + kTile - 1) / kTile : std::max<int64_t>(1, p.seqlen / 32);
     int const chunks = static_cast<int>(std::min<int64_t>({want, byLength, 64}));
     int const len = chunkLength(p.seqlen, chunks, true);

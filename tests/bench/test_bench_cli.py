@@ -59,7 +59,7 @@ def test_official_backend_errors_are_one_line(tmp_path):
 
 
 def test_upstream_checkout_is_checked(tmp_path, monkeypatch):
-    from vim_deploy.bench.upstream import official_name, upstream_dir
+    from vim_deploy.runtimes.upstream import official_name, upstream_dir
     from vim_deploy.errors import VimDeployError
 
     monkeypatch.delenv("VIM_DEPLOY_UPSTREAM", raising=False)
@@ -111,10 +111,10 @@ class _CountingBackend:
 
 
 def test_back_to_back_timing_counts_every_run():
-    from vim_deploy.bench.runner import _time_back_to_back
+    from vim_deploy.bench.timing import time_back_to_back
 
     be = _CountingBackend()
-    ms = _time_back_to_back(be, 7, cuda=False)
+    ms = time_back_to_back(be.run, 7, cuda=False)
     assert be.runs == 7 and 1.0 <= ms < 50.0
 
 
@@ -127,32 +127,28 @@ def test_rounds_alternate_the_order_and_take_the_median_round(monkeypatch):
 
     calls = []
 
-    class Fake:
-        device = "cpu"
-        tracks_memory = True
+    from vim_deploy.runtimes.base import Runner
+
+    class Fake(Runner):
+        """A backend that is its own runner."""
 
         def __init__(self, name, fail=False):
             self.name, self.fail = name, fail
 
-        def prepare(self, batch, res):
+        def runner(self, batch, res):
             calls.append(self.name)
             if self.fail:
                 raise RuntimeError("boom")
+            return self
 
         def run(self):
             pass
 
-        def release(self):
-            pass
-
-        def extra_device_bytes(self):
-            return 0
-
     fakes = {"a": Fake("a"), "b": Fake("b"), "bad": Fake("bad", fail=True)}
     monkeypatch.setattr(runner, "make_backend", lambda name, *a: fakes[name])
     streamed = iter([4.0, 2.0, 8.0, 1.0, 3.0, 5.0])  # ms a batch: a, b in round 1; b, a in round 2; a, b in round 3
-    monkeypatch.setattr(runner, "_time_back_to_back", lambda be, iters, cuda: next(streamed))
-    monkeypatch.setattr(runner, "_time_runs", lambda be, w, n, cuda: [float(len(calls))] * n)
+    monkeypatch.setattr(runner, "time_back_to_back", lambda run, iters, cuda: next(streamed))
+    monkeypatch.setattr(runner, "time_runs", lambda run, w, n, cuda: [float(len(calls))] * n)
     cfg = runner.BenchConfig(model="test_vim", backends=["a", "b"], batches=[2], resolutions=[64], warmup=0, iters=2,
                              rounds=3, device="cpu")
     rep = runner.run_bench(cfg)

@@ -8,6 +8,7 @@ import torch
 from onnx.reference import ReferenceEvaluator
 
 from vim_deploy.export import ExportConfig, export_onnx
+from vim_deploy.export.forms import PRESETS, GraphForm
 from vim_deploy.models import create_model
 from vim_deploy.ops import schema
 from vim_deploy.validate.reference_op import REFERENCE_OPS
@@ -39,7 +40,7 @@ def tiny_fp32(tmp_path_factory):
     paths = {}
     for impl in ("plugin", "function", "portable"):
         paths[impl] = d / f"{impl}.onnx"
-        export_onnx(ExportConfig(model="vim_tiny", output=str(paths[impl]), scan_impl=impl))
+        export_onnx(ExportConfig(model="vim_tiny", output=str(paths[impl]), form=GraphForm(scan_impl=impl)))
     return paths
 
 
@@ -96,7 +97,7 @@ def test_tiny_fp16_parity(tmp_path):
         ref = create_model("vim_tiny")(torch.from_numpy(x)).numpy()
     for impl in ("plugin", "portable"):
         p = tmp_path / f"{impl}16.onnx"
-        export_onnx(ExportConfig(model="vim_tiny", output=str(p), scan_impl=impl, precision="fp16"))
+        export_onnx(ExportConfig(model="vim_tiny", output=str(p), form=GraphForm(scan_impl=impl), precision="fp16"))
         m = onnx.load(str(p))
         scans = [n for n in m.graph.node if n.op_type == schema.OP_NAME]
         if impl == "plugin":
@@ -126,7 +127,7 @@ def test_other_variants_reduced_depth(model, tmp_path):
 
 def test_opset18_and_other_resolution(tmp_path):
     p = tmp_path / "m.onnx"
-    res = export_onnx(ExportConfig(model="test_vim", output=str(p), opset=18, img_size=96, scan_impl="portable"))
+    res = export_onnx(ExportConfig(model="test_vim", output=str(p), opset=18, img_size=96, form=PRESETS["portable"]))
     assert res.img_size == 96
     m = onnx.load(str(p))
     assert [o.version for o in m.opset_import if o.domain in ("", "ai.onnx")] == [18]
@@ -138,7 +139,7 @@ def test_opset18_and_other_resolution(tmp_path):
 
 def test_flip_form_also_exports(tmp_path):
     p = tmp_path / "flip.onnx"
-    export_onnx(ExportConfig(model="test_vim", output=str(p), bidirectional="flip"))
+    export_onnx(ExportConfig(model="test_vim", output=str(p), form=GraphForm(bidirectional="flip")))
     m = onnx.load(str(p))
     assert all(a.i == 0 for n in m.graph.node if n.op_type == schema.OP_NAME for a in n.attribute if a.name == "reverse")
     x = np.random.default_rng(4).standard_normal((2, 3, 64, 64), dtype=np.float32)
@@ -155,7 +156,7 @@ def test_dynamic_batch(tiny_fp32):
 @pytest.mark.parametrize("impl", ["plugin", "function", "portable"])
 def test_fused_bidirectional_export(impl, tmp_path):
     p = tmp_path / f"bi_{impl}.onnx"
-    res = export_onnx(ExportConfig(model="vim_tiny", output=str(p), scan_impl=impl, fuse_bidirectional=True,
+    res = export_onnx(ExportConfig(model="vim_tiny", output=str(p), form=GraphForm(scan_impl=impl, fuse_bidirectional=True),
                                    model_kwargs={"depth": 4}))
     m = onnx.load(str(p))
     bi = [n for n in m.graph.node if n.op_type == schema.BI_OP_NAME]
@@ -178,53 +179,18 @@ def test_fused_needs_reverse_form(tmp_path):
     from vim_deploy.errors import VimDeployError
 
     with pytest.raises(VimDeployError, match="reverse form"):
-        export_onnx(ExportConfig(model="test_vim", output=str(tmp_path / "x.onnx"), fuse_bidirectional=True,
-                                 bidirectional="flip"))
+        export_onnx(ExportConfig(model="test_vim", output=str(tmp_path / "x.onnx"),
+                                 form=GraphForm(fuse_bidirectional=True, bidirectional="flip")))
 
 
-@pytest.mark.parametrize("impl, fused", [("plugin", True), ("plugin", False), ("portable", False)])
-def test_channels_projection_layout(impl, fused, tmp_path):
-    """--projection-layout channels: W @ (B, C, L) products give the scan its layout without Transposes;
-    the graph computes what PyTorch computes (same products), for the plugin and the portable graph."""
-    x = np.random.default_rng(7).standard_normal((2, 3, 224, 224), dtype=np.float32)
-    with torch.no_grad():
-        ref = create_model("vim_tiny", depth=4)(torch.from_numpy(x)).numpy()
-    counts = {}
-    for layout in ("tokens", "channels"):
-        p = tmp_path / f"{impl}_{layout}.onnx"
-        export_onnx(ExportConfig(model="vim_tiny", output=str(p), scan_impl=impl, fuse_bidirectional=fused,
-                                 projection_layout=layout, model_kwargs={"depth": 4}))
-        m = onnx.load(str(p))
-        counts[layout] = sum(n.op_type == "Transpose" for n in m.graph.node)
-        meta = {e.key: e.value for e in m.metadata_props}
-        assert meta["projection_layout"] == layout
-        if layout == "channels":
-            y = _refeval(p, x) if impl == "plugin" else _ort(p, x)
-            assert _rel(y, ref) < 1e-5
-    # tokens: Transposes after in_proj, of x_proj's B / C / dt and of the scan output, per direction;
-    # channels: two per block (in_proj's and out_proj's operand, which onnxruntime folds into its
-    # FusedMatMul) plus the patch embedding's (the portable scan adds its own)
-    assert counts["channels"] < counts["tokens"], counts
-    if impl == "plugin":
-        assert counts["channels"] == 2 * 4 + 1, counts
-
-
-def test_unknown_projection_layout_is_one_line(tmp_path):
-    from vim_deploy.errors import VimDeployError
-
-    with pytest.raises(VimDeployError, match="projection layout"):
-        export_onnx(ExportConfig(model="test_vim", output=str(tmp_path / "x.onnx"), projection_layout="rows"))
-
-
-@pytest.mark.parametrize("fused, layout, pad", [(True, "tokens", 1), (False, "tokens", 1), (True, "tokens", 8),
-                                               (True, "hybrid", 8), (False, "channels", 8)])
-def test_onnxruntime_only_ops_graph_matches_pytorch(fused, layout, pad, tmp_path):
+@pytest.mark.parametrize("fused, pad", [(True, 1), (False, 1), (True, 8), (False, 8)])
+def test_onnxruntime_only_ops_graph_matches_pytorch(fused, pad, tmp_path):
     """--conv-impl op --norm-impl op: one VimBiCausalConv1dSilu per block, one VimAddRmsNorm per block
     after the first; the graph (on the reference evaluator's NumPy ops) computes what PyTorch computes,
     also with the tokens padded (197 -> 200: the conv node's seq_len says which are real)."""
     p = tmp_path / "ortops.onnx"
-    export_onnx(ExportConfig(model="vim_tiny", output=str(p), fuse_bidirectional=fused, conv_impl="op",
-                             norm_impl="op", projection_layout=layout, token_padding=pad, model_kwargs={"depth": 4}))
+    form = GraphForm(fuse_bidirectional=fused, conv_impl="op", norm_impl="op", token_padding=pad)
+    export_onnx(ExportConfig(model="vim_tiny", output=str(p), form=form, model_kwargs={"depth": 4}))
     m = onnx.load(str(p))
     ops = [n.op_type for n in m.graph.node]
     assert ops.count(schema.CONV_OP_NAME) == 4 and ops.count(schema.ADD_NORM_OP_NAME) == 3
@@ -232,6 +198,7 @@ def test_onnxruntime_only_ops_graph_matches_pytorch(fused, layout, pad, tmp_path
     assert {n.op_type for n in schema.ort_only_nodes(m)} == {schema.CONV_OP_NAME, schema.ADD_NORM_OP_NAME}
     meta = {e.key: e.value for e in m.metadata_props}
     assert meta["conv_impl"] == "op" and meta["norm_impl"] == "op" and meta["token_padding"] == str(pad)
+    assert GraphForm.from_metadata(meta) == form and meta["graph_form"] == form.name
     for n in m.graph.node:
         if n.op_type == schema.CONV_OP_NAME:
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
@@ -244,14 +211,15 @@ def test_onnxruntime_only_ops_graph_matches_pytorch(fused, layout, pad, tmp_path
 
 @pytest.mark.parametrize("kw, needle", [({"norm_impl": "op", "scan_impl": "portable"}, "--norm-impl op needs"),
                                         ({"conv_impl": "op", "bidirectional": "flip"}, "--conv-impl op needs"),
-                                        ({"norm_impl": "fused"}, "unknown norm implementation"),
+                                        ({"norm_impl": "fused"}, "--norm-impl 'fused' is not a graph form choice"),
+                                        ({"conv_impl": "taps"}, "--conv-impl 'taps' is not a graph form choice"),
                                         ({"token_padding": 8}, "--pad-tokens needs --conv-impl op"),
-                                        ({"token_padding": 0, "conv_impl": "op"}, "token padding must be in 1..64")])
+                                        ({"token_padding": 0, "conv_impl": "op"}, "--token-padding 0 is not")])
 def test_onnxruntime_only_ops_need_the_plugin_graph(kw, needle, tmp_path):
     from vim_deploy.errors import VimDeployError
 
     with pytest.raises(VimDeployError, match=needle):
-        export_onnx(ExportConfig(model="test_vim", output=str(tmp_path / "x.onnx"), **kw))
+        export_onnx(ExportConfig(model="test_vim", output=str(tmp_path / "x.onnx"), form=GraphForm(**kw)))
 
 
 @pytest.mark.parametrize("device, needle", [("tpu", "unknown trace device"), ("cuda", "sees no CUDA GPU")])

@@ -23,7 +23,7 @@ def compile_ops(include_dir: str, out: Path) -> subprocess.CompletedProcess:
     """The CPU-only library, warnings as errors (the CUDA build adds the CUDA core to the same sources)."""
     cmd = ["g++", "-std=c++17", "-O2", "-fno-trapping-math", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fPIC", "-fvisibility=hidden",
            "-shared", "-Wl,--no-undefined", "-DVIM_ORT_WITH_CUDA=0", "-isystem", include_dir,
-           f"-I{ROOT / 'plugins' / 'selective_scan'}", *map(str, SOURCES), "-o", str(out)]
+           f"-I{ROOT / 'plugins' / 'common'}", f"-I{ROOT / 'plugins' / 'selective_scan'}", *map(str, SOURCES), "-o", str(out)]
     return subprocess.run(cmd, capture_output=True, text=True)
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from vim_deploy.export import ExportConfig, export_onnx
+from vim_deploy.export.forms import PRESETS, GraphForm
 from vim_deploy.models import create_model
 from vim_deploy.ort import create_session
 from vim_deploy.validate.compare import compare_logits
@@ -33,30 +34,29 @@ def torch_logits(images):
 @pytest.fixture(scope="module")
 def portable_logits(images, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("portable") / "portable.onnx")
-    export_onnx(ExportConfig(model="vim_tiny", output=path, scan_impl="portable"))
+    export_onnx(ExportConfig(model="vim_tiny", output=path, form=PRESETS["portable"]))
     so = ort.SessionOptions()
     so.log_severity_level = 3
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     return {b: sess.run(None, {"input": x})[0] for b, x in images.items()}
 
 
+_OPS = GraphForm(fuse_bidirectional=True, conv_impl="op")
+FORMS = {"plain": PRESETS["plain"], "fused": PRESETS["fused"], "fused+convop": _OPS,
+         "convop": GraphForm(conv_impl="op"), "fused+convop+normop": _OPS.with_(norm_impl="op"),
+         "normop": GraphForm(norm_impl="op"), "ort-optimized": PRESETS["ort-optimized"],
+         "convop+pad8": GraphForm(conv_impl="op", token_padding=8)}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("precision, fused, conv_impl, layout", [
-    ("fp32", False, "conv", "tokens"), ("fp32", True, "conv", "tokens"), ("fp16", False, "conv", "tokens"),
-    ("fp16", True, "conv", "tokens"), ("fp32", True, "taps", "tokens"), ("fp16", True, "taps", "tokens"),
-    ("fp32", False, "conv", "channels"), ("fp16", True, "conv", "channels"), ("fp32", True, "taps", "channels"),
-    ("fp32", True, "op", "tokens"), ("fp16", True, "op", "tokens"), ("fp32", False, "op", "tokens"),
-    ("fp32", True, "op+norm", "tokens"), ("fp16", True, "op+norm", "tokens"), ("fp32", False, "conv+norm", "tokens"),
-    # tokens padded to a multiple of 8 (197 -> 200; --ort-optimized), every projection layout
-    ("fp32", True, "op+norm", "tokens/8"), ("fp16", True, "op+norm", "tokens/8"), ("fp32", True, "op+norm", "hybrid/8"),
-    ("fp16", True, "op+norm", "hybrid/8"), ("fp32", False, "op", "channels/8"), ("fp32", True, "op", "tokens/16")])
-def test_plugin_graph_on_ort_cpu_matches_pytorch(ort_ops_lib, images, torch_logits, portable_logits, precision, fused,
-                                                 conv_impl, layout, tmp_path):
+@pytest.mark.parametrize("precision, form", [
+    ("fp32", "plain"), ("fp32", "fused"), ("fp16", "plain"), ("fp16", "fused"), ("fp32", "fused+convop"),
+    ("fp16", "fused+convop"), ("fp32", "convop"), ("fp32", "fused+convop+normop"), ("fp16", "fused+convop+normop"),
+    ("fp32", "normop"), ("fp32", "ort-optimized"), ("fp16", "ort-optimized"), ("fp32", "convop+pad8")])
+def test_plugin_graph_on_ort_cpu_matches_pytorch(ort_ops_lib, images, torch_logits, portable_logits, precision, form,
+                                                 tmp_path):
     path = str(tmp_path / "plugin.onnx")
-    layout, _, pad = layout.partition("/")
-    export_onnx(ExportConfig(model="vim_tiny", output=path, precision=precision, fuse_bidirectional=fused,
-                             conv_impl=conv_impl.split("+")[0], norm_impl="op" if "norm" in conv_impl else "ops",
-                             projection_layout=layout, token_padding=int(pad or 1)))
+    export_onnx(ExportConfig(model="vim_tiny", output=path, precision=precision, form=FORMS[form]))
     sess = create_session(path, "cpu", ort_ops_lib)
     for b, x in images.items():
         out = sess.run(None, {"input": x})[0]

@@ -19,14 +19,15 @@ import datetime
 import gc
 import platform
 import statistics
-import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from vim_deploy import __version__, cublas_workspace
 from vim_deploy.bench.backends import make_backend
 from vim_deploy.bench.report import speedups
+from vim_deploy.bench.timing import percentile, time_back_to_back, time_runs
 from vim_deploy.errors import VimDeployError
 
 # The paper lists 738, which no 16-pixel patch grid fits exactly; 736 is the nearest valid size.
@@ -47,68 +48,29 @@ class BenchConfig:
     engine: str | None = None   # tensorrt backend: a plan written by `vim-deploy build`
     plugin: str | None = None   # and the plugin library it needs
     upstream: str | None = None  # official-fp16 backend: a hustvl/Vim checkout (else $VIM_DEPLOY_UPSTREAM)
-    ort_ops_library: str | None = None  # ort-plugin-* backends: libvim_ort_ops.so (else $VIM_DEPLOY_ORT_OPS_LIB, build/)
-
-
-def _percentile(xs, q):
-    xs = sorted(xs)
-    k = (len(xs) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
-
-
-def _time_runs(backend, warmup: int, iters: int, cuda: bool) -> list[float]:
-    for _ in range(warmup):
-        backend.run()
-    if cuda:
-        torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        if cuda:
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            backend.run()
-            b.record()
-            b.synchronize()
-            times.append(a.elapsed_time(b))
-        else:
-            t = time.perf_counter()
-            backend.run()
-            times.append((time.perf_counter() - t) * 1e3)
-    return times
-
-
-def _time_back_to_back(backend, iters: int, cuda: bool) -> float:
-    """Mean ms a run over `iters` runs issued back to back (no synchronize between them)."""
-    if cuda:
-        torch.cuda.synchronize()
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(iters):
-            backend.run()
-        b.record()
-        b.synchronize()
-        return a.elapsed_time(b) / iters
-    t = time.perf_counter()
-    for _ in range(iters):
-        backend.run()
-    return (time.perf_counter() - t) * 1e3 / iters
+    ort_ops_library: str | None = None  # onnxruntime-* backends: libvim_ort_ops.so (else $VIM_DEPLOY_ORT_OPS_LIB, build/)
 
 
 def _measure(be, res: int, batch: int, cfg: BenchConfig, cuda: bool) -> dict:
-    """One round of one configuration: prepare, warm up, time (alone, then back to back), release.
-    Returns its status and raw timings; an out-of-memory is a result, any other failure an error."""
+    """One round of one configuration: a runner for it, a bound random input (never zeros), warm-up, timing
+    (alone, then back to back), release. Returns its status and raw timings; an out-of-memory is a result,
+    any other failure an error."""
+    runner = None
     try:
         if cuda:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-        be.prepare(batch, res)
-        on_gpu = cuda and be.device == "cuda"
-        times = _time_runs(be, cfg.warmup, cfg.iters, on_gpu)
-        streamed = _time_back_to_back(be, cfg.iters, on_gpu)
-        peak = ((torch.cuda.max_memory_allocated() + be.extra_device_bytes()) / 1e9) \
-            if cuda and be.tracks_memory else None
-        return {"status": "ok", "times": times, "streamed_ms": streamed, "peak_mem_gb": peak}
+        runner = be.runner(batch, res)
+        runner.bind(np.random.default_rng(0).standard_normal((batch, 3, res, res), dtype=np.float32))
+        on_gpu = cuda and runner.device == "cuda"
+        times = time_runs(runner.run, cfg.warmup, cfg.iters, on_gpu)
+        streamed = time_back_to_back(runner.run, cfg.iters, on_gpu)
+        peak = ((torch.cuda.max_memory_allocated() + runner.extra_device_bytes()) / 1e9) \
+            if cuda and runner.tracks_memory else None
+        out = {"status": "ok", "times": times, "streamed_ms": streamed, "peak_mem_gb": peak}
+        if runner.note:
+            out["note"] = runner.note
+        return out
     except Exception as e:  # noqa: BLE001 - OOM is a result; anything else is reported as an error row
         if _is_oom(e):
             return {"status": "OOM"}
@@ -116,7 +78,8 @@ def _measure(be, res: int, batch: int, cfg: BenchConfig, cuda: bool) -> dict:
             return {"status": "error", "error": e.one_line()}
         return {"status": "error", "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
     finally:
-        be.release()
+        if runner is not None:
+            runner.release()
         gc.collect()  # what the configuration held is gone before the next one's peak is measured
 
 
@@ -131,11 +94,14 @@ def _combine(rounds: list[dict], batch: int) -> dict:
     per_round = [batch / (r["streamed_ms"] / 1e3) for r in rounds]
     med = statistics.median(times)
     peaks = [r["peak_mem_gb"] for r in rounds if r["peak_mem_gb"] is not None]
-    row = {"status": "ok", "latency_ms_p50": med, "latency_ms_p90": _percentile(times, 0.9),
-           "latency_ms_p99": _percentile(times, 0.99), "img_per_s": statistics.median(per_round),
+    row = {"status": "ok", "latency_ms_p50": med, "latency_ms_p90": percentile(times, 0.9),
+           "latency_ms_p99": percentile(times, 0.99), "img_per_s": statistics.median(per_round),
            "img_per_s_at_p50": batch / (med / 1e3), "peak_mem_gb": max(peaks) if peaks else None}
     if len(rounds) > 1:
         row["img_per_s_rounds"] = per_round
+    notes = [r["note"] for r in rounds if r.get("note")]
+    if notes:
+        row["note"] = notes[-1]
     return row
 
 
@@ -178,8 +144,6 @@ def run_bench(cfg: BenchConfig, progress=None) -> dict:
         row = {"backend": be.name, "model": cfg.model if not be.name.startswith("deit") else be.name.split("-")[0],
                "resolution": res, "batch": batch, "device": device}
         row.update(_combine(samples[i], batch))
-        if row["status"] == "ok" and getattr(be, "note", None):
-            row["note"] = be.note
         rows.append(row)
     dev_name = torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine()
     report = {"tool": f"vim-deploy {__version__}", "command": "bench",

@@ -44,15 +44,17 @@ class _Bar:
 @click.option("--model", "-m", default="vim_tiny", show_default=True)
 @click.option("--checkpoint", "-c", default=None, help="Weights (speed does not depend on them; seeded if absent).")
 @click.option("--backends", default="pytorch-fp32,pytorch-fp16", show_default=True,
-              help="Comma-separated: pytorch-fp32, pytorch-fp16, fastpath-fp16 (CUDA kernel + CUDA graph), "
-                   "onnxruntime, official-fp16 (hustvl/Vim's code on mamba_ssm's kernels; needs --upstream), "
-                   "tensorrt (needs --engine), ort-plugin-<fp32|fp16>[-fused][-taps|-convop|-ortops[-tokens|-hybrid|-channels]] (the plugin graph on onnxruntime with "
-                   "libvim_ort_ops.so; CUDA provider + I/O binding + ORT CUDA graph on a GPU), "
-                   "deit_<tiny|small|base>-<math|sdpa>[-fp16][-graph] (needs timm; -graph: replayed as a CUDA graph).")
+              help="Comma-separated <runtime>-<precision>[-<form>]: pytorch-fp32, pytorch-fp16, fastpath-fp16 (our CUDA "
+                   "kernels + CUDA graph), onnxruntime-<fp32|fp16>[-<form>] (the graph `export --form <form>` writes, "
+                   "default plain, on onnxruntime: plugin forms with libvim_ort_ops.so, CUDA provider + I/O binding + "
+                   "ORT CUDA graph on a GPU; forms: plain, fused, function, portable, ort-optimized; 'onnxruntime' = "
+                   "onnxruntime-fp32-portable), official-fp16 (hustvl/Vim's code on mamba_ssm's kernels; needs "
+                   "--upstream), tensorrt (needs --engine), deit_<tiny|small|base>-<math|sdpa>[-fp16][-graph] (needs "
+                   "timm; -graph: replayed as a CUDA graph).")
 @click.option("--engine", default=None, help="TensorRT plan for the tensorrt backend (from `vim-deploy build`).")
 @click.option("--plugin", default=None, help="Plugin library the engine needs (libvim_trt_plugin.so).")
 @click.option("--ort-ops-library", default=None, type=click.Path(dir_okay=False),
-              help="libvim_ort_ops.so for the ort-plugin-* backends [default: $VIM_DEPLOY_ORT_OPS_LIB, then build/].")
+              help="libvim_ort_ops.so for the onnxruntime-* plugin-form backends [default: $VIM_DEPLOY_ORT_OPS_LIB, then build/].")
 @click.option("--upstream", default=None, envvar="VIM_DEPLOY_UPSTREAM",
               help="hustvl/Vim checkout for the official-fp16 backend (or $VIM_DEPLOY_UPSTREAM).")
 @click.option("--batch", "batches", default="1,8", show_default=True, callback=_ints, help="Batch sizes.")

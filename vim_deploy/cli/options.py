@@ -31,6 +31,36 @@ def model_options(default_model: str | None = "vim_tiny"):
     return deco
 
 
+def graph_form_options(fn):
+    """--form (a preset of vim_deploy.export.forms.PRESETS), --ort-optimized, and one option per graph-form knob
+    (vim_deploy.export.forms.KNOBS), each overriding the preset; the command gets ``form`` (a GraphForm)."""
+    from vim_deploy.export.forms import KNOBS, PRESETS, preset
+
+    @functools.wraps(fn)
+    def wrapper(*args, form_name, ort_optimized, **kwargs):
+        form = preset("ort-optimized" if ort_optimized else form_name)
+        changes = {k.name: kwargs.pop(k.name) for k in KNOBS}
+        changes = {name: (int(v) if name == "token_padding" else v) for name, v in changes.items() if v is not None}
+        return fn(*args, form=form.with_(**changes), **kwargs)
+
+    for knob in reversed(KNOBS):
+        flag = "--pad-tokens" if knob.name == "token_padding" else knob.flag
+        if isinstance(knob.default, bool):
+            opt = click.option(f"{flag}/--no-{flag[2:]}", knob.name, default=None, help=knob.help)
+        else:
+            opt = click.option(flag, knob.name, type=click.Choice([str(c) for c in knob.choices]), default=None,
+                               help=f"{knob.help} [default: the --form's; plain: {knob.default}]")
+        wrapper = opt(wrapper)
+    plain = PRESETS["plain"].metadata()
+    forms = "; ".join(f"{n}: " + (", ".join(f"{k}={v}" for k, v in f.metadata().items() if v != plain[k]) or "the defaults")
+                      for n, f in PRESETS.items())
+    wrapper = click.option("--ort-optimized", is_flag=True, help="Shorthand for --form ort-optimized.")(wrapper)
+    wrapper = click.option("--form", "form_name", type=click.Choice(list(PRESETS)), default="plain", show_default=True,
+                           help=f"Graph form preset, overridden by the options below ({forms}). docs/export-forms.md "
+                                "says which runtime serves which.")(wrapper)
+    return wrapper
+
+
 def logging_options(fn):
     """-v/--verbose and -q/--quiet (counted)."""
 

@@ -1,7 +1,6 @@
-"""Export PyTorch Vim to ONNX (custom scan node, ONNX function, or portable standard ops)."""
+"""Export PyTorch Vim to ONNX in a graph form (custom scan nodes, ONNX function, or portable standard ops)."""
 
-from vim_deploy.export.onnx_export import (
-    PRECISIONS, SCAN_IMPLS, SUPPORTED_OPSETS, ExportConfig, ExportResult, export_onnx,
-)
+from vim_deploy.export.forms import PRESETS, GraphForm
+from vim_deploy.export.onnx_export import PRECISIONS, SUPPORTED_OPSETS, ExportConfig, ExportResult, export_onnx
 
-__all__ = ["ExportConfig", "ExportResult", "export_onnx", "SUPPORTED_OPSETS", "SCAN_IMPLS", "PRECISIONS"]
+__all__ = ["ExportConfig", "ExportResult", "export_onnx", "GraphForm", "PRESETS", "SUPPORTED_OPSETS", "PRECISIONS"]

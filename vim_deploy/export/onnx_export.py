@@ -6,11 +6,9 @@ through an autograd Function's ``symbolic``. The dynamo exporter is not used: it
 custom ops silently. Every export is checked afterwards (node count, full checker, shape
 inference), so a silent drop cannot pass.
 
-Scan modes (``scan_impl``):
-  * ``plugin``   custom node only (TensorRT with our plugin library);
-  * ``function`` custom node plus an ONNX local function of the same name whose body is the
-                 portable scan (onnxruntime runs it; TensorRT >= 10.7 prefers the plugin);
-  * ``portable`` the function inlined: standard ONNX ops only.
+How the graph writes the model is its :class:`~vim_deploy.export.forms.GraphForm` (scan nodes, local
+function or portable standard ops; fused directions; conv / add-norm nodes; token padding), traced through
+:mod:`vim_deploy.export.graph_forward`; the form is recorded in the graph's metadata.
 """
 
 from __future__ import annotations
@@ -28,25 +26,17 @@ import torch
 from vim_deploy import __version__
 from vim_deploy.errors import VimDeployError
 from vim_deploy.export import graph_cleanup
+from vim_deploy.export.forms import GraphForm
+from vim_deploy.export.graph_forward import traced_in_form
 from vim_deploy.export.portable_scan import build_bi_scan_function, build_scan_function
 from vim_deploy.io_utils import atomic_write_bytes, check_writable
 from vim_deploy.models import create_model, get_cfg, resolve_name
-from vim_deploy.models.vim import PROJECTION_LAYOUTS
 from vim_deploy.ops import schema
 
 SUPPORTED_OPSETS = (17, 18)
-SCAN_IMPLS = ("plugin", "function", "portable")
 PRECISIONS = ("fp32", "fp16")
 TRACE_DEVICES = ("cpu", "cuda")
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
-
-
-# What `export --ort-optimized` picks beside the op nodes. Measured on an H200 (vim_tiny fp16, ORT CUDA graph,
-# bench/results/2026-12-01_h200_ort_padded): padding to 8 takes b128 from 13.25 to 12.07 ms (aligned GEMM
-# rows); "channels" / "hybrid" are as fast or faster at b128 but put their broadcast products on ORT's
-# pointer-array batched GEMM (host-to-device copies per MatMul): b1 2.70 ms vs 1.83 ms for "tokens".
-ORT_OPTIMIZED_LAYOUT = "tokens"
-ORT_OPTIMIZED_PADDING = 8
 
 
 @dataclass
@@ -59,17 +49,11 @@ class ExportConfig:
     img_size: int | None = None
     precision: str = "fp32"
     opset: int = 17
-    scan_impl: str = "plugin"
-    bidirectional: str = "reverse"
+    form: GraphForm = field(default_factory=GraphForm)  # how the graph writes the model (export/forms.py)
     dynamic_batch: bool = True
     batch_size: int = 1
     seed: int = 0
-    fuse_bidirectional: bool = False  # one VimBiSelectiveScan node per block instead of two scan nodes
     allow_non_finite: bool = False  # load NaN / inf weights and export a graph whose output is not finite
-    conv_impl: str = "conv"  # depthwise causal conv1d: grouped Conv nodes, "taps" (multiply-adds) or "op" (our node)
-    norm_impl: str = "ops"  # residual add + RMSNorm: standard ops, or "op" (one VimAddRmsNorm node per block)
-    projection_layout: str = "tokens"  # mixer projections on (B, L, C) + Transposes, "channels" (W @ (B, C, L)) or "hybrid"
-    token_padding: int = 1  # pad the tokens to a multiple of this (aligned GEMM rows; needs conv_impl "op")
     trace_device: str = "cpu"  # where the model runs while traced: "cuda" makes large resolutions export in seconds
     model_kwargs: dict = field(default_factory=dict)  # architecture overrides (e.g. depth=2 in tests)
 
@@ -126,32 +110,9 @@ def validate_config(cfg: ExportConfig) -> None:
     if cfg.opset not in SUPPORTED_OPSETS:
         raise VimDeployError(f"opset {cfg.opset} is not supported.",
                              f"Use one of {', '.join(map(str, SUPPORTED_OPSETS))} (17 is the default; TensorRT 10.3 parses both).")
-    if cfg.scan_impl not in SCAN_IMPLS:
-        raise VimDeployError(f"unknown scan implementation '{cfg.scan_impl}'.", f"Use one of {', '.join(SCAN_IMPLS)}.")
     if cfg.precision not in PRECISIONS:
         raise VimDeployError(f"unsupported export precision '{cfg.precision}'.", f"Use one of {', '.join(PRECISIONS)}.")
-    if cfg.bidirectional not in ("reverse", "flip"):
-        raise VimDeployError(f"unknown backward-branch form '{cfg.bidirectional}'.", "Use 'reverse' or 'flip'.")
-    if cfg.fuse_bidirectional and cfg.bidirectional != "reverse":
-        raise VimDeployError("--fuse-bidirectional needs the reverse form of the backward branch.",
-                             "Drop --bidirectional flip.")
-    if cfg.conv_impl not in ("conv", "taps", "op"):
-        raise VimDeployError(f"unknown conv implementation '{cfg.conv_impl}'.", "Use 'conv', 'taps' or 'op'.")
-    if cfg.conv_impl == "op" and (cfg.scan_impl != "plugin" or cfg.bidirectional != "reverse"):
-        raise VimDeployError("--conv-impl op needs the plugin graph with the reverse form of the backward branch.",
-                             "Drop --scan-impl / --bidirectional flip, or use --conv-impl conv.")
-    if cfg.norm_impl not in ("ops", "op"):
-        raise VimDeployError(f"unknown norm implementation '{cfg.norm_impl}'.", "Use 'ops' or 'op'.")
-    if cfg.norm_impl == "op" and cfg.scan_impl != "plugin":
-        raise VimDeployError("--norm-impl op needs the plugin graph.", "Drop --scan-impl, or use --norm-impl ops.")
-    if cfg.projection_layout not in PROJECTION_LAYOUTS:
-        raise VimDeployError(f"unknown projection layout '{cfg.projection_layout}'.",
-                             f"Use one of {', '.join(PROJECTION_LAYOUTS)}.")
-    if not 1 <= cfg.token_padding <= 64:
-        raise VimDeployError(f"token padding must be in 1..64, got {cfg.token_padding}.", "Use 8 (or 1: no padding).")
-    if cfg.token_padding > 1 and cfg.conv_impl != "op":
-        raise VimDeployError("--pad-tokens needs --conv-impl op (a plain conv would read the padding tokens).",
-                             "Add --conv-impl op (or --ort-optimized), or drop --pad-tokens.")
+    cfg.form.validate()
     if cfg.batch_size < 1:
         raise VimDeployError(f"batch size must be >= 1, got {cfg.batch_size}.")
     if cfg.trace_device not in TRACE_DEVICES:
@@ -171,14 +132,10 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
         _check_activation_memory(official, cfg)
     say(f"building {cfg.model} ({'checkpoint ' + cfg.checkpoint if cfg.checkpoint else 'seeded weights, seed %d' % cfg.seed})")
     model = create_model(cfg.model, checkpoint=cfg.checkpoint, img_size=cfg.img_size, use_ema=cfg.use_ema,
-                         seed=cfg.seed, unsafe_load=cfg.unsafe_load, bidirectional=cfg.bidirectional,
+                         seed=cfg.seed, unsafe_load=cfg.unsafe_load, bidirectional=cfg.form.bidirectional,
                          allow_non_finite=cfg.allow_non_finite, **cfg.model_kwargs)
     model.set_precision(cfg.precision).requires_grad_(False)
-    model.set_fused_bidirectional_export(cfg.fuse_bidirectional)
-    model.set_conv_export(cfg.conv_impl)
-    model.set_projection_export(cfg.projection_layout)
-    model.set_norm_export(cfg.norm_impl)
-    model.set_token_padding(cfg.token_padding)
+    form = cfg.form
     img = model.patch_embed.img_size[0]
     # drawn on the CPU whatever the device (the same probe input either way); the parameters travel
     # with the model and are written back as the same initializers
@@ -190,8 +147,7 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
     # a bar over the blocks while the tracer runs the model (the longest phase at large resolutions)
     bar = getattr(progress, "bar", None)
     tick = bar(f"tracing {len(model.layers)} blocks", len(model.layers)) if bar else None
-    hooks = [layer.register_forward_hook(lambda *_: tick()) for layer in model.layers] if tick else []
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), traced_in_form(model, form, on_block=tick):
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model, (dummy,), buf, dynamo=False, opset_version=cfg.opset,
@@ -199,8 +155,6 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if cfg.dynamic_batch else None,
             do_constant_folding=True, custom_opsets={schema.OP_DOMAIN: schema.OP_DOMAIN_VERSION},
         )
-    for h in hooks:
-        h.remove()
     proto = onnx.load_from_string(buf.getvalue())
     if not cfg.allow_non_finite:
         with torch.no_grad():
@@ -212,16 +166,16 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
     say("cleaning the graph (constant folding, dead nodes, names)")
     proto = graph_cleanup.cleanup(proto)
     n_scans = graph_cleanup.count_scan_nodes(proto)
-    expected = len(model.layers) * (1 if cfg.fuse_bidirectional else 2)
+    expected = len(model.layers) * (1 if form.fuse_bidirectional else 2)
     if n_scans != expected:
         raise VimDeployError(f"internal error: the traced graph has {n_scans} scan nodes, expected {expected}.",
                              "The exporter dropped or duplicated custom ops; please report this with your torch version.")
 
-    if cfg.scan_impl in ("function", "portable"):
+    if form.scan_impl in ("function", "portable"):
         proto.functions.append(build_scan_function(cfg.opset))
-        if cfg.fuse_bidirectional:
+        if form.fuse_bidirectional:
             proto.functions.append(build_bi_scan_function(cfg.opset))
-    if cfg.scan_impl == "portable":
+    if form.scan_impl == "portable":
         say("inlining the portable scan")
         proto = graph_cleanup.inline_scan_functions(proto)
 
@@ -233,14 +187,10 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
         "weights_seed": "" if cfg.checkpoint else str(cfg.seed),  # a value of its own: no parsing of the line above
         "img_size": str(img),
         "precision": cfg.precision,
-        "scan_impl": cfg.scan_impl,
-        "scan_op": f"{schema.OP_DOMAIN}::{schema.BI_OP_NAME if cfg.fuse_bidirectional else schema.OP_NAME} "
+        **form.metadata(),  # scan_impl, bidirectional, fuse_bidirectional, conv_impl, norm_impl, token_padding
+        "graph_form": form.name,
+        "scan_op": f"{schema.OP_DOMAIN}::{schema.BI_OP_NAME if form.fuse_bidirectional else schema.OP_NAME} "
                    f"v{schema.PLUGIN_VERSION}",
-        "bidirectional": cfg.bidirectional,
-        "conv_impl": cfg.conv_impl,
-        "projection_layout": cfg.projection_layout,
-        "token_padding": str(cfg.token_padding),
-        "norm_impl": cfg.norm_impl,
         "preprocessing": (f"resize {int(round(img / pcfg['crop_pct']))} {pcfg['interpolation']}, center crop {img}, "
                           f"RGB in [0,1], normalize mean={list(pcfg['mean'])} std={list(pcfg['std'])}, NCHW float32"),
         "num_classes": str(model.num_classes),
@@ -254,7 +204,7 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
     data = proto.SerializeToString()
     atomic_write_bytes(cfg.output, data)
     return ExportResult(
-        path=cfg.output, model=official, precision=cfg.precision, scan_impl=cfg.scan_impl, opset=cfg.opset,
+        path=cfg.output, model=official, precision=cfg.precision, scan_impl=form.scan_impl, opset=cfg.opset,
         img_size=img, num_scan_nodes=graph_cleanup.count_scan_nodes(proto), num_nodes=len(proto.graph.node),
         size_bytes=len(data), seconds=time.perf_counter() - t0, op_histogram=graph_cleanup.op_histogram(proto),
     )

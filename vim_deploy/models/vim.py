@@ -34,7 +34,7 @@ from vim_deploy.errors import VimDeployError
 from vim_deploy.models import fast_path
 from vim_deploy.models.registry import register_alias, register_cfg, register_model
 from vim_deploy.ops.scan_direction import ScanDirection
-from vim_deploy.ops.selective_scan import selective_scan, selective_scan_bidirectional
+from vim_deploy.ops.selective_scan import selective_scan
 
 __all__ = ["VisionMamba", "BiMambaMixer", "Block", "RMSNorm", "PatchEmbed", "create_vim"]
 
@@ -79,9 +79,6 @@ class RMSNorm(nn.Module):
         return x * rstd * self.weight.float()
 
 
-PROJECTION_LAYOUTS = ("tokens", "channels", "hybrid")
-
-
 class BiMambaMixer(nn.Module):
     """Upstream ``Mamba(bimamba_type="v2", if_divide_out=True)``, inference only.
 
@@ -101,10 +98,6 @@ class BiMambaMixer(nn.Module):
         self.if_divide_out = if_divide_out
         self.bidirectional = bidirectional
         self.use_kernel = False  # opt-in CUDA fast path (vim_deploy.ops.kernels)
-        self.fuse_bidirectional = False  # export both directions as one VimBiSelectiveScan node
-        self.conv_taps = False  # export the depthwise causal conv as shifted multiply-adds (set_conv_export)
-        self.conv_op = False  # export both directions' conv + SiLU as one VimBiCausalConv1dSilu node
-        self.projection_layout = "tokens"  # how the projections are written (set_projection_export)
 
         self.in_proj = nn.Linear(d_model, self.d_inner * 2, bias=False)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
@@ -129,7 +122,8 @@ class BiMambaMixer(nn.Module):
 
     def _scan_args(self, x: torch.Tensor, z: torch.Tensor, backward: bool, flip: bool, u: torch.Tensor | None = None):
         """Inputs of one direction's scan as a :class:`ScanDirection`, (B, E, L) layout.
-        ``u``: this direction's conv + SiLU output when already computed (the conv node of both directions)."""
+        ``u``: this direction's conv + SiLU output when already computed (the exporter's conv node of both
+        directions, vim_deploy.export.graph_forward)."""
         sfx = "_b" if backward else ""
         conv: nn.Conv1d = getattr(self, f"conv1d{sfx}")
         x_proj: nn.Linear = getattr(self, f"x_proj{sfx}")
@@ -144,17 +138,7 @@ class BiMambaMixer(nn.Module):
             # causal conv over the flipped sequence == anti-causal conv with a flipped kernel
             weight = conv.weight.flip(-1) if reverse else conv.weight
             padded = F.pad(x, (0, k) if reverse else (k, 0))
-            if self.conv_taps:  # the same depthwise conv as d_conv shifted multiply-adds (plain ONNX Mul / Add)
-                L = x.shape[-1]
-                x = conv.bias[:, None] + sum(weight[:, 0, j, None] * padded[:, :, j:j + L] for j in range(k + 1))
-            else:
-                x = F.conv1d(padded, weight, conv.bias, groups=self.d_inner)
-            x = F.silu(x)
-        if self.projection_layout in ("channels", "hybrid"):  # the same products, in the scan's (B, channels, L) layout
-            x_dbl = torch.matmul(x_proj.weight, x)  # (B, R + 2N, L)
-            dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=1)
-            delta = torch.matmul(dt_proj.weight, dt)  # (B, E, L); the bias goes to the scan in fp32
-            return ScanDirection(x, delta, A, B, C, D, z, dt_proj.bias.float(), reverse)
+            x = F.silu(F.conv1d(padded, weight, conv.bias, groups=self.d_inner))
         x_dbl = x_proj(x.transpose(1, 2))  # (B, L, R + 2N)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.linear(dt, dt_proj.weight).transpose(1, 2)  # bias goes to the scan in fp32
@@ -176,38 +160,14 @@ class BiMambaMixer(nn.Module):
         """Whether a forward on x runs on the CUDA kernels (opted in, a CUDA tensor, not being traced)."""
         return self.use_kernel and x.is_cuda and not torch.jit.is_tracing()
 
-    def forward(self, hidden_states: torch.Tensor, valid_len: int | None = None) -> torch.Tensor:
-        """(B, L, C) -> (B, L, C). ``valid_len``: tokens past it are padding (VisionMamba.set_token_padding;
-        needs the conv op, which reads them as zeros and writes zeros there, so that the reverse scan
-        starts on them at a zero state and no valid token reads them)."""
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """(B, L, C) -> (B, L, C)."""
         if self.kernel_path(hidden_states):
             return fast_path.mixer_forward(self, hidden_states)
-        if valid_len is not None and valid_len < hidden_states.shape[1] and not self.conv_op:
-            raise ValueError("padding tokens need the conv op (set_conv_export('op')): a plain conv would read them")
-        if self.projection_layout == "channels":
-            xz = torch.matmul(self.in_proj.weight, hidden_states.transpose(1, 2))  # (B, 2E, L)
-        else:
-            xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2E, L)
-        scale = 0.5 if self.if_divide_out else 1.0
-        conv_u = (None, None)
-        if self.conv_op:  # both directions' conv + SiLU (one ONNX node when traced), reading xz's x half in place
-            from vim_deploy.ops.causal_conv import bi_causal_conv1d_silu
-
-            conv_u = bi_causal_conv1d_silu(xz, self.conv1d.weight, self.conv1d.bias, self.conv1d_b.weight,
-                                           self.conv1d_b.bias, export_node=True, seq_len=valid_len or 0)
-            x, z = None, xz[:, self.d_inner:]
-        else:
-            # split with constant sizes (chunk(2) would trace shape arithmetic: Shape/Gather/Div/Slice per block)
-            x, z = torch.split(xz, [self.d_inner, self.d_inner], dim=1)
-        if self.fuse_bidirectional and torch.jit.is_tracing():
-            # Both directions at once (reverse form, no flips): one ONNX node.
-            f = self._scan_args(x, z, backward=False, flip=False, u=conv_u[0])
-            b = self._scan_args(x, z, backward=True, flip=False, u=conv_u[1])
-            y = selective_scan_bidirectional((f.u, f.delta, f.A, f.B, f.C, f.D, f.delta_bias),
-                                             (b.u, b.delta, b.A, b.B, b.C, b.D, b.delta_bias),
-                                             z, delta_softplus=True, out_scale=scale)
-        else:
-            y = (self._branch(x, z, backward=False, u=conv_u[0]) + self._branch(x, z, backward=True, u=conv_u[1])) * scale
+        xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2E, L)
+        # split with constant sizes (chunk(2) would trace shape arithmetic: Shape/Gather/Div/Slice per block)
+        x, z = torch.split(xz, [self.d_inner, self.d_inner], dim=1)
+        y = (self._branch(x, z, backward=False) + self._branch(x, z, backward=True)) * (0.5 if self.if_divide_out else 1.0)
         return self.out_proj(y.transpose(1, 2))
 
 
@@ -218,22 +178,15 @@ class Block(nn.Module):
         super().__init__()
         self.mixer = BiMambaMixer(dim, d_state=d_state, **mixer_kwargs)
         self.norm = RMSNorm(dim, eps=norm_eps)
-        self.norm_op = False  # export the residual add + RMSNorm as one VimAddRmsNorm node (set_norm_export)
 
     def forward(self, hidden_states: torch.Tensor, residual: Optional[torch.Tensor], valid_len: int | None = None):
         """valid_len: tokens past it are padding (the fast path's); the PyTorch path gets none."""
         dtype = self.mixer.in_proj.weight.dtype
         if self.mixer.kernel_path(hidden_states):
             return fast_path.block_forward(self, hidden_states, residual, valid_len)
-        if residual is not None and self.norm_op and torch.jit.is_tracing():  # one VimAddRmsNorm node
-            from vim_deploy.ops.add_rms_norm import add_rms_norm
-
-            hidden_states, residual = add_rms_norm(hidden_states, residual, self.norm.weight, self.norm.eps,
-                                                   export_node=True)
-            return self.mixer(hidden_states, valid_len), residual
         residual = hidden_states.float() if residual is None else residual + hidden_states.float()
         hidden_states = self.norm(residual).to(dtype)
-        return self.mixer(hidden_states, valid_len), residual
+        return self.mixer(hidden_states), residual
 
 
 class VisionMamba(nn.Module):
@@ -270,7 +223,6 @@ class VisionMamba(nn.Module):
             for _ in range(depth)
         ])
         self.norm_f = RMSNorm(embed_dim, eps=norm_epsilon)
-        self.token_pad_multiple = 1  # set_token_padding
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self._init_weights(depth)
 
@@ -312,59 +264,6 @@ class VisionMamba(nn.Module):
                     module.bias.data = module.bias.data.to(dtype)
         return self
 
-    def set_fused_bidirectional_export(self, enabled: bool = True) -> "VisionMamba":
-        """Export each block's two scans as one ``VimBiSelectiveScan`` node (24 nodes instead of 48)."""
-        for layer in self.layers:
-            layer.mixer.fuse_bidirectional = enabled
-        return self
-
-    def set_conv_export(self, impl: str = "conv") -> "VisionMamba":
-        """How the depthwise causal conv1d is written: ``conv`` (one grouped Conv node per direction),
-        ``taps`` (d_conv shifted multiply-adds: element-wise ops) or ``op`` (both directions' conv + SiLU
-        as one ``VimBiCausalConv1dSilu`` node, for onnxruntime with vim-deploy's op library)."""
-        if impl not in ("conv", "taps", "op"):
-            raise ValueError(f"conv impl must be 'conv', 'taps' or 'op', got {impl!r}")
-        for layer in self.layers:
-            layer.mixer.conv_taps = impl == "taps"
-            layer.mixer.conv_op = impl == "op"
-        return self
-
-    def set_norm_export(self, impl: str = "ops") -> "VisionMamba":
-        """How each block's residual add + RMSNorm is written: ``ops`` (standard ONNX ops) or ``op``
-        (one ``VimAddRmsNorm`` node per block after the first, for onnxruntime with vim-deploy's op library)."""
-        if impl not in ("ops", "op"):
-            raise ValueError(f"norm impl must be 'ops' or 'op', got {impl!r}")
-        for layer in self.layers:
-            layer.norm_op = impl == "op"
-        return self
-
-    def set_projection_export(self, layout: str = "tokens") -> "VisionMamba":
-        """How the mixer's projections are written: ``tokens`` (upstream's Linear layers on (B, L, C)
-        activations, with a Transpose to the scan's (B, C, L) layout after each), ``channels``
-        (batched products against the weights, ``W @ (B, C, L)``, as the fast path computes them: the
-        scan's inputs come out in its layout and the graph keeps one Transpose per block, before
-        out_proj) or ``hybrid`` (in_proj / out_proj on tokens, x_proj / dt_proj as ``W @ (B, C, L)``:
-        no Transposes of delta, B, C). Same products, same accumulation; only the graph's layout work differs."""
-        if layout not in PROJECTION_LAYOUTS:
-            raise ValueError(f"projection layout must be one of {', '.join(PROJECTION_LAYOUTS)}, got {layout!r}")
-        for layer in self.layers:
-            layer.mixer.projection_layout = layout
-        return self
-
-    def set_token_padding(self, multiple: int = 1) -> "VisionMamba":
-        """Pad the token sequence with zeros to a multiple of ``multiple`` after the position embedding
-        (1 = no padding), as the fast path does: every GEMM of an ONNX Runtime graph then reads aligned
-        rows (197 fp16 tokens are not 16-byte aligned). Needs the conv op with the reverse scan form:
-        the conv op reads padding tokens as zeros and writes zeros there, so the reverse scan starts on
-        them at a zero state and no valid token ever reads them; the forward scan meets them last."""
-        if multiple < 1:
-            raise ValueError(f"token padding multiple must be >= 1, got {multiple}")
-        if multiple > 1 and not all(layer.mixer.conv_op and layer.mixer.bidirectional == "reverse"
-                                    for layer in self.layers):
-            raise ValueError("token padding needs the conv op (set_conv_export('op')) and the reverse scan form")
-        self.token_pad_multiple = multiple
-        return self
-
     def set_fast_path(self, enabled: bool = True) -> "VisionMamba":
         """Route the scans through the CUDA kernel library (``vim_deploy.ops.kernels``)."""
         for layer in self.layers:
@@ -404,9 +303,6 @@ class VisionMamba(nn.Module):
             cls_token = self.cls_token.float().expand(B, -1, -1)
             x = torch.cat((x[:, :token_position], cls_token, x[:, token_position:]), dim=1)
             hidden_states = x + self._pos_embed_for(grid).float()
-            pad = self.token_pad_multiple
-            if L % pad:  # pad the tokens: every GEMM then gets aligned operands
-                hidden_states = F.pad(hidden_states, (0, 0, 0, pad - L % pad))
         for layer in self.layers:
             hidden_states, residual = layer(hidden_states, residual, valid_len=L)
         # the final add + norm is per token: only the class token's is needed

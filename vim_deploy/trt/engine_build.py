@@ -125,8 +125,8 @@ def build_engine(cfg: BuildConfig, progress=None) -> dict:
     if meta["_ort_only_nodes"]:
         raise VimDeployError(f"'{cfg.onnx}' has {' / '.join(meta['_ort_only_nodes'])} nodes (export --conv-impl op / "
                              "--norm-impl op), which only vim-deploy's ONNX Runtime library serves.",
-                             "Re-export for TensorRT with the defaults (--conv-impl conv --norm-impl ops); "
-                             "TensorRT fuses those standard ops itself.")
+                             "Re-export for TensorRT as --form plain or --form fused (--conv-impl conv --norm-impl "
+                             "ops); TensorRT fuses those standard ops itself.")
     plugin = None
     if meta["_scan_nodes"]:
         from vim_deploy.native.paths import find_plugin_library

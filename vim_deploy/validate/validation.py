@@ -28,7 +28,9 @@ from vim_deploy.errors import VimDeployError
 from vim_deploy.models import create_model, get_cfg, resolve_name
 from vim_deploy.validate.compare import THRESHOLDS, compare_logits, judge
 from vim_deploy.validate.inputs import load_images, random_batches
-from vim_deploy.validate.runners import TorchRunner, load_onnx, metadata, runner_for_onnx
+from vim_deploy.export.forms import preset
+from vim_deploy.runtimes.graphs import load_onnx, metadata, runner_for_onnx
+from vim_deploy.runtimes.torch import TorchRunner
 
 
 @dataclass
@@ -68,11 +70,11 @@ def _graph_infos(cfg: ValidateConfig, tmpdir: str, say) -> list[tuple[str, dict]
         return out
     model = cfg.model or "vim_tiny"
     out = []
-    for impl in ("plugin", "portable"):
+    for form_name, impl in (("plain", "plugin"), ("portable", "portable")):
         path = os.path.join(tmpdir, f"{model}_{impl}_{cfg.precision}.onnx")
         say(f"exporting {model} ({impl}, {cfg.precision}) to a temporary file")
         export_onnx(ExportConfig(model=model, output=path, checkpoint=cfg.checkpoint, use_ema=cfg.use_ema,
-                                 unsafe_load=cfg.unsafe_load, precision=cfg.precision, scan_impl=impl,
+                                 unsafe_load=cfg.unsafe_load, precision=cfg.precision, form=preset(form_name),
                                  seed=cfg.model_seed))
         out.append((path, metadata(load_onnx(path))))
     return out
@@ -105,7 +107,7 @@ def _run_all(runner, batches: list[np.ndarray], say=None, what: str = "") -> tup
     bar = getattr(say, "bar", None)  # the CLI's Progress draws a bar; plain callables get a line per batch
     tick = bar(what, total, "samples") if bar and len(batches) > 1 else None
     for b in batches:
-        outs.append(runner.run(b))
+        outs.append(runner.infer(b))
         done += len(b)
         if tick:
             tick(len(b))
@@ -159,7 +161,7 @@ def run_validation(cfg: ValidateConfig, progress=None) -> dict:
                 out, secs = _run_all(tr, batches, say, tr.name)
                 rows.append(_row(tr.name, None, "pytorch", prec, out, ref_logits, secs, cfg))
             if meta.get("_engine"):
-                from vim_deploy.trt.engine_runner import EngineRunner
+                from vim_deploy.runtimes.tensorrt import EngineRunner
 
                 runner, kind = EngineRunner(path, cfg.plugin), "engine"
             else:
@@ -170,7 +172,7 @@ def run_validation(cfg: ValidateConfig, progress=None) -> dict:
                              meta.get("precision", "fp32"), out, ref_logits, secs, cfg))
     recipes = {}
     if cfg.engines:
-        from vim_deploy.trt.engine_runner import polygraphy_recipe
+        from vim_deploy.runtimes.tensorrt import polygraphy_recipe
 
         th = dict(THRESHOLDS.get(graphs[0][1].get("precision", "fp32"), THRESHOLDS["fp32"]))
         ck = f" --checkpoint {cfg.checkpoint}" if cfg.checkpoint else ""
