@@ -25,7 +25,9 @@ def check_writable(path: str | os.PathLike) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise VimDeployError(f"cannot write '{path}': {e.strerror or e}.") from None
+        raise VimDeployError(f"cannot write '{path}': folder '{parent}' does not take new files "
+                             f"({e.strerror or e}: a read-only or virtual file system?).",
+                             "Write to a folder of your own, e.g. the current one.") from None
 
 
 def _umask() -> int:
@@ -61,7 +63,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + ".", dir=parent)
     except OSError as e:
-        raise VimDeployError(f"cannot write '{path}': {e.strerror or e}.") from None
+        raise VimDeployError(f"cannot write '{path}': folder '{parent}' does not take new files "
+                             f"({e.strerror or e}: a read-only or virtual file system?).",
+                             "Write to a folder of your own, e.g. the current one.") from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would give 0666 & ~umask
         with os.fdopen(fd, "wb") as f:

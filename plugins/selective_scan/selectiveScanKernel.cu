@@ -255,6 +255,15 @@ bool wsApplies(KernelArgs const& args, int sms, bool force)
             v = 2; // compiled empty before sm_90 (see the kernel)
             return e;
         }
+        // The kernel's body exists only where it was compiled for sm_90 or later: a library whose newest
+        // code for this GPU is older PTX (say compute_75, JIT-compiled by the driver) holds the empty body.
+        cudaFuncAttributes attr{};
+        e = cudaFuncGetAttributes(&attr, selectiveScanWsKernel<T>);
+        if (e != cudaSuccess || attr.ptxVersion < 90)
+        {
+            v = 2;
+            return e;
+        }
         e = cudaFuncSetAttribute(selectiveScanWsKernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
         int n = 0;
         if (e == cudaSuccess)

@@ -15,6 +15,8 @@ CASES = {
     "build: unknown target": (["build", "--onnx", "t.onnx", "--target", "jetpack-99", "--print-only"], "unknown target 'jetpack-99'", 1, True),
     "validate: missing plan sidecar": (["validate", "--engine", "nope.plan"], "nope.plan.json' is missing", 1, True),
     "validate: junk ONNX": (["validate", "--onnx", "junk.onnx"], "not a readable ONNX file", 1, False),
+    "validate: empty ONNX": (["validate", "--onnx", "empty.onnx"], "ONNX file 'empty.onnx' is empty (0 bytes)", 1, True),
+    "build: empty ONNX": (["build", "--onnx", "empty.onnx", "--print-only"], "ONNX file 'empty.onnx' is empty (0 bytes)", 1, True),
     "validate: missing image folder": (["validate", "--onnx", "t.onnx", "--images", "no/such"], "image folder 'no/such' does not exist", 1, True),
     "validate: missing op library": (["validate", "--onnx", "t.onnx", "--runtime", "onnxruntime", "--ort-ops-library", "no/lib.so"],
                                      "op library 'no/lib.so' does not exist", 1, True),
@@ -37,6 +39,7 @@ def graphs(tmp_path_factory):
     assert run_cli("export", "-q", "-m", "test_vim", "-o", "t.onnx", cwd=d).returncode == 0
     assert run_cli("export", "-q", "-m", "test_vim", "--ort-optimized", "-o", "ort.onnx", cwd=d).returncode == 0
     (d / "junk.onnx").write_bytes(b"\x00\x01 not a protobuf")
+    (d / "empty.onnx").write_bytes(b"")
     return d
 
 

@@ -75,3 +75,18 @@ def test_validate_engine_error_paths(graphs, tmp_path):
         assert "needs a CUDA GPU" in errors[0]
     else:  # no TensorRT there, or a file that is not an engine: either way one line that says so
         assert "tensorrt" in errors[0].lower() or "engine" in errors[0].lower(), errors[0]
+
+
+def test_a_checkpoint_with_another_class_count_is_one_line(tmp_path):
+    """A graph exported from a 10-class checkpoint, validated with a 7-class one: one line, exit 1."""
+    import torch
+
+    from tests.helpers import run_cli
+    from vim_deploy.models import create_model
+
+    torch.save({"model": create_model("test_vim").state_dict()}, tmp_path / "c10.pth")
+    torch.save({"model": create_model("test_vim", num_classes=7).state_dict()}, tmp_path / "c7.pth")
+    assert run_cli("export", "-q", "-m", "test_vim", "-c", "c10.pth", "-o", "g.onnx", cwd=tmp_path).returncode == 0
+    r = run_cli("validate", "--onnx", "g.onnx", "-c", "c7.pth", "--num-random", "2", cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "the graph has 10 classes, the checkpoint c7.pth 7" in r.stderr and "c10.pth" in r.stderr

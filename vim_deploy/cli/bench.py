@@ -52,7 +52,7 @@ class _Bar:
                    "--upstream), tensorrt (needs --engine), deit_<tiny|small|base>-<math|sdpa>[-fp16][-graph] (needs "
                    "timm; -graph: replayed as a CUDA graph).")
 @click.option("--engine", default=None, help="TensorRT plan for the tensorrt backend (from `vim-deploy build`).")
-@click.option("--plugin", default=None, help="Plugin library the engine needs (libvim_trt_plugin.so).")
+@click.option("--plugins", "--plugin", "plugin", default=None, help="Plugin library the engine needs (libvim_trt_plugin.so).")
 @click.option("--ort-ops-library", default=None, type=click.Path(dir_okay=False),
               help="libvim_ort_ops.so for the onnxruntime-* plugin-form backends [default: $VIM_DEPLOY_ORT_OPS_LIB, then build/].")
 @click.option("--upstream", default=None, envvar="VIM_DEPLOY_UPSTREAM",

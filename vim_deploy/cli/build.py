@@ -24,17 +24,36 @@ def _parse_batch(ctx, param, value: str):
     return tuple(parts)
 
 
+def _pool_limit_mib(value: str) -> int:
+    """'workspace:512M' (trtexec --memPoolSize, polygraphy --pool-limit; K / M / G, MiB without a suffix) -> 512."""
+    pool, _, size = value.partition(":")
+    scale = {"K": 1 / 1024, "M": 1, "G": 1024}
+    unit = size[-1:].upper()
+    try:
+        mib = float(size[:-1]) * scale[unit] if unit in scale else float(size)
+    except ValueError:
+        mib = -1
+    if pool != "workspace" or mib <= 0:
+        raise click.BadParameter(f"use workspace:<size>[K|M|G], e.g. workspace:512M (got {value!r})",
+                                 param_hint="--memPoolSize")
+    return max(1, int(mib))
+
+
 @click.command("build")
 @click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False), help="Graph from `vim-deploy export`.")
 @click.option("--output", "-o", default=None, help="Engine file [default: <onnx stem>.plan].")
-@click.option("--plugin", default=None, help="libvim_trt_plugin.so [default: $VIM_DEPLOY_PLUGIN_LIB, $VIM_DEPLOY_LIB_DIR, the checkout's build/, "
+@click.option("--plugins", "--plugin", "plugin", default=None, help="libvim_trt_plugin.so [default: $VIM_DEPLOY_PLUGIN_LIB, $VIM_DEPLOY_LIB_DIR, the checkout's build/, "
               "~/.local/share/vim-deploy/build].")
 @click.option("--batch", default="1:8:32", show_default=True, callback=_parse_batch, help="Optimization profile MIN:OPT:MAX.")
 @click.option("--fp16", is_flag=True, help="fp16 via builder flag (weakly typed TensorRT 10 only; TensorRT 11 takes "
               "precision from the ONNX: export with --precision fp16).")
-@click.option("--workspace", "workspace_mib", type=int, default=None, help="Workspace pool limit in MiB.")
+@click.option("--workspace", "workspace_mib", type=int, default=None,
+              help="Workspace pool limit in MiB (also as trtexec's --memPoolSize / polygraphy's --pool-limit workspace:<N>M).")
+@click.option("--memPoolSize", "--pool-limit", "pool_limit", default=None, metavar="workspace:<N>[K|M|G]",
+              help="trtexec / polygraphy spelling of --workspace.")
 @click.option("--timing-cache", default=None, help="Timing cache file (read if present, written after the build).")
-@click.option("--hardware-compatibility", type=click.Choice(["ampere+"]), default=None,
+@click.option("--hardware-compatibility", "--hardwareCompatibilityLevel", "hardware_compatibility",
+              type=click.Choice(["ampere+", "ampere_plus"]), default=None,
               help="Engine that runs on any Ampere-or-newer GPU (TensorRT 10+).")
 @click.option("--version-compatible", is_flag=True, help="Version-compatible engine with the plugin library serialized in.")
 @click.option("--report-json", default=None, help="Write the build report (JSON).")
@@ -43,9 +62,16 @@ def _parse_batch(ctx, param, value: str):
               "tensorrt-11. Implies --print-only.")
 @click.option("--print-only", is_flag=True, help="Print the trtexec / polygraphy lines and build nothing (no TensorRT needed).")
 @logging_options
-def build_cmd(onnx_path, output, plugin, batch, fp16, workspace_mib, timing_cache, hardware_compatibility,
+def build_cmd(onnx_path, output, plugin, batch, fp16, workspace_mib, pool_limit, timing_cache, hardware_compatibility,
               version_compatible, report_json, target, print_only):
     """Build a TensorRT engine; prints the equivalent trtexec and polygraphy commands (e.g. for Jetson)."""
+    if pool_limit is not None:
+        mib = _pool_limit_mib(pool_limit)
+        if workspace_mib is not None and workspace_mib != mib:
+            raise click.BadParameter(f"{pool_limit} disagrees with --workspace {workspace_mib}", param_hint="--memPoolSize")
+        workspace_mib = mib
+    if hardware_compatibility == "ampere_plus":
+        hardware_compatibility = "ampere+"
     output = output or str(onnx_path).rsplit(".", 1)[0] + ".plan"
     if target or print_only:
         _print_recipe(onnx_path, output, plugin, batch, target)
@@ -71,11 +97,12 @@ def build_cmd(onnx_path, output, plugin, batch, fp16, workspace_mib, timing_cach
 def _print_recipe(onnx_path, output, plugin, batch, target_name):
     """The commands that build this graph's engine on a target, without TensorRT on this machine."""
     from vim_deploy.trt import jetpack
-    from vim_deploy.trt.engine_build import read_onnx_input
-
     import onnx
 
+    from vim_deploy.trt.engine_build import read_onnx_input, refuse_ort_only_nodes
+
     input_name, dims, meta = read_onnx_input(onnx_path)
+    refuse_ort_only_nodes(onnx_path, meta)  # what build refuses, the printed recipe refuses too
     opset = next((o.version for o in onnx.load(onnx_path, load_external_data=False).opset_import
                   if o.domain in ("", "ai.onnx")), None)
     if not meta.get("_scan_nodes"):

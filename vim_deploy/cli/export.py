@@ -38,7 +38,8 @@ def default_output(model: str, img_size: int | None, precision: str, form) -> st
 @click.option("--img-size", type=int, default=None, help="Input resolution [default: the model's, 224]. "
               "Any size with (size - patch) divisible by the stride; pos_embed is resampled.")
 @click.option("--static-batch", is_flag=True, help="Fix the batch axis instead of a dynamic 'batch' axis.")
-@click.option("--batch-size", type=int, default=1, show_default=True, help="Batch of the traced input (the fixed batch with --static-batch).")
+@click.option("--batch-size", "--batch", "batch_size", type=int, default=1, show_default=True,
+              help="Batch of the traced input (the fixed batch with --static-batch).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Weight seed when no checkpoint is given.")
 @click.option("--report-json", type=click.Path(dir_okay=False), default=None, help="Write an export summary (JSON).")
 @click.option("--allow-non-finite", is_flag=True, help="Load NaN / inf weights and export anyway (refused by default).")

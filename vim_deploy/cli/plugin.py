@@ -25,7 +25,9 @@ def plugin_group():
               help="Folder with ONNX Runtime's onnxruntime_c_api.h, for libvim_ort_ops.so "
                    "[default: $ONNXRUNTIME_INCLUDE_DIR, $ONNXRUNTIME_ROOT/include, /usr/include/onnxruntime].")
 @click.option("--cuda-archs", default=None,
-              help="CMAKE_CUDA_ARCHITECTURES, e.g. '87-real' for Jetson Orin or '90-real' [default: what nvcc supports of 72;75;80;86;87;89;90;100;110;120, + PTX of the newest].")
+              help="CMAKE_CUDA_ARCHITECTURES, e.g. '87-real' for Jetson Orin or '90-real' for Hopper, or 'all': every "
+                   "deployment target nvcc supports of 72;75;80;86;87;89;90;100;110;120 plus PTX of the newest (minutes "
+                   "per architecture) [default: the GPUs present; without one, nvcc's default target with its PTX].")
 @click.option("--werror", is_flag=True, help="Treat compiler warnings in our sources as errors.")
 @logging_options
 def build_cmd(build_dir, tensorrt_root, onnxruntime_include, cuda_archs, werror):

@@ -17,7 +17,7 @@ from vim_deploy.validate import ValidateConfig, run_validation, to_markdown, wri
 @click.option("--engine", "engines", multiple=True, type=click.Path(dir_okay=False),
               help="TensorRT plan from `vim-deploy build` (repeatable; its <plan>.json names the model and weights). "
                    "UNVERIFIED: engine execution has not been run on a GPU by this project yet.")
-@click.option("--plugin", default=None, help="libvim_trt_plugin.so to load for --engine [default: ./build].")
+@click.option("--plugins", "--plugin", "plugin", default=None, help="libvim_trt_plugin.so to load for --engine [default: ./build].")
 @click.option("--runtime", type=click.Choice(["auto", "onnxruntime", "reference"]), default="auto", show_default=True,
               help="Runtime of plugin graphs: onnxruntime with libvim_ort_ops.so ('auto': when it is built), or "
                    "onnx's reference evaluator with the NumPy scan op (slow oracle).")
@@ -35,7 +35,8 @@ from vim_deploy.validate import ValidateConfig, run_validation, to_markdown, wri
 @click.option("--num-random", type=int, default=8, show_default=True, help="Random input images.")
 @click.option("--images", default=None, help="Folder of real images (official preprocessing), or 'skimage' "
               "for scikit-image's bundled photos.")
-@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option("--batch-size", "--batch", "batch_size", type=int, default=4, show_default=True,
+              help="Images per inference call.")
 @click.option("--seed", type=int, default=1234, show_default=True, help="Seed of the random inputs.")
 @click.option("--min-cosine", type=click.FloatRange(-1.0, 1.0), default=None, help="Override the per-precision cosine threshold.")
 @click.option("--min-top1", type=click.FloatRange(0.0, 1.0), default=None, help="Override the per-precision top-1 agreement threshold (0..1).")

@@ -147,7 +147,16 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
     # a bar over the blocks while the tracer runs the model (the longest phase at large resolutions)
     bar = getattr(progress, "bar", None)
     tick = bar(f"tracing {len(model.layers)} blocks", len(model.layers)) if bar else None
-    with warnings.catch_warnings(), torch.no_grad(), traced_in_form(model, form, on_block=tick):
+    blocks_done = [0]
+
+    def on_block():
+        if tick:
+            tick()
+        blocks_done[0] += 1
+        if blocks_done[0] == len(model.layers):  # the tracer's own passes follow, silent otherwise
+            say("converting the trace to ONNX nodes (torch.onnx; seconds, minutes at large resolutions)")
+
+    with warnings.catch_warnings(), torch.no_grad(), traced_in_form(model, form, on_block=on_block):
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model, (dummy,), buf, dynamo=False, opset_version=cfg.opset,
@@ -157,6 +166,7 @@ def export_onnx(cfg: ExportConfig, progress=None) -> ExportResult:
         )
     proto = onnx.load_from_string(buf.getvalue())
     if not cfg.allow_non_finite:
+        say("checking that the model's output on a random input is finite")
         with torch.no_grad():
             probe = model(dummy[:1])
         if not bool(torch.isfinite(probe).all()):

@@ -48,6 +48,8 @@ class ReferenceRunner(Runner):
 def load_onnx(path: str) -> onnx.ModelProto:
     if not os.path.isfile(path):
         raise VimDeployError(f"ONNX file '{path}' does not exist.")
+    if os.path.getsize(path) == 0:
+        raise VimDeployError(f"ONNX file '{path}' is empty (0 bytes).", "Export it again with `vim-deploy export`.")
     try:
         return onnx.load(path)
     except Exception as e:  # protobuf DecodeError and friends

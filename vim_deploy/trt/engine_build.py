@@ -11,7 +11,6 @@ typed TensorRT 10 network (builder flag); elsewhere it is refused with what to d
 
 from __future__ import annotations
 
-import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import onnx
 from vim_deploy.errors import VimDeployError
 from vim_deploy.io_utils import atomic_write_bytes, atomic_write_text, check_writable, dumps_json
 from vim_deploy.ops import schema
+from vim_deploy.trt import recipes
 from vim_deploy.trt.backend import import_backend, make_logger
 from vim_deploy.trt.sidecar import sidecar_path
 
@@ -39,6 +39,8 @@ class BuildConfig:
 
 
 def read_onnx_input(path: str) -> tuple[str, list[int], dict]:
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise VimDeployError(f"ONNX file '{path}' is empty (0 bytes).", "Export it again with `vim-deploy export`.")
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as e:  # noqa: BLE001  (protobuf decode errors)
@@ -51,36 +53,24 @@ def read_onnx_input(path: str) -> tuple[str, list[int], dict]:
     return inp.name, dims, meta
 
 
+def refuse_ort_only_nodes(onnx_path: str, meta: dict) -> None:
+    """TensorRT cannot serve the ONNX Runtime-only nodes (conv / add-norm ops): say so for build and its recipes."""
+    if meta["_ort_only_nodes"]:
+        raise VimDeployError(f"'{onnx_path}' has {' / '.join(meta['_ort_only_nodes'])} nodes (export --conv-impl op / "
+                             "--norm-impl op), which only vim-deploy's ONNX Runtime library serves.",
+                             "Re-export for TensorRT as --form plain or --form fused (--conv-impl conv --norm-impl "
+                             "ops); TensorRT fuses those standard ops itself.")
+
+
 def shape_str(dims) -> str:
     return "x".join(str(d) for d in dims)
 
 
 def equivalent_commands(cfg: BuildConfig, input_name: str, dims: list[int], strongly_typed: bool,
                         plugin: str | None) -> dict[str, str]:
-    lo, opt, hi = ([b] + dims[1:] for b in cfg.batch)
-    trtexec = ["trtexec", f"--onnx={cfg.onnx}", f"--saveEngine={cfg.output}",
-               f"--minShapes={input_name}:{shape_str(lo)}", f"--optShapes={input_name}:{shape_str(opt)}",
-               f"--maxShapes={input_name}:{shape_str(hi)}"]
-    poly = ["polygraphy", "convert", cfg.onnx, "--convert-to", "trt", "-o", cfg.output,
-            "--trt-min-shapes", f"{input_name}:[{','.join(map(str, lo))}]",
-            "--trt-opt-shapes", f"{input_name}:[{','.join(map(str, opt))}]",
-            "--trt-max-shapes", f"{input_name}:[{','.join(map(str, hi))}]"]
-    if plugin:
-        trtexec.append(f"--dynamicPlugins={plugin}")
-        poly += ["--plugins", plugin]
-    if strongly_typed:
-        trtexec.append("--stronglyTyped")
-        poly.append("--strongly-typed")
-    elif cfg.fp16:
-        trtexec.append("--fp16")
-        poly.append("--fp16")
-    if cfg.workspace_mib:
-        trtexec.append(f"--memPoolSize=workspace:{cfg.workspace_mib}M")
-        poly += ["--pool-limit", f"workspace:{cfg.workspace_mib}M"]
-    if cfg.timing_cache:
-        trtexec.append(f"--timingCacheFile={cfg.timing_cache}")
-        poly += ["--timing-cache", cfg.timing_cache]
-    return {"trtexec": shlex.join(trtexec), "polygraphy": shlex.join(poly)}
+    return recipes.commands(cfg.onnx, cfg.output, recipes.Profile.over_batch(input_name, dims, cfg.batch), plugin,
+                            strongly_typed=strongly_typed, fp16=cfg.fp16, workspace_mib=cfg.workspace_mib,
+                            timing_cache=cfg.timing_cache)
 
 
 def _progress_monitor(trt, bar):
@@ -122,17 +112,13 @@ def build_engine(cfg: BuildConfig, progress=None) -> dict:
         raise VimDeployError(f"ONNX file '{cfg.onnx}' does not exist.")
     check_writable(cfg.output)
     input_name, dims, meta = read_onnx_input(cfg.onnx)
-    if meta["_ort_only_nodes"]:
-        raise VimDeployError(f"'{cfg.onnx}' has {' / '.join(meta['_ort_only_nodes'])} nodes (export --conv-impl op / "
-                             "--norm-impl op), which only vim-deploy's ONNX Runtime library serves.",
-                             "Re-export for TensorRT as --form plain or --form fused (--conv-impl conv --norm-impl "
-                             "ops); TensorRT fuses those standard ops itself.")
+    refuse_ort_only_nodes(cfg.onnx, meta)
+    trt = import_backend()  # a missing TensorRT is said first: without it nothing else matters
     plugin = None
     if meta["_scan_nodes"]:
         from vim_deploy.native.paths import find_plugin_library
 
         plugin = str(find_plugin_library(cfg.plugin))
-    trt = import_backend()
     t0 = time.perf_counter()
     say(f"{trt.__name__} {trt.__version__}: loading plugins and parsing {cfg.onnx}")
     logger = make_logger(trt)

@@ -10,10 +10,10 @@ strongly typed networks from an fp16 export. TensorRT 8.5's ONNX parser reads op
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 
 from vim_deploy.errors import VimDeployError
+from vim_deploy.trt import recipes
 
 
 @dataclass(frozen=True)
@@ -47,18 +47,12 @@ def target(name: str) -> Target:
 
 def commands(t: Target, onnx_path: str, output: str, plugin: str, input_name: str, dims: list[int],
              batch: tuple[int, int, int]) -> dict[str, str]:
-    """trtexec and polygraphy lines that build `onnx_path` for target `t` with the plugin at `plugin`."""
-    lo, opt, hi = ("x".join(map(str, [b] + dims[1:])) for b in batch)
-    trtexec = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={output}", f"--minShapes={input_name}:{lo}",
-               f"--optShapes={input_name}:{opt}", f"--maxShapes={input_name}:{hi}"]
-    poly = ["polygraphy", "convert", onnx_path, "--convert-to", "trt", "-o", output, "--plugins", plugin]
-    if t.major >= 10:
-        trtexec += [f"--dynamicPlugins={plugin}", "--stronglyTyped"]
-        poly.append("--strongly-typed")
-    else:
-        trtexec += [f"--plugins={plugin}", "--fp16"]
-        poly.append("--fp16")
-    return {"trtexec": shlex.join(trtexec), "polygraphy": shlex.join(poly)}
+    """trtexec and polygraphy lines that build `onnx_path` for target `t` with the plugin at `plugin`: one
+    profile for both (vim_deploy.trt.recipes); TensorRT 8.x: the self-registering plugin and --fp16, >= 10:
+    --dynamicPlugins and a strongly typed network."""
+    typed = t.major >= 10
+    return recipes.commands(onnx_path, output, recipes.Profile.over_batch(input_name, dims, batch), plugin,
+                            strongly_typed=typed, fp16=not typed, static_plugin=not typed)
 
 
 def build_plugin_line(t: Target) -> str:

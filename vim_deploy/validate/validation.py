@@ -95,8 +95,16 @@ def _reference_model(cfg: ValidateConfig, meta: dict):
         seed = int(meta["weights_seed"]) if meta.get("weights_seed") else int(ckpt_meta.split("seed=")[1].rstrip(")"))
     elif not cfg.checkpoint:
         raise VimDeployError(f"the graph was exported from checkpoint '{ckpt_meta}'; pass it with --checkpoint.")
-    return create_model(name, checkpoint=cfg.checkpoint, img_size=int(meta["img_size"]), use_ema=cfg.use_ema,
-                        seed=seed, unsafe_load=cfg.unsafe_load, **json.loads(meta.get("model_overrides") or "{}"))
+    model = create_model(name, checkpoint=cfg.checkpoint, img_size=int(meta["img_size"]), use_ema=cfg.use_ema,
+                         seed=seed, unsafe_load=cfg.unsafe_load, **json.loads(meta.get("model_overrides") or "{}"))
+    graph_classes = meta.get("num_classes")
+    if graph_classes and int(graph_classes) != model.num_classes:
+        raise VimDeployError(
+            f"the graph has {graph_classes} classes, the checkpoint {cfg.checkpoint or '(seeded weights)'} "
+            f"{model.num_classes}: they are not the same model.",
+            "Pass the checkpoint the graph was exported from (its metadata names it: "
+            f"'{meta.get('checkpoint', '?')}').")
+    return model
 
 
 def _run_all(runner, batches: list[np.ndarray], say=None, what: str = "") -> tuple[np.ndarray, float]:
