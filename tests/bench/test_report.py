@@ -26,3 +26,25 @@ def test_untracked_peak_memory_is_a_dash_with_a_reason():
     assert "| — |" in ort_line
     assert "Peak GB not measured for onnxruntime-cuda" in md
     assert "not measured for fastpath" not in md
+
+
+def test_plot_of_one_resolution_is_bars_and_of_several_lines():
+    """One resolution: a bar a (backend, batch), no memory panel without GPU memory; several: lines."""
+    pytest = __import__("pytest")
+    pytest.importorskip("matplotlib")
+    from vim_deploy.bench.report import plot_png
+
+    def report(resolutions, mem):
+        rows = [{"backend": be, "model": "vim_tiny", "resolution": res, "batch": 1, "device": "cpu", "status": "ok",
+                 "img_per_s": v * (224 / res), "latency_ms_p50": 1.0, "peak_mem_gb": mem}
+                for be, v in (("pytorch-fp32", 1.0), ("onnxruntime", 2.3)) for res in resolutions]
+        return {"rows": rows, "config": {"model": "vim_tiny"}, "device": "AMD EPYC (2 CPUs)"}
+
+    import io
+
+    from PIL import Image
+
+    one = Image.open(io.BytesIO(plot_png(report([224], None))))
+    many = Image.open(io.BytesIO(plot_png(report([224, 512, 1248], 0.5))))
+    assert one.size[0] < many.size[0]  # a single panel, no legend column
+    assert one.size[1] < 450

@@ -90,3 +90,33 @@ def test_a_checkpoint_with_another_class_count_is_one_line(tmp_path):
     r = run_cli("validate", "--onnx", "g.onnx", "-c", "c7.pth", "--num-random", "2", cwd=tmp_path)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert "the graph has 10 classes, the checkpoint c7.pth 7" in r.stderr and "c10.pth" in r.stderr
+
+
+def test_non_finite_inputs_and_logits_are_warned_about(caplog):
+    """A runner whose logits hold NaN, or an input batch with NaN / inf, gets a warning line naming it."""
+    import logging
+
+    import numpy as np
+
+    from vim_deploy import log
+    from vim_deploy.validate.validation import _run_all
+
+    class Nan:
+        name = "some-backend"
+
+        def infer(self, x):
+            y = np.zeros((len(x), 3), np.float32)
+            y[0, 1] = np.nan
+            return y
+
+    log.LOGGER.propagate = True
+    try:
+        with caplog.at_level(logging.WARNING, logger="vim_deploy"):
+            x = np.ones((2, 3, 4, 4), np.float32)
+            x[1, 0, 0, 0] = np.inf
+            _run_all(Nan(), [x], what="reference")
+    finally:
+        log.LOGGER.propagate = False
+    text = caplog.text
+    assert "reference: an input batch holds 1 NaN / inf values" in text
+    assert "some-backend: 1 of 6 logits are NaN / inf (1 of 2 samples)" in text

@@ -85,43 +85,73 @@ def to_markdown(report: dict) -> str:
 
 
 def plot_png(report: dict) -> bytes | None:
-    """fps and peak memory vs resolution (one line per backend and batch); None without matplotlib."""
+    """Throughput (and, where measured, peak GPU memory) per backend and batch; None without matplotlib.
+
+    Several resolutions: a line a (backend, batch) over resolution. One resolution: horizontal bars, each
+    labelled with its value. Peak memory gets its own panel only when some row measured it (GPU runs)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter
     except ImportError:
         log.warning("matplotlib is not installed: no PNG plot (install the plots extra: pip install 'vim-deploy[plots]').")
         return None
     ok = [r for r in report["rows"] if r["status"] == "ok"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for key, ax, label in (("img_per_s", axes[0], "throughput (img/s)"), ("peak_mem_gb", axes[1], "peak GPU memory (GB)")):
-        series = {}
-        for r in ok:
-            if r.get(key) is not None:
-                series.setdefault((r["backend"], r["batch"]), []).append((r["resolution"], r[key]))
-        for (be, b), pts in sorted(series.items()):
-            pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{be} b{b}")
-        for r in report["rows"]:
-            if r["status"] == "OOM" and key == "img_per_s":
-                ax.annotate("OOM", (r["resolution"], 1), fontsize=7, color="red")
-        ax.set_xlabel("resolution (px)")
-        ax.set_ylabel(label)
-        if series:
-            ax.set_yscale("log")
-            ax.legend(fontsize=7)
+    keys = [("img_per_s", "throughput (img/s)")]
+    if any(r.get("peak_mem_gb") is not None for r in ok):
+        keys.append(("peak_mem_gb", "peak GPU memory (GB)"))
+    resolutions = sorted({r["resolution"] for r in report["rows"]})
+    series_names = sorted({(r["backend"], r["batch"]) for r in ok}, key=lambda k: (k[1], k[0]))
+    one_res = len(resolutions) == 1
+    height = 4.2 if not one_res else max(2.6, 0.42 * len(series_names) + 1.4)
+    fig, axes = plt.subplots(1, len(keys), figsize=(6.2 * len(keys) + (2.8 if not one_res else 0), height),
+                             squeeze=False)
+    plain = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:.3g}")
+    for ax, (key, label) in zip(axes[0], keys):
+        values = {(r["backend"], r["batch"], r["resolution"]): r[key] for r in ok if r.get(key) is not None}
+        if not values:
+            ax.text(0.5, 0.5, "no successful run", ha="center", va="center", transform=ax.transAxes, color="gray")
+            ax.set_axis_off()
+            continue
+        spread = max(values.values()) / max(min(values.values()), 1e-12)
+        if one_res:
+            names = [k for k in series_names if (*k, resolutions[0]) in values]
+            ys = range(len(names))
+            vals = [values[(*k, resolutions[0])] for k in names]
+            ax.barh(list(ys), vals, color=[f"C{i % 10}" for i in ys])
+            ax.set_yticks(list(ys), [f"{be}, batch {b}" for be, b in names])
+            ax.invert_yaxis()
+            for y, v in zip(ys, vals):
+                ax.text(v, y, f" {v:,.1f}" if v < 100 else f" {v:,.0f}", va="center", fontsize=8)
+            ax.set_xlabel(f"{label} at {resolutions[0]} px")
+            ax.set_xlim(0, max(vals) * 1.18)
+            ax.grid(True, axis="x", alpha=0.3)
         else:
-            ax.text(0.5, 0.5, "no data (GPU memory is measured on CUDA devices only)", ha="center", va="center",
-                    transform=ax.transAxes, fontsize=9, color="gray")
-        if len({r["resolution"] for r in ok}) > 1:
-            ax.set_xscale("log")
-        ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle(f"{report['config']['model']} on {report['device']}")
+            for i, (be, b) in enumerate(series_names):
+                pts = sorted((res, v) for (be2, b2, res), v in values.items() if (be2, b2) == (be, b))
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=f"C{i % 10}",
+                            label=f"{be}, batch {b}")
+            ax.set_xticks(resolutions, [str(r) for r in resolutions])
+            ax.set_xlabel("resolution (px)")
+            ax.set_ylabel(label)
+            if spread > 20:
+                ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+            ax.grid(True, which="major", alpha=0.3)
+            for r in report["rows"]:
+                if r["status"] == "OOM" and key == "img_per_s":
+                    ax.annotate("OOM", (r["resolution"], min(values.values())), fontsize=7, color="red")
+    if not one_res:
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    fig.suptitle(f"{report['config']['model']} on {report['device']}", fontsize=11)
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
 

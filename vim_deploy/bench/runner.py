@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import gc
+import os
 import platform
 import statistics
 from dataclasses import dataclass, field
@@ -105,6 +106,16 @@ def _combine(rounds: list[dict], batch: int) -> dict:
     return row
 
 
+def cpu_name() -> str:
+    """'<CPU model> (<n> CPUs)' from /proc/cpuinfo, else the machine type."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        model = None
+    return f"{model or platform.processor() or platform.machine()} ({os.cpu_count()} CPUs)"
+
+
 def _is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
 
@@ -145,10 +156,11 @@ def run_bench(cfg: BenchConfig, progress=None) -> dict:
                "resolution": res, "batch": batch, "device": device}
         row.update(_combine(samples[i], batch))
         rows.append(row)
-    dev_name = torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine()
+    dev_name = torch.cuda.get_device_name() if cuda else cpu_name()
     report = {"tool": f"vim-deploy {__version__}", "command": "bench",
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "device": dev_name, "torch": torch.__version__, "cublas_workspace": cublas_workspace.describe(),
+              "device": dev_name, "torch": torch.__version__,
+              "cublas_workspace": cublas_workspace.describe() if cuda else None,
               "config": cfg.__dict__, "rows": rows}
     report["baseline"], ratios = speedups(report)  # same-run ratios (img/s over the baseline's)
     for i, ratio in ratios.items():

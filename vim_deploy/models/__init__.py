@@ -9,6 +9,7 @@ import os
 
 import torch
 
+from vim_deploy import log
 from vim_deploy.errors import VimDeployError
 from vim_deploy.models import vim as _vim  # noqa: F401  (registers the entrypoints)
 from vim_deploy.models.checkpoint import infer_architecture, load_into, read_checkpoint, unwrap_state_dict
@@ -57,6 +58,10 @@ def create_model(
         n_cls = infer_architecture(state_dict).get("num_classes")
         if n_cls is not None and "num_classes" not in kwargs:
             kwargs["num_classes"] = n_cls
+            default = get_cfg(official).get("num_classes")
+            if default is not None and n_cls != default:
+                log.info(f"the checkpoint's head has {n_cls} classes ({name}'s default: {default}): the model takes "
+                         f"{n_cls}.")
     if img_size is not None:
         check_resolution(name, img_size)
         kwargs["img_size"] = img_size

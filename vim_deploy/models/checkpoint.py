@@ -19,6 +19,7 @@ from typing import Mapping
 
 import torch
 
+from vim_deploy import log
 from vim_deploy.errors import VimDeployError
 from vim_deploy.models.registry import aliases_of
 
@@ -192,6 +193,11 @@ def load_into(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], so
         else:
             note = "Is it a hustvl/Vim classification checkpoint (middle class token, bimamba v2)?"
         raise VimDeployError(f"{source} does not fit {model_name}: {'; '.join(parts)}.", note)
+    stored = sorted({str(v.dtype).replace("torch.", "") for k, v in sd.items()
+                     if v.is_floating_point() and own[k].is_floating_point() and v.dtype != own[k].dtype})
+    if stored:
+        log.info(f"{source} stores {' / '.join(stored)} weights: loaded into the model's fp32 copy (the export's "
+                 "--precision decides what the graph holds).")
     with torch.no_grad():
         for k, v in sd.items():
             own[k].copy_(v.to(own[k].dtype))

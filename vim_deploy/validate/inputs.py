@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from vim_deploy import log
 from vim_deploy.errors import VimDeployError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -67,13 +68,19 @@ def load_images(source: str, img_size: int, crop_pct: float, mean, std) -> tuple
         if not os.path.isdir(source):
             raise VimDeployError(f"image folder '{source}' does not exist.", "Give a folder of .jpg/.png files, or 'skimage'.")
         files = sorted(f for f in os.listdir(source) if f.lower().endswith(IMAGE_SUFFIXES))
+        converted: dict[str, list[str]] = {}
         if not files:
             raise VimDeployError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in '{source}'.")
         for f in files:
             try:
                 with Image.open(os.path.join(source, f)) as im:
+                    if im.mode != "RGB":
+                        converted.setdefault(im.mode, []).append(f)
                     pics.append(preprocess(im, img_size, crop_pct, mean, std))
             except OSError as e:
                 raise VimDeployError(f"cannot read image '{os.path.join(source, f)}': {e}.") from None
             names.append(f)
+        for mode, fs in sorted(converted.items()):
+            log.info(f"{len(fs)} image(s) in {mode} mode converted to RGB as the official transform does "
+                     f"(e.g. {fs[0]}).")
     return np.stack(pics), names

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from vim_deploy import __version__
+from vim_deploy import __version__, log
 from vim_deploy.errors import VimDeployError
 from vim_deploy.models import create_model, get_cfg, resolve_name
 from vim_deploy.validate.compare import THRESHOLDS, compare_logits, judge
@@ -115,13 +115,20 @@ def _run_all(runner, batches: list[np.ndarray], say=None, what: str = "") -> tup
     bar = getattr(say, "bar", None)  # the CLI's Progress draws a bar; plain callables get a line per batch
     tick = bar(what, total, "samples") if bar and len(batches) > 1 else None
     for b in batches:
+        if not np.isfinite(b).all():
+            log.warning(f"{what}: an input batch holds {int((~np.isfinite(b)).sum())} NaN / inf values.")
         outs.append(runner.infer(b))
         done += len(b)
         if tick:
             tick(len(b))
         elif say and len(batches) > 1:
             say(f"{what}: {done}/{total} samples")
-    return np.concatenate(outs), time.perf_counter() - t
+    out = np.concatenate(outs)
+    bad = int((~np.isfinite(out)).sum())
+    if bad:
+        log.warning(f"{getattr(runner, 'name', what)}: {bad} of {out.size} logits are NaN / inf "
+                    f"({int((~np.isfinite(out)).any(axis=1).sum())} of {len(out)} samples).")
+    return out, time.perf_counter() - t
 
 
 def run_validation(cfg: ValidateConfig, progress=None) -> dict:
