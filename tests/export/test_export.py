@@ -231,3 +231,12 @@ def test_bad_trace_device_is_one_line(device, needle, tmp_path, monkeypatch):
     with pytest.raises(VimDeployError, match=needle):
         export_onnx(ExportConfig(model="test_vim", output=str(out), trace_device=device))
     assert not out.exists()
+
+
+def test_a_batch_of_zero_images_runs(tmp_path):
+    """A dynamic-batch graph takes a batch of 0 (an empty request) and returns (0, classes), not an error inside
+    the patch embedding's Reshape."""
+    p = tmp_path / "p.onnx"
+    export_onnx(ExportConfig(model="test_vim", output=str(p), form=PRESETS["portable"]))
+    for b in (0, 2):
+        assert _ort(p, np.random.default_rng(9).standard_normal((b, 3, 64, 64), dtype=np.float32)).shape == (b, 10)

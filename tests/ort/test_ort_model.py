@@ -69,3 +69,11 @@ def test_plugin_graph_on_ort_cpu_matches_pytorch(ort_ops_lib, images, torch_logi
         else:
             assert m.cosine_min >= 0.999, (b, m)
             assert mp.cosine_min >= 0.999, (b, mp)
+
+
+@pytest.mark.parametrize("form", ["plain", "fused", "ort-optimized"])
+def test_plugin_graphs_take_a_batch_of_zero(ort_ops_lib, form, tmp_path):
+    path = str(tmp_path / "g.onnx")
+    export_onnx(ExportConfig(model="test_vim", output=path, form=FORMS[form]))
+    sess = create_session(path, "cpu", ort_ops_lib)
+    assert sess.run(None, {"input": np.zeros((0, 3, 64, 64), np.float32)})[0].shape == (0, 10)

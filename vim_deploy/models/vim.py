@@ -62,7 +62,8 @@ class PatchEmbed(nn.Module):
         return ((h - self.patch_size[0]) // self.stride + 1, (w - self.patch_size[1]) // self.stride + 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).flatten(2).transpose(1, 2)  # B C H W -> B (H W) C
+        y = self.proj(x)  # B C H W -> B (H W) C; the batch as -1, so that a graph takes a batch of 0 too
+        return y.reshape(-1, y.shape[1], y.shape[2] * y.shape[3]).transpose(1, 2)
 
 
 class RMSNorm(nn.Module):
