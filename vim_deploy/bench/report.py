@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 
 from vim_deploy import log
@@ -110,7 +111,8 @@ def plot_png(report: dict) -> bytes | None:
                              squeeze=False)
     plain = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:.3g}")
     for ax, (key, label) in zip(axes[0], keys):
-        values = {(r["backend"], r["batch"], r["resolution"]): r[key] for r in ok if r.get(key) is not None}
+        values = {(r["backend"], r["batch"], r["resolution"]): r[key] for r in ok
+                  if r.get(key) is not None and math.isfinite(r[key])}  # a NaN / inf row has no point to draw
         if not values:
             ax.text(0.5, 0.5, "no successful run", ha="center", va="center", transform=ax.transAxes, color="gray")
             ax.set_axis_off()
