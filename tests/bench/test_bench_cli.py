@@ -165,3 +165,28 @@ def test_rounds_alternate_the_order_and_take_the_median_round(monkeypatch):
     from vim_deploy.bench.report import to_markdown
 
     assert "in each of 2 rounds" in to_markdown(rep)
+
+
+def test_non_finite_logits_are_warned_about_in_the_row(monkeypatch):
+    """A backend whose forwards give NaN logits gets a warning line and a note in its row."""
+    import numpy as np
+
+    from vim_deploy.bench import runner
+    from vim_deploy.runtimes.base import Runner
+
+    class NanBackend(Runner):
+        name = "nan-backend"
+
+        def runner(self, batch, res):
+            return self
+
+        def run(self):
+            pass
+
+        def output(self):
+            return np.array([[0.0, np.nan]], np.float32)
+
+    monkeypatch.setattr(runner, "make_backend", lambda name, *a: NanBackend())
+    rep = runner.run_bench(runner.BenchConfig(model="test_vim", backends=["x"], batches=[1], resolutions=[64],
+                                              warmup=0, iters=1, device="cpu"))
+    assert rep["rows"][0]["status"] == "ok" and rep["rows"][0]["note"] == "1 of 2 logits NaN / inf"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from vim_deploy import __version__, cublas_workspace
+from vim_deploy import __version__, cublas_workspace, log
 from vim_deploy.bench.backends import make_backend
 from vim_deploy.bench.report import speedups
 from vim_deploy.bench.timing import percentile, time_back_to_back, time_runs
@@ -65,12 +65,14 @@ def _measure(be, res: int, batch: int, cfg: BenchConfig, cuda: bool) -> dict:
         runner.bind(np.random.default_rng(0).standard_normal((batch, 3, res, res), dtype=np.float32))
         on_gpu = cuda and runner.device == "cuda"
         times = time_runs(runner.run, cfg.warmup, cfg.iters, on_gpu)
+        note = _non_finite_note(runner, f"{be.name} @ {res}px, batch {batch}")
         streamed = time_back_to_back(runner.run, cfg.iters, on_gpu)
         peak = ((torch.cuda.max_memory_allocated() + runner.extra_device_bytes()) / 1e9) \
             if cuda and runner.tracks_memory else None
         out = {"status": "ok", "times": times, "streamed_ms": streamed, "peak_mem_gb": peak}
-        if runner.note:
-            out["note"] = runner.note
+        notes = [n for n in (runner.note, note) if n]
+        if notes:
+            out["note"] = "; ".join(notes)
         return out
     except Exception as e:  # noqa: BLE001 - OOM is a result; anything else is reported as an error row
         if _is_oom(e):
@@ -104,6 +106,19 @@ def _combine(rounds: list[dict], batch: int) -> dict:
     if notes:
         row["note"] = notes[-1]
     return row
+
+
+def _non_finite_note(runner, what: str) -> str | None:
+    """A warning line (and the row's note) when the timed forwards' logits hold NaN / inf."""
+    out = runner.output()
+    if out is None:
+        return None
+    bad = int((~np.isfinite(out)).sum())
+    if not bad:
+        return None
+    note = f"{bad} of {out.size} logits NaN / inf"
+    log.warning(f"{what}: {note}: the timings are of a model that computes garbage.")
+    return note
 
 
 def cpu_name() -> str:

@@ -37,6 +37,11 @@ class Runner:
         with CUDA events on the current stream)."""
         self.infer(self._bound)
 
+    def output(self) -> np.ndarray | None:
+        """The logits of the last ``run()`` on the host (bench's NaN / inf check), or None where a runner cannot
+        say cheaply."""
+        return None
+
     def extra_device_bytes(self) -> int:
         """Device memory held outside PyTorch's allocator (TensorRT's activation memory)."""
         return 0

@@ -58,7 +58,11 @@ class DeiTRunner(Runner):
         if self.graph is not None:
             self.graph.replay()
         else:
-            self._forward()
+            self.out = self._forward()
+
+    def output(self):
+        out = getattr(self, "out", None)
+        return None if out is None else out.float().cpu().numpy()
 
     def release(self) -> None:
         self.model = self.x = self.graph = self.out = None

@@ -61,7 +61,12 @@ class OrtRunner(Runner):
         if self._binding is not None:
             self.session.run_with_iobinding(self._binding)  # returns after ORT synchronized its stream
         else:
-            self.session.run(None, self._feed)
+            self._out = self.session.run(None, self._feed)[0]
+
+    def output(self):
+        if self._binding is not None:
+            return self._y.numpy()
+        return getattr(self, "_out", None)
 
     def release(self) -> None:
         self.session = self._binding = self._x = self._y = self._feed = None

@@ -83,6 +83,10 @@ class EngineRunner(Runner):
                 return int(getattr(self.engine, attr))
         return 0
 
+    def output(self):
+        self.torch.cuda.current_stream().synchronize()
+        return self.outs[self.outputs[0]].float().cpu().numpy() if getattr(self, "outs", None) else None
+
     def infer(self, x: np.ndarray) -> np.ndarray:
         self.bind(x)
         self.run()

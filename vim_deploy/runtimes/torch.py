@@ -65,7 +65,11 @@ class TorchRunner(Runner):
         if self.graph is not None:
             self.graph.replay()
         else:
-            self.model(self.x)
+            self.out = self.model(self.x)
+
+    def output(self):
+        out = getattr(self, "out", None)
+        return None if out is None else out.float().cpu().numpy()
 
     def release(self) -> None:
         self.graph = self.model = self.x = self.out = None

@@ -152,7 +152,11 @@ class OfficialRunner(Runner):
         self.x = torch.from_numpy(x).cuda()
 
     def run(self) -> None:
-        self._forward(self.x)
+        self.out = self._forward(self.x)
+
+    def output(self):
+        out = getattr(self, "out", None)
+        return None if out is None else out.float().cpu().numpy()
 
     def release(self) -> None:
         self.model = self.x = None
