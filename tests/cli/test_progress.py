@@ -38,5 +38,9 @@ def test_export_shows_tracing_progress_per_block(tmp_path):
     r = run_cli("export", "--model", "test_vim", "-o", "t.onnx", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "tracing 2 blocks: 2/2" in r.stderr
+    # what follows the trace is said too (torch.onnx's own passes took seconds to minutes in silence)
+    lines = r.stderr.splitlines()
+    i = next(k for k, line in enumerate(lines) if "converting the trace to ONNX nodes" in line)
+    assert "tracing 2 blocks: 2/2" in lines[i - 1] and "checking that the model's output" in lines[i + 1]
     r = run_cli("export", "-q", "--model", "test_vim", "-o", "t2.onnx", cwd=tmp_path)
     assert r.returncode == 0 and "tracing" not in r.stderr

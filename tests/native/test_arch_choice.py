@@ -36,3 +36,21 @@ def test_cmake_warnings_come_out_whole():
     assert lines[1] == ("CMake Warning at CMakeLists.txt:172 (message): vim-deploy: ONNX Runtime C API headers "
                         "(onnxruntime_c_api.h) not found: libvim_ort_ops.so is not built.  Set "
                         "-DONNXRUNTIME_INCLUDE_DIR=<folder>")
+
+
+def test_werror_makes_nvcc_warnings_errors(tmp_path):
+    """--werror reaches nvcc (its warnings used to stay warnings): the CUDA core's compile flags say so."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from vim_deploy.native import paths
+
+    if shutil.which("nvcc") is None or shutil.which("cmake") is None:
+        pytest.skip("nvcc and cmake are needed to configure the CUDA core")
+    r = subprocess.run(["cmake", "-S", str(paths.sources_dir()), "-B", str(tmp_path), "-DVIM_WERROR=ON",
+                        "-DCMAKE_CUDA_ARCHITECTURES=90-real"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    flags = (tmp_path / "CMakeFiles" / "vim_scan_core.dir" / "flags.make").read_text()
+    assert "--Werror=all-warnings" in flags
