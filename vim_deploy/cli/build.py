@@ -59,7 +59,7 @@ def _pool_limit_mib(value: str) -> int:
 @click.option("--report-json", default=None, help="Write the build report (JSON).")
 @click.option("--target", default=None, help="Print the recipe for a Jetson / TensorRT target instead of building: "
               "jetpack-5.1 (TensorRT 8.5), jetpack-6.0 (8.6), jetpack-6.1 (10.3; also 6.2), jetpack-7 (10.13+), "
-              "tensorrt-11. Implies --print-only.")
+              "jetpack-7.2 (11.4.1, JetPack 7.2.2+), tensorrt-11. Implies --print-only.")
 @click.option("--print-only", is_flag=True, help="Print the trtexec / polygraphy lines and build nothing (no TensorRT needed).")
 @logging_options
 def build_cmd(onnx_path, output, plugin, batch, fp16, workspace_mib, pool_limit, timing_cache, hardware_compatibility,
@@ -74,6 +74,9 @@ def build_cmd(onnx_path, output, plugin, batch, fp16, workspace_mib, pool_limit,
         hardware_compatibility = "ampere+"
     output = output or str(onnx_path).rsplit(".", 1)[0] + ".plan"
     if target or print_only:
+        if fp16 and target and jetpack_major(target) >= 11:
+            raise VimDeployError(f"--fp16 does not exist on {target}: TensorRT 11 builds strongly typed networks only.",
+                                 "Export the graph with `vim-deploy export --precision fp16` and build it without --fp16.")
         _print_recipe(onnx_path, output, plugin, batch, target)
         return
     if report_json:
@@ -92,6 +95,12 @@ def build_cmd(onnx_path, output, plugin, batch, fp16, workspace_mib, pool_limit,
     click.echo("  " + rep["equivalent_commands"]["polygraphy"])
     if report_json:
         atomic_write_text(report_json, dumps_json(rep))
+
+
+def jetpack_major(target_name: str) -> int:
+    from vim_deploy.trt import jetpack
+
+    return jetpack.target(target_name).major
 
 
 def _print_recipe(onnx_path, output, plugin, batch, target_name):
