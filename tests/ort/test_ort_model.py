@@ -77,3 +77,16 @@ def test_plugin_graphs_take_a_batch_of_zero(ort_ops_lib, form, tmp_path):
     export_onnx(ExportConfig(model="test_vim", output=path, form=FORMS[form]))
     sess = create_session(path, "cpu", ort_ops_lib)
     assert sess.run(None, {"input": np.zeros((0, 3, 64, 64), np.float32)})[0].shape == (0, 10)
+
+
+def test_triton_repository_graph_runs_with_its_library(ort_ops_lib, tmp_path):
+    """What `vim-deploy triton` writes for a plugin graph: the copied model runs with the copied library."""
+    from vim_deploy.serve.triton import write_repository
+
+    path = str(tmp_path / "g.onnx")
+    export_onnx(ExportConfig(model="test_vim", output=path, form=FORMS["fused"]))
+    repo = write_repository(str(tmp_path / "repo"), path, ops_library=str(ort_ops_lib))
+    model = tmp_path / "repo" / "test_vim" / "1" / "model.onnx"
+    sess = create_session(str(model), "cpu", tmp_path / "repo" / "lib" / ort_ops_lib.name)
+    x = np.random.default_rng(4).standard_normal((3, 3, 64, 64), dtype=np.float32)
+    assert repo.backend == "onnxruntime" and sess.run(None, {"input": x})[0].shape == (3, 10)

@@ -22,6 +22,7 @@ _COMMANDS = {
     "validate": ("vim_deploy.cli.validate", "validate_cmd", "Compare exported graphs / engines with the PyTorch model."),
     "build": ("vim_deploy.cli.build", "build_cmd", "Build a TensorRT engine, or print the per-JetPack recipe."),
     "bench": ("vim_deploy.cli.bench", "bench_cmd", "Benchmark backends over batch sizes and resolutions."),
+    "triton": ("vim_deploy.cli.triton", "triton_cmd", "Write a Triton Inference Server model repository."),
     "plugin": ("vim_deploy.cli.plugin", "plugin_group", "Build the CUDA kernels, TensorRT plugin, ORT op library."),
     "models": ("vim_deploy.cli.models", "models_cmd", "List the registered models."),
 }
