@@ -88,7 +88,7 @@ def test_the_preprocessing_model_preprocesses_as_validate_does(graphs, tmp_path)
     img.save(buf, format="PNG")
     cfg = get_cfg("test_vim")
     want = preprocess(img, 64, cfg["crop_pct"], cfg["mean"], cfg["std"])
-    np.testing.assert_array_equal(mod.preprocess(buf.getvalue()), want)
+    np.testing.assert_array_equal(mod.preprocess_bytes(buf.getvalue()), want)
 
 
 def test_engine_repository_uses_the_tensorrt_backend(graphs, tmp_path):

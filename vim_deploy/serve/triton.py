@@ -180,23 +180,17 @@ from PIL import Image
 
 try:
     import triton_python_backend_utils as pb_utils
-except ImportError:  # imported outside Triton (tests): preprocess() still works
+except ImportError:  # imported outside Triton (tests): preprocess_bytes() still works
     pb_utils = None
 
 CFG = json.loads({cfg!r})
 
 
-def preprocess(data: bytes, size=CFG["size"], crop_pct=CFG["crop_pct"], mean=CFG["mean"], std=CFG["std"]):
-    img = Image.open(io.BytesIO(data)).convert("RGB")
-    scale = int(size / crop_pct)
-    w, h = img.size
-    nw, nh = (scale, int(scale * h / w)) if w <= h else (int(scale * w / h), scale)
-    img = img.resize((nw, nh), Image.BICUBIC)
-    left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
-    img = img.crop((left, top, left + size, top + size))
-    arr = np.asarray(img, dtype=np.float32) / 255.0
-    arr = (arr - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+{preprocess_src}
+
+def preprocess_bytes(data: bytes) -> np.ndarray:
+    """Encoded image bytes -> (3, size, size) float32 (PIL decodes; grayscale / CMYK become RGB)."""
+    return preprocess(Image.open(io.BytesIO(data)), CFG["size"], CFG["crop_pct"], CFG["mean"], CFG["std"])
 
 
 class TritonPythonModel:
@@ -204,7 +198,7 @@ class TritonPythonModel:
         out = []
         for request in requests:
             images = pb_utils.get_input_tensor_by_name(request, "IMAGE").as_numpy()
-            batch = np.stack([preprocess(bytes(b)) for b in images.reshape(-1)])  # (images, 3, size, size)
+            batch = np.stack([preprocess_bytes(bytes(b)) for b in images.reshape(-1)])  # (images, 3, size, size)
             tensor = pb_utils.Tensor(CFG["output"], batch.astype(CFG["dtype"]))
             out.append(pb_utils.InferenceResponse(output_tensors=[tensor]))
         return out
@@ -221,7 +215,12 @@ def _write_ensemble(tmp: Path, name: str, meta: dict, inp: Tensor, outp: Tensor,
     pcfg = {"size": size, "crop_pct": cfg.get("crop_pct", 0.875), "mean": list(cfg.get("mean", (0.485, 0.456, 0.406))),
             "std": list(cfg.get("std", (0.229, 0.224, 0.225))), "output": inp.name, "dtype": dtype}
     (tmp / pre / "1").mkdir(parents=True)
-    (tmp / pre / "1" / "model.py").write_text(_PREPROCESS_PY.format(cfg=json.dumps(pcfg)))
+    import inspect
+
+    from vim_deploy.validate.inputs import preprocess  # the very transform validate applies, copied verbatim
+
+    src = inspect.getsource(preprocess).replace("{", "{{").replace("}", "}}")
+    (tmp / pre / "1" / "model.py").write_text(_PREPROCESS_PY.replace("{preprocess_src}", src).format(cfg=json.dumps(pcfg)))
     image = Tensor("IMAGE", "TYPE_STRING", [1])
     pre_cfg = (f'name: "{pre}"\nbackend: "python"\nmax_batch_size: {max_batch}\n'
                + _pbtxt_tensors("input", [image]) + _pbtxt_tensors("output", [inp])
