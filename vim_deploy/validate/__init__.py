@@ -1,4 +1,4 @@
-"""Accuracy parity: PyTorch reference vs exported graphs (and, later, TensorRT engines)."""
+"""Accuracy parity: the PyTorch reference vs exported graphs and TensorRT engines (runners from vim_deploy.runtimes)."""
 
 from vim_deploy.validate.compare import THRESHOLDS, Metrics, compare_logits, judge
 from vim_deploy.validate.validation import ValidateConfig, run_validation
