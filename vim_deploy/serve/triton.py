@@ -109,6 +109,9 @@ def write_repository(out: str, onnx_path: str, engine: str | None = None, name: 
     if foreign:
         raise VimDeployError(f"'{onnx_path}' has nodes of the domain(s) {', '.join(sorted(foreign))}, which Triton's "
                              "backends cannot serve.", "Export the graph with `vim-deploy export`.")
+    if ensemble and not batched:  # said before any library is looked for
+        raise VimDeployError("the preprocessing ensemble needs a model that batches (a dynamic-batch graph).",
+                             "Export with a dynamic batch (the default), or drop --ensemble.")
     library = None
     if engine:
         from vim_deploy.native.paths import find_plugin_library
@@ -149,9 +152,6 @@ def write_repository(out: str, onnx_path: str, engine: str | None = None, name: 
             (tmp / "lib").mkdir()
             shutil.copyfile(library, tmp / "lib" / lib_name)
         if ensemble:
-            if not max_batch:
-                raise VimDeployError("the preprocessing ensemble needs a model that batches (a dynamic-batch graph).",
-                                     "Export with a dynamic batch (the default), or drop --ensemble.")
             models += _write_ensemble(tmp, name, meta, inputs[0], outputs[0], max_batch)
         if out_path.exists():
             shutil.rmtree(out_path) if out_path.is_dir() else out_path.unlink()
