@@ -34,13 +34,15 @@ def model_options(default_model: str | None = "vim_tiny"):
 def graph_form_options(fn):
     """--form (a preset of vim_deploy.export.forms.PRESETS), --ort-optimized, and one option per graph-form knob
     (vim_deploy.export.forms.KNOBS), each overriding the preset; the command gets ``form`` (a GraphForm)."""
-    from vim_deploy.export.forms import KNOBS, PRESETS, preset
+    from vim_deploy.export.forms import KNOB, KNOBS, PRESETS, preset
 
     @functools.wraps(fn)
     def wrapper(*args, form_name, ort_optimized, **kwargs):
         form = preset("ort-optimized" if ort_optimized else form_name)
         changes = {k.name: kwargs.pop(k.name) for k in KNOBS}
-        changes = {name: (int(v) if name == "token_padding" else v) for name, v in changes.items() if v is not None}
+        # choices arrive as strings; the knob's default says the type (bools come from flags as bools)
+        changes = {name: (v if isinstance(v, bool) else type(KNOB[name].default)(v))
+                   for name, v in changes.items() if v is not None}
         return fn(*args, form=form.with_(**changes), **kwargs)
 
     for knob in reversed(KNOBS):

@@ -45,13 +45,15 @@ class ReferenceRunner(Runner):
         return np.asarray(self.evaluator.run(None, {self.input_name: x})[0], dtype=np.float32)
 
 
-def load_onnx(path: str) -> onnx.ModelProto:
+def load_onnx(path: str, load_external_data: bool = True) -> onnx.ModelProto:
+    """The graph at ``path``, or one line saying why not (missing, empty, not ONNX). ``load_external_data=False``
+    reads only the structure (what build and the Triton writer need)."""
     if not os.path.isfile(path):
         raise VimDeployError(f"ONNX file '{path}' does not exist.")
     if os.path.getsize(path) == 0:
         raise VimDeployError(f"ONNX file '{path}' is empty (0 bytes).", "Export it again with `vim-deploy export`.")
     try:
-        return onnx.load(path)
+        return onnx.load(path, load_external_data=load_external_data)
     except Exception as e:  # protobuf DecodeError and friends
         raise VimDeployError(f"'{path}' is not a readable ONNX file: {str(e).splitlines()[0][:160] if str(e) else type(e).__name__}.") from None
 

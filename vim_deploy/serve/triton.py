@@ -59,14 +59,9 @@ def _tensor(vi, batched: bool) -> Tensor:
 
 
 def _io(graph_path: str) -> tuple[onnx.ModelProto, bool, list[Tensor], list[Tensor]]:
-    if not os.path.isfile(graph_path):
-        raise VimDeployError(f"ONNX file '{graph_path}' does not exist.")
-    if os.path.getsize(graph_path) == 0:
-        raise VimDeployError(f"ONNX file '{graph_path}' is empty (0 bytes).", "Export it again with `vim-deploy export`.")
-    try:
-        proto = onnx.load(graph_path, load_external_data=False)
-    except Exception as e:  # noqa: BLE001  (protobuf decode errors)
-        raise VimDeployError(f"'{graph_path}' is not a readable ONNX file ({type(e).__name__}).") from None
+    from vim_deploy.runtimes.graphs import load_onnx
+
+    proto = load_onnx(graph_path, load_external_data=False)
     first = proto.graph.input[0].type.tensor_type.shape.dim
     batched = bool(first) and not first[0].HasField("dim_value")
     return (proto, batched, [_tensor(v, batched) for v in proto.graph.input],

@@ -15,8 +15,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import onnx
-
 from vim_deploy.errors import VimDeployError
 from vim_deploy.io_utils import atomic_write_bytes, atomic_write_text, check_writable, dumps_json
 from vim_deploy.ops import schema
@@ -39,12 +37,9 @@ class BuildConfig:
 
 
 def read_onnx_input(path: str) -> tuple[str, list[int], dict]:
-    if Path(path).is_file() and Path(path).stat().st_size == 0:
-        raise VimDeployError(f"ONNX file '{path}' is empty (0 bytes).", "Export it again with `vim-deploy export`.")
-    try:
-        model = onnx.load(path, load_external_data=False)
-    except Exception as e:  # noqa: BLE001  (protobuf decode errors)
-        raise VimDeployError(f"'{path}' is not a readable ONNX file ({type(e).__name__}).") from None
+    from vim_deploy.runtimes.graphs import load_onnx
+
+    model = load_onnx(path, load_external_data=False)
     inp = model.graph.input[0]
     dims = [d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim]
     meta = {p.key: p.value for p in model.metadata_props}
@@ -108,8 +103,6 @@ def build_engine(cfg: BuildConfig, progress=None) -> dict:
     lo, opt, hi = cfg.batch
     if not (1 <= lo <= opt <= hi):
         raise VimDeployError(f"--batch {lo}:{opt}:{hi} must satisfy 1 <= min <= opt <= max.")
-    if not Path(cfg.onnx).is_file():
-        raise VimDeployError(f"ONNX file '{cfg.onnx}' does not exist.")
     check_writable(cfg.output)
     input_name, dims, meta = read_onnx_input(cfg.onnx)
     refuse_ort_only_nodes(cfg.onnx, meta)

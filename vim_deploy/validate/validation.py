@@ -124,10 +124,10 @@ def _run_all(runner, batches: list[np.ndarray], say=None, what: str = "") -> tup
         elif say and len(batches) > 1:
             say(f"{what}: {done}/{total} samples")
     out = np.concatenate(outs)
-    bad = int((~np.isfinite(out)).sum())
-    if bad:
-        log.warning(f"{getattr(runner, 'name', what)}: {bad} of {out.size} logits are NaN / inf "
-                    f"({int((~np.isfinite(out)).any(axis=1).sum())} of {len(out)} samples).")
+    bad = ~np.isfinite(out)
+    if bad.any():
+        log.warning(f"{getattr(runner, 'name', what)}: {int(bad.sum())} of {out.size} logits are NaN / inf "
+                    f"({int(bad.any(axis=1).sum())} of {len(out)} samples).")
     return out, time.perf_counter() - t
 
 
